@@ -1,0 +1,196 @@
+/**
+ * The Santokit custom resources as TypeScript types, and where each lives in the API.
+ * The CRDs in crds/ are the schema of record; these types mirror them.
+ */
+
+export const GROUP = 'santokit.io';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+/** Labels and annotations Santokit sets on objects. */
+export const Labels = {
+  project: 'santokit.io/project',
+  environment: 'santokit.io/environment',
+  managedBy: 'app.kubernetes.io/managed-by',
+} as const;
+
+export const Annotations = {
+  /** set by `stk connections test` to ask for a fresh probe; the operator echoes it in status.probe */
+  probe: 'santokit.io/probe',
+} as const;
+
+export interface ObjectMeta {
+  name: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  finalizers?: string[];
+  ownerReferences?: OwnerReference[];
+}
+
+export interface OwnerReference {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid: string;
+  controller?: boolean;
+  blockOwnerDeletion?: boolean;
+}
+
+export type ConditionStatus = 'True' | 'False' | 'Unknown';
+
+export interface Condition {
+  type: string;
+  status: ConditionStatus;
+  observedGeneration?: number;
+  lastTransitionTime: string;
+  reason: string;
+  message: string;
+}
+
+export interface CommonStatus {
+  observedGeneration?: number;
+  conditions?: Condition[];
+}
+
+export interface Resource<Spec, Status extends CommonStatus = CommonStatus> {
+  apiVersion: string;
+  kind: string;
+  metadata: ObjectMeta;
+  spec: Spec;
+  status?: Status;
+}
+
+export interface ProjectSpec {
+  namespace?: string;
+  displayName?: string;
+}
+export interface ProjectStatus extends CommonStatus {
+  namespace?: string;
+}
+export type Project = Resource<ProjectSpec, ProjectStatus>;
+
+export interface EnvironmentSpec {
+  project: string;
+  release?: string;
+  force?: boolean;
+  historyLimit?: number;
+}
+export interface ReleaseHistoryEntry {
+  release: string;
+  ref?: string;
+  at: string;
+  action: 'apply' | 'promote' | 'rollback';
+}
+export interface EnvironmentStatus extends CommonStatus {
+  currentRelease?: string;
+  history?: ReleaseHistoryEntry[];
+  drift?: string[];
+}
+export type Environment = Resource<EnvironmentSpec, EnvironmentStatus>;
+
+export interface SealedValue {
+  keyId?: string;
+  encryptedKey: string;
+  iv: string;
+  ciphertext: string;
+  tag: string;
+}
+export interface SecretKeyRef {
+  name: string;
+  key: string;
+}
+export interface ConnectionSpec {
+  project: string;
+  environment: string;
+  name: string;
+  engine: 'postgres';
+  sealedUrl?: SealedValue;
+  secretRef?: SecretKeyRef;
+}
+export interface ConnectionStatus extends CommonStatus {
+  target?: string;
+  lastTestedTime?: string;
+  probe?: string;
+}
+export type Connection = Resource<ConnectionSpec, ConnectionStatus>;
+
+export interface ReleaseSpec {
+  project: string;
+  ref: string;
+  repo?: string;
+  contentHash?: string;
+  schema: Record<string, unknown>;
+  permissions: Record<string, unknown>;
+  github?: { repository: string; tokenSecretRef: SecretKeyRef };
+}
+export type Release = Resource<ReleaseSpec>;
+
+export interface InfraHostSpec {
+  project: string;
+  environment: string;
+  host: string;
+  role?: string;
+  provider: 'digitalocean';
+  region: string;
+  size: string;
+  image: string;
+  tags?: string[];
+  credentialsSecretRef: SecretKeyRef;
+  sshKey: { name?: string; generate?: boolean };
+  bootstrap?: {
+    docker?: { enabled?: boolean };
+    tailscale?: { authKeySecretRef: SecretKeyRef; tags?: string[] };
+  };
+  deletionPolicy?: 'Delete' | 'Orphan';
+}
+export interface InfraHostStatus extends CommonStatus {
+  phase?: 'Pending' | 'Provisioning' | 'WaitingForSSH' | 'Bootstrapping' | 'Ready' | 'Failed' | 'Deleting';
+  providerId?: string;
+  publicIPv4?: string;
+  hostKeyFingerprint?: string;
+  action?: 'created' | 'unchanged' | 'reconciled';
+  steps?: Record<string, string>;
+  drift?: string[];
+}
+export type InfraHost = Resource<InfraHostSpec, InfraHostStatus>;
+
+/** Where a kind lives in the API: enough to build any URL for it. */
+export interface KindInfo {
+  readonly group: string;
+  readonly version: string;
+  readonly kind: string;
+  readonly plural: string;
+  readonly namespaced: boolean;
+}
+
+const santokitKind = (kind: string, plural: string, namespaced: boolean): KindInfo => ({ group: GROUP, version: VERSION, kind, plural, namespaced });
+
+export const Kinds = {
+  Project: santokitKind('Project', 'projects', false),
+  Environment: santokitKind('Environment', 'environments', true),
+  Connection: santokitKind('Connection', 'connections', true),
+  Release: santokitKind('Release', 'releases', true),
+  InfraHost: santokitKind('InfraHost', 'infrahosts', true),
+  Namespace: { group: '', version: 'v1', kind: 'Namespace', plural: 'namespaces', namespaced: false },
+  Secret: { group: '', version: 'v1', kind: 'Secret', plural: 'secrets', namespaced: true },
+  ConfigMap: { group: '', version: 'v1', kind: 'ConfigMap', plural: 'configmaps', namespaced: true },
+  Lease: { group: 'coordination.k8s.io', version: 'v1', kind: 'Lease', plural: 'leases', namespaced: true },
+  Role: { group: 'rbac.authorization.k8s.io', version: 'v1', kind: 'Role', plural: 'roles', namespaced: true },
+  RoleBinding: { group: 'rbac.authorization.k8s.io', version: 'v1', kind: 'RoleBinding', plural: 'rolebindings', namespaced: true },
+  ClusterRole: { group: 'rbac.authorization.k8s.io', version: 'v1', kind: 'ClusterRole', plural: 'clusterroles', namespaced: false },
+} as const satisfies Record<string, KindInfo>;
+
+export function apiVersionOf(k: KindInfo): string {
+  return k.group === '' ? k.version : `${k.group}/${k.version}`;
+}
+
+/** The namespace a project owns. */
+export function projectNamespace(project: Pick<Project, 'metadata' | 'spec'>): string {
+  return project.spec.namespace ?? `stk-${project.metadata.name}`;
+}

@@ -1,0 +1,291 @@
+import http from 'node:http';
+import https from 'node:https';
+import { KubeConfig, Watch } from '@kubernetes/client-node';
+import {
+  ConflictError,
+  ForbiddenError,
+  InternalError,
+  NotFoundError,
+  SantokitError,
+  UnauthorizedError,
+  UnavailableError,
+  ValidationError,
+} from '../errors.ts';
+import { apiVersionOf, type KindInfo } from '../api/resources.ts';
+
+/**
+ * The one Kubernetes client wrapper. client-node provides kubeconfig loading, authentication
+ * and TLS (`applyToHTTPSOptions`) and the watch stream; this wrapper speaks REST paths directly
+ * so every kind, subresource and patch type goes through one code path, and maps API errors
+ * (by status code and Status reason, never by message text) onto the Santokit error hierarchy.
+ */
+
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: { name: string; namespace?: string; resourceVersion?: string; uid?: string; [k: string]: unknown };
+  [k: string]: unknown;
+}
+
+export interface ListResult<T> {
+  items: T[];
+  resourceVersion: string;
+}
+
+export interface KubeClientOptions {
+  kubeconfig?: string;
+  context?: string;
+}
+
+export type PatchType = 'merge' | 'apply' | 'json';
+
+const contentTypes: Record<PatchType, string> = {
+  merge: 'application/merge-patch+json',
+  apply: 'application/apply-patch+yaml',
+  json: 'application/json-patch+json',
+};
+
+/** A Kubernetes `Status` object as returned in error bodies. */
+interface ApiStatus {
+  kind?: string;
+  message?: string;
+  reason?: string;
+  code?: number;
+}
+
+export class KubeClient {
+  readonly config: KubeConfig;
+  private readonly server: URL;
+
+  constructor(config: KubeConfig) {
+    this.config = config;
+    const cluster = config.getCurrentCluster();
+    if (!cluster) throw new ValidationError('the kubeconfig has no current cluster', [], { hint: 'pass --kubeconfig and --context, or set KUBECONFIG' });
+    this.server = new URL(cluster.server);
+  }
+
+  /** Loads a kubeconfig from a path, KUBECONFIG or the default locations. */
+  static load(options: KubeClientOptions = {}): KubeClient {
+    const kc = new KubeConfig();
+    try {
+      if (options.kubeconfig) kc.loadFromFile(options.kubeconfig);
+      else kc.loadFromDefault();
+    } catch (err) {
+      throw new ValidationError(`cannot read kubeconfig${options.kubeconfig ? ` ${options.kubeconfig}` : ''}: ${(err as Error).message}`, [], {
+        hint: 'pass --kubeconfig <file> or set KUBECONFIG',
+      });
+    }
+    if (options.context) {
+      if (!kc.getContextObject(options.context)) throw new ValidationError(`kubeconfig has no context "${options.context}"`);
+      kc.setCurrentContext(options.context);
+    }
+    return new KubeClient(kc);
+  }
+
+  get currentContext(): string {
+    return this.config.getCurrentContext();
+  }
+
+  get serverUrl(): string {
+    return this.server.toString();
+  }
+
+  /** The REST path of a collection or of one object. */
+  static path(kind: KindInfo, namespace?: string, name?: string, subresource?: string): string {
+    const base = kind.group === '' ? `/api/${kind.version}` : `/apis/${kind.group}/${kind.version}`;
+    const ns = kind.namespaced && namespace ? `/namespaces/${encodeURIComponent(namespace)}` : '';
+    const obj = name === undefined ? '' : `/${encodeURIComponent(name)}`;
+    const sub = subresource === undefined ? '' : `/${subresource}`;
+    return `${base}${ns}/${kind.plural}${obj}${sub}`;
+  }
+
+  async get<T extends KubeObject>(kind: KindInfo, name: string, namespace?: string): Promise<T> {
+    return this.request<T>('GET', KubeClient.path(kind, namespace, name));
+  }
+
+  /** Like get, but undefined when the object does not exist. */
+  async find<T extends KubeObject>(kind: KindInfo, name: string, namespace?: string): Promise<T | undefined> {
+    try {
+      return await this.get<T>(kind, name, namespace);
+    } catch (err) {
+      if (err instanceof NotFoundError) return undefined;
+      throw err;
+    }
+  }
+
+  /** Lists every page of a collection; `namespace` undefined lists across namespaces. */
+  async list<T extends KubeObject>(kind: KindInfo, options: { namespace?: string; labelSelector?: string } = {}): Promise<ListResult<T>> {
+    const items: T[] = [];
+    let continueToken: string | undefined;
+    let resourceVersion = '';
+    do {
+      const query: Record<string, string> = { limit: '500' };
+      if (options.labelSelector) query.labelSelector = options.labelSelector;
+      if (continueToken) query.continue = continueToken;
+      const page = await this.request<{ items: T[]; metadata: { resourceVersion: string; continue?: string } }>(
+        'GET',
+        KubeClient.path(kind, options.namespace),
+        { query },
+      );
+      const apiVersion = apiVersionOf(kind);
+      for (const item of page.items) items.push({ ...item, apiVersion, kind: kind.kind });
+      resourceVersion = page.metadata.resourceVersion;
+      continueToken = page.metadata.continue || undefined;
+    } while (continueToken);
+    return { items, resourceVersion };
+  }
+
+  async create<T extends KubeObject>(kind: KindInfo, obj: T, options: { dryRun?: boolean; fieldManager?: string } = {}): Promise<T> {
+    const query: Record<string, string> = {};
+    if (options.dryRun) query.dryRun = 'All';
+    if (options.fieldManager) query.fieldManager = options.fieldManager;
+    return this.request<T>('POST', KubeClient.path(kind, obj.metadata.namespace), { body: obj, query });
+  }
+
+  /** Server-side apply with one field manager; `force` takes ownership of conflicting fields. */
+  async apply<T extends KubeObject>(kind: KindInfo, obj: T, options: { fieldManager: string; force?: boolean; dryRun?: boolean; subresource?: string }): Promise<T> {
+    const query: Record<string, string> = { fieldManager: options.fieldManager };
+    if (options.force) query.force = 'true';
+    if (options.dryRun) query.dryRun = 'All';
+    const body = { ...obj, apiVersion: apiVersionOf(kind), kind: kind.kind };
+    return this.request<T>('PATCH', KubeClient.path(kind, obj.metadata.namespace, obj.metadata.name, options.subresource), {
+      body,
+      query,
+      contentType: contentTypes.apply,
+    });
+  }
+
+  /** A JSON merge patch (or JSON patch) of an object or a subresource such as `status`. */
+  async patch<T extends KubeObject>(
+    kind: KindInfo,
+    name: string,
+    namespace: string | undefined,
+    patch: unknown,
+    options: { type?: PatchType; subresource?: string; fieldManager?: string } = {},
+  ): Promise<T> {
+    const query: Record<string, string> = {};
+    if (options.fieldManager) query.fieldManager = options.fieldManager;
+    return this.request<T>('PATCH', KubeClient.path(kind, namespace, name, options.subresource), {
+      body: patch,
+      query,
+      contentType: contentTypes[options.type ?? 'merge'],
+    });
+  }
+
+  /** Deletes an object; true if it was there. */
+  async delete(kind: KindInfo, name: string, namespace?: string, options: { propagationPolicy?: 'Foreground' | 'Background' | 'Orphan' } = {}): Promise<boolean> {
+    try {
+      await this.request('DELETE', KubeClient.path(kind, namespace, name), {
+        body: { kind: 'DeleteOptions', apiVersion: 'v1', propagationPolicy: options.propagationPolicy ?? 'Background' },
+      });
+      return true;
+    } catch (err) {
+      if (err instanceof NotFoundError) return false;
+      throw err;
+    }
+  }
+
+  /** POSTs to a virtual resource such as SelfSubjectReview or SelfSubjectAccessReview. */
+  async post<T>(path: string, body: unknown): Promise<T> {
+    return this.request<T>('POST', path, { body });
+  }
+
+  /**
+   * Starts a watch; `onEvent` receives each event, `onDone` the end of the stream (undefined
+   * when the server closed it normally). Returns the AbortController that stops it.
+   */
+  async watch(
+    path: string,
+    query: Record<string, string | number | boolean | undefined>,
+    onEvent: (type: string, object: KubeObject) => void,
+    onDone: (err: unknown) => void,
+  ): Promise<AbortController> {
+    return new Watch(this.config).watch(path, query, onEvent, onDone);
+  }
+
+  /** One REST call. Errors come back as SantokitErrors. */
+  async request<T>(
+    method: string,
+    path: string,
+    options: { body?: unknown; query?: Record<string, string>; contentType?: string; timeoutMs?: number } = {},
+  ): Promise<T> {
+    const url = new URL(path, this.server);
+    for (const [k, v] of Object.entries(options.query ?? {})) url.searchParams.set(k, v);
+    const requestOptions: https.RequestOptions = {
+      method,
+      protocol: url.protocol,
+      hostname: url.hostname,
+      port: url.port,
+      path: `${url.pathname}${url.search}`,
+      headers: { Accept: 'application/json' },
+    };
+    await this.config.applyToHTTPSOptions(requestOptions);
+    const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
+    if (payload !== undefined) {
+      requestOptions.headers = { ...requestOptions.headers, 'Content-Type': options.contentType ?? 'application/json', 'Content-Length': Buffer.byteLength(payload) };
+    }
+    const { status, text } = await send(url.protocol, requestOptions, payload, options.timeoutMs ?? 30_000, `${method} ${url.pathname}`);
+    if (status >= 200 && status < 300) return (text === '' ? undefined : JSON.parse(text)) as T;
+    throw errorFromResponse(status, text, method, url.pathname);
+  }
+}
+
+function send(protocol: string, options: https.RequestOptions, payload: string | undefined, timeoutMs: number, what: string): Promise<{ status: number; text: string }> {
+  const transport = protocol === 'http:' ? http : https;
+  return new Promise((resolve, reject) => {
+    const req = transport.request(options, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.setTimeout(timeoutMs, () => req.destroy(Object.assign(new Error(`timed out after ${timeoutMs} ms`), { code: 'ETIMEDOUT' })));
+    req.on('error', (err: NodeJS.ErrnoException) =>
+      reject(new UnavailableError(`cannot reach the Kubernetes API server (${what}): ${err.code ?? err.message}`, { cause: err, reason: 'ClusterUnreachable' })),
+    );
+    if (payload !== undefined) req.write(payload);
+    req.end();
+  });
+}
+
+/** Maps an API error response onto the hierarchy, by HTTP code and Status reason. */
+export function errorFromResponse(status: number, text: string, method: string, path: string): SantokitError {
+  let body: ApiStatus = {};
+  try {
+    body = JSON.parse(text) as ApiStatus;
+  } catch {
+    /* not a Status object */
+  }
+  const message = body.message ?? `${method} ${path} answered ${status}`;
+  const reason = body.reason;
+  switch (status) {
+    case 400:
+    case 422: {
+      // The API server's message already names every invalid field.
+      return new ValidationError(message, [], { reason: 'Invalid' });
+    }
+    case 401:
+      return new UnauthorizedError(message, { hint: 'check your kubeconfig credentials (stk login)' });
+    case 403:
+      return new ForbiddenError(message);
+    case 404:
+      return new NotFoundError(message);
+    case 409:
+      return new ConflictError(message, { reason: reason ?? 'Conflict', retryable: reason === 'Conflict' });
+    case 410:
+      return new ConflictError(message, { reason: 'Expired', retryable: true });
+    case 429:
+    case 500:
+    case 502:
+    case 503:
+    case 504:
+      return new UnavailableError(message, { reason: reason ?? 'Unavailable' });
+    default:
+      return new InternalError(message);
+  }
+}
+
+/** True for the API's "already exists" conflict. */
+export function isAlreadyExists(err: unknown): boolean {
+  return err instanceof ConflictError && err.reason === 'AlreadyExists';
+}

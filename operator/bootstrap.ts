@@ -1,0 +1,168 @@
+import { generateKeyPairSync, createHash } from 'node:crypto';
+import forge from 'node-forge';
+import type { Logger } from 'pino';
+import { Kinds } from '../core/api/resources.ts';
+import { isAlreadyExists, type KubeClient, type KubeObject } from '../core/kube/client.ts';
+import { FIELD_MANAGER } from './runtime/skeleton.ts';
+
+export const SEALING_SECRET = 'santokit-sealing-key';
+export const SEALING_CONFIGMAP = 'santokit-sealing-cert';
+
+const namespacedKinds = ['environments', 'connections', 'releases', 'infrahosts'];
+
+/**
+ * The project ClusterRoles. Bound with a RoleBinding in a project namespace they grant rights in
+ * that project only: Kubernetes namespace RBAC is project RBAC.
+ */
+export const projectClusterRoles: Array<{ name: string; rules: object[] }> = [
+  {
+    name: 'santokit-project-admin',
+    rules: [
+      { apiGroups: ['santokit.io'], resources: namespacedKinds, verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] },
+      { apiGroups: ['santokit.io'], resources: namespacedKinds.map((k) => `${k}/status`), verbs: ['get'] },
+      { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] },
+      { apiGroups: [''], resources: ['events'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] },
+    ],
+  },
+  {
+    name: 'santokit-project-deployer',
+    rules: [
+      { apiGroups: ['santokit.io'], resources: namespacedKinds, verbs: ['get', 'list', 'watch'] },
+      { apiGroups: ['santokit.io'], resources: ['releases'], verbs: ['create'] },
+      { apiGroups: ['santokit.io'], resources: ['environments', 'connections', 'infrahosts'], verbs: ['create', 'update', 'patch'] },
+      { apiGroups: [''], resources: ['events'], verbs: ['get', 'list', 'watch'] },
+    ],
+  },
+  {
+    name: 'santokit-project-viewer',
+    rules: [
+      { apiGroups: ['santokit.io'], resources: namespacedKinds, verbs: ['get', 'list', 'watch'] },
+      { apiGroups: [''], resources: ['events'], verbs: ['get', 'list', 'watch'] },
+    ],
+  },
+];
+
+/**
+ * First-run bootstrap, idempotent and safe to race between replicas: the operator namespace, the
+ * sealing key pair (a Secret; its certificate published in a ConfigMap that any user can read)
+ * and the project ClusterRoles.
+ */
+export async function bootstrapOperator(client: KubeClient, namespace: string, log: Logger): Promise<void> {
+  await ensureNamespace(client, namespace);
+  const certPem = await ensureSealingKey(client, namespace, log);
+  await client.apply(
+    Kinds.ConfigMap,
+    {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: SEALING_CONFIGMAP, namespace, labels: { 'app.kubernetes.io/managed-by': 'santokit' } },
+      data: { 'tls.crt': certPem, keyId: sealingKeyId(certPem) },
+    },
+    { fieldManager: FIELD_MANAGER, force: true },
+  );
+  await publishSealingCertificate(client, namespace);
+  for (const role of projectClusterRoles) {
+    await client.apply(
+      Kinds.ClusterRole,
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRole',
+        metadata: { name: role.name, labels: { 'app.kubernetes.io/managed-by': 'santokit' } },
+        rules: role.rules,
+      },
+      { fieldManager: FIELD_MANAGER, force: true },
+    );
+  }
+  log.info({ namespace }, 'bootstrap complete');
+}
+
+/** Every authenticated user may read the sealing certificate: `stk connections set` seals with it. */
+async function publishSealingCertificate(client: KubeClient, namespace: string): Promise<void> {
+  const name = 'santokit-sealing-cert-reader';
+  const labels = { 'app.kubernetes.io/managed-by': 'santokit' };
+  await client.apply(
+    Kinds.Role,
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: { name, namespace, labels },
+      rules: [{ apiGroups: [''], resources: ['configmaps'], resourceNames: [SEALING_CONFIGMAP], verbs: ['get'] }],
+    },
+    { fieldManager: FIELD_MANAGER, force: true },
+  );
+  await client.apply(
+    Kinds.RoleBinding,
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name, namespace, labels },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
+      subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'system:authenticated' }],
+    },
+    { fieldManager: FIELD_MANAGER, force: true },
+  );
+}
+
+async function ensureNamespace(client: KubeClient, name: string): Promise<void> {
+  if (await client.find(Kinds.Namespace, name)) return;
+  try {
+    await client.create(Kinds.Namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+  } catch (err) {
+    if (!isAlreadyExists(err)) throw err;
+  }
+}
+
+interface SecretObject extends KubeObject {
+  data?: Record<string, string>;
+}
+
+/** Returns the sealing certificate, creating the key pair on first run (the first writer wins). */
+async function ensureSealingKey(client: KubeClient, namespace: string, log: Logger): Promise<string> {
+  const existing = await client.find<SecretObject>(Kinds.Secret, SEALING_SECRET, namespace);
+  if (existing?.data?.['tls.crt']) return Buffer.from(existing.data['tls.crt'], 'base64').toString('utf8');
+  const { keyPem, certPem } = makeSealingKeyPair();
+  try {
+    await client.create(Kinds.Secret, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      type: 'kubernetes.io/tls',
+      metadata: { name: SEALING_SECRET, namespace, labels: { 'app.kubernetes.io/managed-by': 'santokit' } },
+      data: { 'tls.key': Buffer.from(keyPem).toString('base64'), 'tls.crt': Buffer.from(certPem).toString('base64') },
+    });
+    log.info('created the sealing key pair');
+    return certPem;
+  } catch (err) {
+    if (!isAlreadyExists(err)) throw err;
+    const winner = await client.get<SecretObject>(Kinds.Secret, SEALING_SECRET, namespace);
+    return Buffer.from(winner.data?.['tls.crt'] ?? '', 'base64').toString('utf8');
+  }
+}
+
+/** A 3072-bit RSA key (generated by Node's crypto, which is fast) and a self-signed certificate made with node-forge. */
+export function makeSealingKeyPair(now: Date = new Date()): { keyPem: string; certPem: string } {
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', {
+    modulusLength: 3072,
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  });
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = forge.pki.publicKeyFromPem(publicKey);
+  cert.serialNumber = `01${createHash('sha256').update(publicKey).digest('hex').slice(0, 30)}`;
+  cert.validity.notBefore = now;
+  cert.validity.notAfter = new Date(now.getTime() + 10 * 365 * 24 * 3600 * 1000);
+  const subject = [{ name: 'commonName', value: 'santokit-sealing' }, { name: 'organizationName', value: 'santokit.io' }];
+  cert.setSubject(subject);
+  cert.setIssuer(subject);
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: false },
+    { name: 'keyUsage', keyEncipherment: true, dataEncipherment: true },
+  ]);
+  cert.sign(forge.pki.privateKeyFromPem(privateKey), forge.md.sha256.create());
+  return { keyPem: privateKey, certPem: forge.pki.certificateToPem(cert) };
+}
+
+/** A short, stable id of a sealing certificate (sealed values name the key they were made for). */
+export function sealingKeyId(certPem: string): string {
+  return createHash('sha256').update(certPem.trim()).digest('hex').slice(0, 16);
+}

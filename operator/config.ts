@@ -1,0 +1,41 @@
+import os from 'node:os';
+import { loadConfig, type ConfigOf, type ConfigSources, type ConfigSpec } from '../core/config.ts';
+
+/** Everything the operator process can be told, from flags or environment variables. */
+export const operatorConfigSpec = {
+  kubeconfig: { type: 'string', flag: 'kubeconfig', env: 'KUBECONFIG', description: 'kubeconfig file (in-cluster or default locations when unset)' },
+  context: { type: 'string', flag: 'context', env: 'SANTOKIT_KUBE_CONTEXT', description: 'kubeconfig context' },
+  namespace: {
+    type: 'string',
+    flag: 'namespace',
+    env: 'SANTOKIT_NAMESPACE',
+    default: 'santokit-system',
+    description: 'namespace of the operator: leader lease, sealing key',
+    schema: { pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', maxLength: 63 },
+  },
+  bindAddress: { type: 'string', flag: 'bind-address', env: 'SANTOKIT_BIND_ADDRESS', default: '0.0.0.0', description: 'address of the probe, metrics and data-plane servers' },
+  healthPort: { type: 'integer', flag: 'health-port', env: 'SANTOKIT_HEALTH_PORT', default: 8081, description: 'port of /healthz, /readyz and /metrics (0: any free port)', schema: { minimum: 0, maximum: 65535 } },
+  bridgePort: { type: 'integer', flag: 'port', env: 'SANTOKIT_BRIDGE_PORT', default: 8080, description: 'port of the data plane (bridge only)', schema: { minimum: 0, maximum: 65535 } },
+  leaderElect: { type: 'boolean', flag: 'leader-elect', env: 'SANTOKIT_LEADER_ELECT', default: true, description: 'campaign for the leader lease; only the leader reconciles' },
+  leaseName: { type: 'string', flag: 'lease-name', env: 'SANTOKIT_LEASE_NAME', default: 'santokit-operator', description: 'name of the leader Lease' },
+  leaseDurationSeconds: { type: 'integer', flag: 'lease-duration', env: 'SANTOKIT_LEASE_DURATION', default: 15, description: 'seconds a lease is valid', schema: { minimum: 2, maximum: 300 } },
+  renewDeadlineSeconds: { type: 'integer', flag: 'renew-deadline', env: 'SANTOKIT_RENEW_DEADLINE', default: 10, description: 'seconds the leader keeps trying to renew', schema: { minimum: 1, maximum: 300 } },
+  retryPeriodSeconds: { type: 'integer', flag: 'retry-period', env: 'SANTOKIT_RETRY_PERIOD', default: 2, description: 'seconds between election attempts', schema: { minimum: 1, maximum: 60 } },
+  identity: { type: 'string', flag: 'identity', env: 'SANTOKIT_IDENTITY', default: `${os.hostname()}_${process.pid}`, description: 'identity in the leader lease' },
+  logLevel: {
+    type: 'string',
+    flag: 'log-level',
+    env: 'LOG_LEVEL',
+    default: 'info',
+    description: 'log level',
+    schema: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
+  },
+  shutdownTimeoutSeconds: { type: 'integer', flag: 'shutdown-timeout', env: 'SANTOKIT_SHUTDOWN_TIMEOUT', default: 30, description: 'deadline for graceful shutdown', schema: { minimum: 1, maximum: 600 } },
+  resyncSeconds: { type: 'integer', flag: 'resync', env: 'SANTOKIT_RESYNC', default: 300, description: 'seconds between full re-checks of every object', schema: { minimum: 5, maximum: 86400 } },
+} as const satisfies ConfigSpec;
+
+export type OperatorConfig = ConfigOf<typeof operatorConfigSpec>;
+
+export function loadOperatorConfig(sources: ConfigSources): OperatorConfig {
+  return loadConfig(operatorConfigSpec, sources);
+}

@@ -1,0 +1,117 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { isSantokitError, ValidationError } from '../core/errors.ts';
+import { KubeClient } from '../core/kube/client.ts';
+import { createLogger, type Logger } from '../core/log.ts';
+import { bootstrapOperator } from './bootstrap.ts';
+import { loadOperatorConfig, operatorConfigSpec, type OperatorConfig } from './config.ts';
+import { EnvironmentReconciler } from './reconcilers/environment.ts';
+import { ProjectReconciler } from './reconcilers/project.ts';
+import { EventRecorder } from './runtime/events.ts';
+import { Manager } from './runtime/manager.ts';
+import { Kinds, type Environment } from '../core/api/resources.ts';
+import type { KubeObject } from '../core/kube/client.ts';
+
+/** `santokit-operator`: the controller manager; `santokit-operator bridge`: the data plane. */
+function main(argv: string[]): void {
+  const program = new Command('santokit-operator')
+    .description('Santokit operator: reconciles Projects, Environments, Connections, Releases and InfraHosts')
+    .showHelpAfterError()
+    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 1));
+  addConfigOptions(program).action(async (opts: Record<string, string | undefined>) => {
+    const config = configOrExit(opts);
+    process.exitCode = await runManager(config);
+  });
+  addConfigOptions(program.command('bridge').description('run the data plane (POST /call)')).action((opts: Record<string, string | undefined>) => {
+    configOrExit(opts);
+    process.stderr.write('santokit-operator bridge: the data plane is not part of this build yet\n');
+    process.exitCode = 1;
+  });
+  void program.parseAsync(argv);
+}
+
+function addConfigOptions(cmd: Command): Command {
+  for (const field of Object.values(operatorConfigSpec)) {
+    if ('flag' in field) cmd.option(`--${field.flag} <value>`, `${field.description}${'env' in field ? ` [env ${field.env}]` : ''}`);
+  }
+  return cmd;
+}
+
+function configOrExit(opts: Record<string, string | undefined>): OperatorConfig {
+  const flags: Record<string, string | undefined> = {};
+  for (const field of Object.values(operatorConfigSpec)) {
+    if ('flag' in field) flags[field.flag] = opts[camel(field.flag)];
+  }
+  try {
+    return loadOperatorConfig({ env: process.env, flags });
+  } catch (err) {
+    if (err instanceof ValidationError) {
+      process.stderr.write(`santokit-operator: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+}
+
+async function runManager(config: OperatorConfig): Promise<number> {
+  const log = createLogger('santokit-operator', config.logLevel);
+  const client = KubeClient.load({ ...(config.kubeconfig ? { kubeconfig: config.kubeconfig } : {}), ...(config.context ? { context: config.context } : {}) });
+  const abort = new AbortController();
+  const onSignal = (signal: string) => {
+    log.info({ signal }, 'signal received');
+    abort.abort();
+  };
+  process.once('SIGTERM', () => onSignal('SIGTERM'));
+  process.once('SIGINT', () => onSignal('SIGINT'));
+
+  if (!(await bootstrapWithRetry(client, config, log, abort.signal))) return 0;
+
+  const manager = new Manager({
+    client,
+    log,
+    probeAddress: { host: config.bindAddress, port: config.healthPort },
+    leaderElection: config.leaderElect
+      ? {
+          namespace: config.namespace,
+          name: config.leaseName,
+          identity: config.identity,
+          leaseDurationMs: config.leaseDurationSeconds * 1000,
+          renewDeadlineMs: config.renewDeadlineSeconds * 1000,
+          retryPeriodMs: config.retryPeriodSeconds * 1000,
+        }
+      : undefined,
+    shutdownTimeoutMs: config.shutdownTimeoutSeconds * 1000,
+    resyncMs: config.resyncSeconds * 1000,
+  });
+  const events = new EventRecorder(client, 'santokit-operator', log, config.namespace);
+  manager.addController(new ProjectReconciler(client, events));
+  const environments = manager.informer<Environment & KubeObject>(Kinds.Environment);
+  manager.addController(new EnvironmentReconciler(client, events), { watches: [EnvironmentReconciler.watchProjects(environments)] });
+
+  abort.signal.addEventListener('abort', () => void manager.shutdown(0));
+  await manager.start();
+  log.info({ probePort: manager.probePort, identity: config.identity, leaderElection: config.leaderElect }, 'operator started');
+  return manager.done;
+}
+
+/** The API server may not be up yet: retry the first-run bootstrap with backoff until it works or we are told to stop. */
+async function bootstrapWithRetry(client: KubeClient, config: OperatorConfig, log: Logger, signal: AbortSignal): Promise<boolean> {
+  for (let attempt = 0; !signal.aborted; attempt++) {
+    try {
+      await bootstrapOperator(client, config.namespace, log);
+      return true;
+    } catch (err) {
+      if (isSantokitError(err) && !err.retryable) throw err;
+      const delay = Math.min(10_000, 250 * 2 ** attempt);
+      log.warn({ err, retryInMs: delay }, 'bootstrap failed; retrying');
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+  return false;
+}
+
+function camel(flag: string): string {
+  return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+main(process.argv);
