@@ -33,6 +33,10 @@ export interface ConfigSources {
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** parsed flags keyed by flag name (`health-port`) */
   readonly flags?: Readonly<Record<string, string | boolean | undefined>>;
+  /** values from a file (such as `.stk/context.json`) keyed by field name, below env and flags */
+  readonly file?: Readonly<Record<string, unknown>>;
+  /** name of that file, for error messages */
+  readonly fileName?: string;
 }
 
 const ajv = new Ajv({ allErrors: true, strict: true });
@@ -46,9 +50,11 @@ export function loadConfig<S extends ConfigSpec>(spec: S, sources: ConfigSources
   for (const [key, field] of Object.entries(spec)) {
     const fromFlag = field.flag === undefined ? undefined : sources.flags?.[field.flag];
     const fromEnv = field.env === undefined ? undefined : sources.env?.[field.env];
-    const where = [field.flag && `--${field.flag}`, field.env].filter(Boolean).join(' / ') || key;
+    const fromFile = sources.file?.[key];
+    const given = fromFlag ?? fromEnv ?? (fromFile === undefined || fromFile === null ? undefined : (fromFile as string | boolean | number));
+    const sourceName = fromFlag !== undefined ? `--${field.flag}` : fromEnv !== undefined ? field.env : fromFile !== undefined ? `${sources.fileName ?? 'file'} ${key}` : undefined;
+    const where = sourceName ?? ([field.flag && `--${field.flag}`, field.env].filter(Boolean).join(' / ') || key);
     origin[key] = where;
-    const given = fromFlag ?? fromEnv;
     if (given === undefined || given === '') {
       if (field.default !== undefined) raw[key] = field.default;
       continue;
@@ -74,7 +80,12 @@ export function loadConfig<S extends ConfigSpec>(spec: S, sources: ConfigSources
     for (const e of validate.errors ?? []) {
       const key = e.keyword === 'required' ? String(e.params.missingProperty) : e.instancePath.replace(/^\//, '');
       if (problems.some((p) => p.path === origin[key])) continue;
-      const message = e.keyword === 'required' ? 'is required' : (e.message ?? 'is invalid');
+      const message =
+        e.keyword === 'required'
+          ? 'is required'
+          : e.keyword === 'enum'
+            ? `must be one of ${(e.params.allowedValues as unknown[]).join(', ')}, got "${String(raw[key])}"`
+            : `${e.message ?? 'is invalid'}, got "${String(raw[key])}"`;
       problems.push({ path: origin[key] ?? key, message });
     }
   }
@@ -82,8 +93,9 @@ export function loadConfig<S extends ConfigSpec>(spec: S, sources: ConfigSources
   return Object.freeze(raw) as ConfigOf<S>;
 }
 
-function coerce(type: FieldType, value: string | boolean): unknown {
+function coerce(type: FieldType, value: string | boolean | number): unknown {
   if (type === 'string') return typeof value === 'string' ? value : undefined;
+  if (typeof value === 'number') return type === 'integer' && Number.isInteger(value) ? value : undefined;
   if (type === 'boolean') {
     if (typeof value === 'boolean') return value;
     if (value === 'true' || value === '1') return true;

@@ -97,6 +97,7 @@ export class Controller {
     const stopTimer = this.metrics.reconcileDuration.startTimer({ controller: this.name });
     try {
       const result = await this.reconciler.reconcile(request, { log, reconcileId });
+      log.debug({ requeueAfterMs: result?.requeueAfterMs }, 'reconciled');
       this.queue.forget(key);
       if (result?.requeueAfterMs !== undefined) {
         this.queue.addAfter(key, result.requeueAfterMs);

@@ -1,0 +1,37 @@
+#!/usr/bin/env node
+import { Command, Option } from 'commander';
+import { registerAuthCommands } from './commands/auth.ts';
+import { registerContextCommands } from './commands/context.ts';
+import { registerEnvCommands, registerProjectCommands } from './commands/project.ts';
+import { version } from './version.ts';
+
+const exitCodes = `
+Exit codes:
+  0   ok
+  1   usage or invalid input
+  2   rejected by the cluster (conflict, forbidden, not found, gate failed)
+  3   a dependency failed (database, cloud API, cluster unreachable, bootstrap could not run)
+  10  partial success (some hosts failed)`;
+
+/** `stk`: writes Santokit resources from Git refs. Loads the terminal UI only where a TTY needs it. */
+export function buildProgram(): Command {
+  const program = new Command('stk')
+    .description('Santokit CLI: projects, environments, connections and releases from Git refs')
+    .version(version, '-v, --version')
+    .option('--kubeconfig <file>', 'kubeconfig file [env KUBECONFIG]')
+    .option('--context <kube-context>', 'kubeconfig context')
+    .addOption(new Option('--json', 'machine-readable output'))
+    .showHelpAfterError()
+    .addHelpText('after', exitCodes)
+    .exitOverride((err) => {
+      // Usage errors (unknown option, missing argument) exit 1; --help and --version exit 0.
+      process.exit(err.exitCode === 0 ? 0 : 1);
+    });
+  registerContextCommands(program);
+  registerAuthCommands(program);
+  registerProjectCommands(program);
+  registerEnvCommands(program);
+  return program;
+}
+
+await buildProgram().parseAsync(process.argv);

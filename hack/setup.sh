@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what Santokit needs on a fresh Debian machine: system packages (Postgres 15 server
+# binaries, OpenSSH server for bootstrap tests, tmux for the terminal UI test, openssl), then the
+# npm dependencies, including the pinned Node 24 that every npm script runs on.
+# Go (for building the local control plane in hack/) must already be installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+[ -x /usr/lib/postgresql/15/bin/initdb ] || need_apt+=(postgresql-15)
+command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
+command -v tmux >/dev/null 2>&1 || need_apt+=(tmux)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v git >/dev/null 2>&1 || need_apt+=(git)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: please install these Debian packages first: ${need_apt[*]}" >&2
+    exit 1
+  fi
+  echo "setup: installing ${need_apt[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then
+  echo "setup: Go is required to build the local control plane (hack/build-control-plane.sh); install Go 1.24 or later" >&2
+  exit 1
+fi
+
+npm ci --no-audit --no-fund --loglevel=error

@@ -1,0 +1,102 @@
+import { describe, expect, it } from 'vitest';
+import { kubectl, uniqueName } from '../support/cluster.ts';
+
+/** The API server itself enforces the CRD schemas: what it accepts and rejects, with which message. */
+
+const release = (name: string, namespace: string, spec: Record<string, unknown>) =>
+  JSON.stringify({ apiVersion: 'santokit.io/v1alpha1', kind: 'Release', metadata: { name, namespace }, spec });
+
+async function withNamespace(): Promise<string> {
+  const ns = uniqueName('crd');
+  const res = await kubectl(['create', 'namespace', ns]);
+  expect(res.code, res.stderr).toBe(0);
+  return ns;
+}
+
+describe('CRDs', () => {
+  it('are installed, served and listed in the santokit category', async () => {
+    const res = await kubectl(['get', 'crd', '-o', 'name']);
+    expect(res.stdout.split('\n').filter((l) => l.includes('santokit.io')).sort()).toEqual([
+      'customresourcedefinition.apiextensions.k8s.io/connections.santokit.io',
+      'customresourcedefinition.apiextensions.k8s.io/environments.santokit.io',
+      'customresourcedefinition.apiextensions.k8s.io/infrahosts.santokit.io',
+      'customresourcedefinition.apiextensions.k8s.io/projects.santokit.io',
+      'customresourcedefinition.apiextensions.k8s.io/releases.santokit.io',
+    ]);
+    const category = await kubectl(['get', 'santokit', '-A']);
+    expect(category.code, category.stderr).toBe(0);
+  });
+
+  it('kubectl apply -f crds/ is idempotent', async () => {
+    const res = await kubectl(['apply', '-f', 'crds/']);
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout).toMatch(/projects\.santokit\.io (unchanged|configured)/);
+  });
+
+  it('accepts a valid Release and shows id, ref, ready and age as printer columns', async () => {
+    const ns = await withNamespace();
+    const ok = await kubectl(['apply', '-f', '-'], { input: release('r-0123abcd', ns, { project: 'demo', ref: 'abc1234', schema: {}, permissions: {} }) });
+    expect(ok.code, ok.stderr).toBe(0);
+    const get = await kubectl(['get', 'releases', '-n', ns]);
+    expect(get.stdout.split('\n')[0]).toMatch(/^NAME\s+REF\s+PROJECT\s+READY\s+AGE$/);
+    expect(get.stdout).toMatch(/r-0123abcd\s+abc1234\s+demo/);
+  });
+
+  it('rejects a Release with a bad name', async () => {
+    const ns = await withNamespace();
+    const res = await kubectl(['create', '-f', '-'], { input: release('Bad_Name', ns, { project: 'demo', ref: 'abc1234', schema: {}, permissions: {} }) });
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toMatch(/metadata.name: Invalid value: "Bad_Name"/);
+  });
+
+  it('rejects a Release with a missing required field or a malformed ref', async () => {
+    const ns = await withNamespace();
+    const missing = await kubectl(['create', '-f', '-'], { input: release(uniqueName('r'), ns, { project: 'demo', schema: {}, permissions: {} }) });
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toMatch(/spec.ref: Required value/);
+    const badRef = await kubectl(['create', '-f', '-'], { input: release(uniqueName('r'), ns, { project: 'demo', ref: 'main', schema: {}, permissions: {} }) });
+    expect(badRef.code).not.toBe(0);
+    expect(badRef.stderr).toMatch(/spec.ref: Invalid value: "main"/);
+  });
+
+  it('rejects any change to an existing Release spec', async () => {
+    const ns = await withNamespace();
+    const name = uniqueName('r');
+    const created = await kubectl(['create', '-f', '-'], { input: release(name, ns, { project: 'demo', ref: 'abc1234', schema: {}, permissions: {} }) });
+    expect(created.code, created.stderr).toBe(0);
+    const patched = await kubectl(['patch', 'release', name, '-n', ns, '--type', 'merge', '-p', '{"spec":{"ref":"def5678"}}']);
+    expect(patched.code).not.toBe(0);
+    expect(patched.stderr).toContain('Release spec is immutable');
+    const after = await kubectl(['get', 'release', name, '-n', ns, '-o', 'jsonpath={.spec.ref}']);
+    expect(after.stdout).toBe('abc1234');
+  });
+
+  it('validates Environment, Connection, Project and InfraHost specs', async () => {
+    const ns = await withNamespace();
+    const cases: Array<[object, RegExp]> = [
+      [{ kind: 'Environment', metadata: { name: 'dev', namespace: ns }, spec: {} }, /spec.project: Required value/],
+      [{ kind: 'Environment', metadata: { name: 'dev', namespace: ns }, spec: { project: 'demo', release: 'Not Valid' } }, /spec.release: Invalid value/],
+      [{ kind: 'Connection', metadata: { name: 'dev-main', namespace: ns }, spec: { project: 'demo', environment: 'dev', name: 'main', engine: 'mysql', secretRef: { name: 's', key: 'url' } } }, /spec.engine: Unsupported value: "mysql"/],
+      [{ kind: 'Connection', metadata: { name: 'dev-main', namespace: ns }, spec: { project: 'demo', environment: 'dev', name: 'main', engine: 'postgres' } }, /exactly one of sealedUrl or secretRef is required/],
+      [{ kind: 'Project', metadata: { name: '1-starts-with-digit' }, spec: {} }, /DNS-1123 label starting with a letter/],
+      [
+        { kind: 'InfraHost', metadata: { name: 'h', namespace: ns }, spec: { project: 'demo', environment: 'dev', host: 'app-1', provider: 'aws', region: 'nyc1', size: 's', image: 'i', credentialsSecretRef: { name: 'a', key: 'b' }, sshKey: { name: 'k' } } },
+        /spec.provider: Unsupported value: "aws"/,
+      ],
+    ];
+    for (const [obj, message] of cases) {
+      const res = await kubectl(['create', '-f', '-'], { input: JSON.stringify({ apiVersion: 'santokit.io/v1alpha1', ...obj }) });
+      expect(res.code, JSON.stringify(obj)).not.toBe(0);
+      expect(res.stderr).toMatch(message);
+    }
+  });
+
+  it('makes the project of an Environment immutable', async () => {
+    const ns = await withNamespace();
+    const env = { apiVersion: 'santokit.io/v1alpha1', kind: 'Environment', metadata: { name: 'dev', namespace: ns }, spec: { project: 'demo' } };
+    expect((await kubectl(['create', '-f', '-'], { input: JSON.stringify(env) })).code).toBe(0);
+    const res = await kubectl(['patch', 'environment', 'dev', '-n', ns, '--type', 'merge', '-p', '{"spec":{"project":"other"}}']);
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toContain('spec.project is immutable');
+  });
+});

@@ -1,0 +1,160 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import path from 'node:path';
+import { KubeClient } from '../../core/kube/client.ts';
+
+/** Coordinates of the local control plane started by global-setup, and helpers to drive it as a user would. */
+export const repoRoot = path.resolve(import.meta.dirname, '../..');
+
+export function env(name: string): string {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set: run the tests with \`npm test\` (tests/support/global-setup.ts starts the local control plane)`);
+  return v;
+}
+
+export const adminKubeconfig = (): string => env('KUBECONFIG');
+export const restrictedKubeconfig = (): string => env('SANTOKIT_KUBECONFIG_RESTRICTED');
+
+export function adminClient(): KubeClient {
+  return KubeClient.load({ kubeconfig: adminKubeconfig() });
+}
+
+/** A name no other test uses: `<prefix>-<6 hex>`. */
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${randomBytes(3).toString('hex')}`;
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command to completion (no shell), with a deadline. */
+export function runCommand(cmd: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd: options.cwd ?? repoRoot, env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 90_000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
+    });
+    child.stdin.end(options.input ?? '');
+  });
+}
+
+/** Runs the built `stk` (dist/cli/main.js) on the pinned Node, as a user would. */
+export function stk(args: string[], options: { kubeconfig?: string; cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<RunResult> {
+  const childEnv: NodeJS.ProcessEnv = { ...process.env, KUBECONFIG: options.kubeconfig ?? adminKubeconfig(), NO_COLOR: '1', ...options.env };
+  delete childEnv.STK_PROJECT;
+  delete childEnv.STK_ENV;
+  return runCommand(process.execPath, [path.join(repoRoot, 'dist/cli/main.js'), ...args], { env: childEnv, ...(options.cwd ? { cwd: options.cwd } : {}), ...(options.input ? { input: options.input } : {}) });
+}
+
+/** Runs the kubectl built from the pinned Kubernetes version. */
+export function kubectl(args: string[], options: { kubeconfig?: string; input?: string } = {}): Promise<RunResult> {
+  return runCommand(env('SANTOKIT_KUBECTL'), ['--kubeconfig', options.kubeconfig ?? adminKubeconfig(), ...args], options.input ? { input: options.input } : {});
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Polls `check` until it returns a value other than undefined, or fails after the deadline. */
+export async function eventually<T>(check: () => Promise<T | undefined>, options: { timeoutMs?: number; intervalMs?: number; what: string }): Promise<T> {
+  const deadline = Date.now() + (options.timeoutMs ?? 30_000);
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined) return v;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${options.what}${lastError ? `: ${String(lastError)}` : ''}`);
+    await new Promise((r) => setTimeout(r, options.intervalMs ?? 200));
+  }
+}
+
+export interface OperatorProcess {
+  readonly child: ChildProcess;
+  readonly identity: string;
+  readonly healthPort: number;
+  readonly logs: () => string;
+  /** lines of JSON logs parsed */
+  readonly records: () => Array<Record<string, unknown>>;
+  /** SIGTERM (graceful) or SIGKILL; resolves with the exit code */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  readonly exited: Promise<number | null>;
+}
+
+/** Starts `santokit-operator` (dist/operator/main.js) as a local process against the test cluster. */
+export async function startOperator(options: { leaseName: string; identity?: string; args?: string[]; env?: NodeJS.ProcessEnv; kubeconfig?: string }): Promise<OperatorProcess> {
+  const healthPort = await freePort();
+  const identity = options.identity ?? uniqueName('operator');
+  const child = spawn(
+    process.execPath,
+    [
+      path.join(repoRoot, 'dist/operator/main.js'),
+      '--bind-address',
+      '127.0.0.1',
+      '--health-port',
+      String(healthPort),
+      '--lease-name',
+      options.leaseName,
+      '--identity',
+      identity,
+      '--log-level',
+      'debug',
+      ...(options.args ?? []),
+    ],
+    { env: { ...process.env, KUBECONFIG: options.kubeconfig ?? adminKubeconfig(), ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let output = '';
+  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return {
+    child,
+    identity,
+    healthPort,
+    exited,
+    logs: () => output,
+    records: () =>
+      output
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+      child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** Resolves when the operator answers 200 on /readyz. */
+export async function waitForOperatorReady(op: OperatorProcess, timeoutMs = 60_000): Promise<void> {
+  await eventually(
+    async () => {
+      if (op.child.exitCode !== null) throw new Error(`operator exited with ${op.child.exitCode}:\n${op.logs()}`);
+      const res = await fetch(`http://127.0.0.1:${op.healthPort}/readyz`).catch(() => undefined);
+      return res?.status === 200 ? true : undefined;
+    },
+    { timeoutMs, what: `operator ${op.identity} to be ready` },
+  );
+}
