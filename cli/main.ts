@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
 import { registerAuthCommands } from './commands/auth.ts';
+import { registerConnectionCommands } from './commands/connections.ts';
 import { registerContextCommands } from './commands/context.ts';
 import { registerEnvCommands, registerProjectCommands } from './commands/project.ts';
 import { version } from './version.ts';
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerAuthCommands(program);
   registerProjectCommands(program);
   registerEnvCommands(program);
+  registerConnectionCommands(program);
   return program;
 }
 

@@ -28,8 +28,9 @@ export class Session {
     this.json = Boolean(flags.json);
   }
 
-  get client(): KubeClient {
-    this.kube ??= KubeClient.load({
+  /** The Kubernetes client, made on first use. */
+  async client(): Promise<KubeClient> {
+    this.kube ??= await KubeClient.load({
       ...(this.settings.kubeconfig ? { kubeconfig: this.settings.kubeconfig } : {}),
       ...(this.settings.kubeContext ? { context: this.settings.kubeContext } : {}),
     });

@@ -1,4 +1,5 @@
 import { generateKeyPairSync, createHash } from 'node:crypto';
+import { sealingKeyId } from '../core/sealing.ts';
 import forge from 'node-forge';
 import type { Logger } from 'pino';
 import { Kinds } from '../core/api/resources.ts';
@@ -160,9 +161,4 @@ export function makeSealingKeyPair(now: Date = new Date()): { keyPem: string; ce
   ]);
   cert.sign(forge.pki.privateKeyFromPem(privateKey), forge.md.sha256.create());
   return { keyPem: privateKey, certPem: forge.pki.certificateToPem(cert) };
-}
-
-/** A short, stable id of a sealing certificate (sealed values name the key they were made for). */
-export function sealingKeyId(certPem: string): string {
-  return createHash('sha256').update(certPem.trim()).digest('hex').slice(0, 16);
 }

@@ -5,6 +5,8 @@ import { KubeClient } from '../core/kube/client.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import { bootstrapOperator } from './bootstrap.ts';
 import { loadOperatorConfig, operatorConfigSpec, type OperatorConfig } from './config.ts';
+import { Databases } from './databases.ts';
+import { ConnectionReconciler } from './reconcilers/connection.ts';
 import { EnvironmentReconciler } from './reconcilers/environment.ts';
 import { ProjectReconciler } from './reconcilers/project.ts';
 import { EventRecorder } from './runtime/events.ts';
@@ -55,7 +57,7 @@ function configOrExit(opts: Record<string, string | undefined>): OperatorConfig 
 
 async function runManager(config: OperatorConfig): Promise<number> {
   const log = createLogger('santokit-operator', config.logLevel);
-  const client = KubeClient.load({ ...(config.kubeconfig ? { kubeconfig: config.kubeconfig } : {}), ...(config.context ? { context: config.context } : {}) });
+  const client = await KubeClient.load({ ...(config.kubeconfig ? { kubeconfig: config.kubeconfig } : {}), ...(config.context ? { context: config.context } : {}) });
   const abort = new AbortController();
   const onSignal = (signal: string) => {
     log.info({ signal }, 'signal received');
@@ -83,10 +85,14 @@ async function runManager(config: OperatorConfig): Promise<number> {
     shutdownTimeoutMs: config.shutdownTimeoutSeconds * 1000,
     resyncMs: config.resyncSeconds * 1000,
   });
-  const events = new EventRecorder(client, 'santokit-operator', log, config.namespace);
+  const events = new EventRecorder(client, 'santokit-operator', log);
   manager.addController(new ProjectReconciler(client, events));
   const environments = manager.informer<Environment & KubeObject>(Kinds.Environment);
   manager.addController(new EnvironmentReconciler(client, events), { watches: [EnvironmentReconciler.watchProjects(environments)] });
+
+  const databases = new Databases(client, config.namespace, log.child({ component: 'databases' }));
+  manager.onShutdown('database pools', () => databases.close());
+  manager.addController(new ConnectionReconciler(client, events, databases, config.probeIntervalSeconds * 1000));
 
   abort.signal.addEventListener('abort', () => void manager.shutdown(0));
   await manager.start();

@@ -47,7 +47,7 @@ export function registerAuthCommands(program: Command): void {
     .action(
       run(async (flags) => {
         const session = new Session(flags);
-        const client = session.client;
+        const client = await session.client();
         let version: { gitVersion?: string };
         let user: UserInfo;
         try {
@@ -70,7 +70,7 @@ export function registerAuthCommands(program: Command): void {
     .action(
       run(async (flags) => {
         const session = new Session(flags);
-        const client = session.client;
+        const client = await session.client();
         const user = await selfSubject(client);
         const canCreateProjects = await canI(client, undefined, 'create', 'projects', 'santokit.io');
         const project = session.settings.project;

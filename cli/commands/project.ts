@@ -74,13 +74,13 @@ export function registerProjectCommands(program: Command): void {
           spec: flags.namespace ? { namespace: String(flags.namespace) } : {},
         };
         try {
-          await session.client.create(Kinds.Project, obj);
+          await (await session.client()).create(Kinds.Project, obj);
         } catch (err) {
           if (err instanceof ConflictError && err.reason === 'AlreadyExists') throw new ConflictError(`project ${name} already exists`, { reason: 'AlreadyExists', hint: 'choose another name, or use it: `stk context set --project ' + name + '`' });
           if (err instanceof ForbiddenError) throw new ForbiddenError(`forbidden: you may not create projects (create projects.santokit.io at cluster scope): ${err.message}`);
           throw err;
         }
-        const ready = flags.wait === false ? undefined : await waitReady<Project & KubeObject>(session.client, Kinds.Project, name, undefined, flags);
+        const ready = flags.wait === false ? undefined : await waitReady<Project & KubeObject>(await session.client(), Kinds.Project, name, undefined, flags);
         const namespace = ready?.status?.namespace ?? projectNamespace(obj);
         if (flags.json) printJson({ project: name, namespace, ready: ready ? true : null });
         else println(`project ${name} created (namespace ${namespace})`);
@@ -93,7 +93,7 @@ export function registerProjectCommands(program: Command): void {
     .action(
       run(async (flags) => {
         const session = new Session(flags);
-        const { items } = await session.client.list<Project & KubeObject>(Kinds.Project);
+        const { items } = await (await session.client()).list<Project & KubeObject>(Kinds.Project);
         items.sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
         if (flags.json) return printJson(items.map((p) => ({ name: p.metadata.name, namespace: p.status?.namespace ?? projectNamespace(p), ready: readyOf(p) })));
         println(formatTable(['PROJECT', 'NAMESPACE', 'READY'], items.map((p) => [p.metadata.name, p.status?.namespace ?? projectNamespace(p), readyOf(p)])));
@@ -118,7 +118,7 @@ export function registerEnvCommands(program: Command): void {
         }
         const session = new Session(flags);
         const projectName = session.requireProject();
-        const namespace = await namespaceOfProject(session.client, projectName);
+        const namespace = await namespaceOfProject(await session.client(), projectName);
         const obj: Environment & KubeObject = {
           apiVersion: API_VERSION,
           kind: 'Environment',
@@ -126,13 +126,13 @@ export function registerEnvCommands(program: Command): void {
           spec: { project: projectName },
         };
         try {
-          await session.client.create(Kinds.Environment, obj);
+          await (await session.client()).create(Kinds.Environment, obj);
         } catch (err) {
           if (err instanceof ConflictError && err.reason === 'AlreadyExists') throw new ConflictError(`environment ${name} already exists in project ${projectName}`, { reason: 'AlreadyExists' });
           if (err instanceof ForbiddenError) throw new ForbiddenError(`forbidden: you may not create environments in project ${projectName} (namespace ${namespace}): ${err.message}`);
           throw err;
         }
-        if (flags.wait !== false) await waitReady(session.client, Kinds.Environment, name, namespace, flags);
+        if (flags.wait !== false) await waitReady(await session.client(), Kinds.Environment, name, namespace, flags);
         if (flags.json) printJson({ project: projectName, env: name, namespace });
         else println(`environment ${name} created in project ${projectName}`);
       }),
@@ -146,8 +146,8 @@ export function registerEnvCommands(program: Command): void {
       run(async (flags) => {
         const session = new Session(flags);
         const projectName = session.requireProject();
-        const namespace = await namespaceOfProject(session.client, projectName);
-        const { items } = await session.client.list<Environment & KubeObject>(Kinds.Environment, { namespace });
+        const namespace = await namespaceOfProject(await session.client(), projectName);
+        const { items } = await (await session.client()).list<Environment & KubeObject>(Kinds.Environment, { namespace });
         items.sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
         const rows = items.map((e) => ({ env: e.metadata.name, release: e.status?.currentRelease ?? null, desired: e.spec.release ?? null, ready: readyOf(e), reason: reasonOf(e) }));
         if (flags.json) return printJson(rows);

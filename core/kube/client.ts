@@ -1,6 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
-import { KubeConfig, Watch } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import {
   ConflictError,
   ForbiddenError,
@@ -64,8 +64,12 @@ export class KubeClient {
     this.server = new URL(cluster.server);
   }
 
-  /** Loads a kubeconfig from a path, KUBECONFIG or the default locations. */
-  static load(options: KubeClientOptions = {}): KubeClient {
+  /**
+   * Loads a kubeconfig from a path, KUBECONFIG or the default locations. client-node is imported
+   * here, on first use, because loading it costs about a second: `stk --help` must not pay that.
+   */
+  static async load(options: KubeClientOptions = {}): Promise<KubeClient> {
+    const { KubeConfig } = await import('@kubernetes/client-node');
     const kc = new KubeConfig();
     try {
       if (options.kubeconfig) kc.loadFromFile(options.kubeconfig);
@@ -200,6 +204,7 @@ export class KubeClient {
     onEvent: (type: string, object: KubeObject) => void,
     onDone: (err: unknown) => void,
   ): Promise<AbortController> {
+    const { Watch } = await import('@kubernetes/client-node');
     return new Watch(this.config).watch(path, query, onEvent, onDone);
   }
 

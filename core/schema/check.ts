@@ -228,7 +228,7 @@ function checkRelationNames(tables: ReadonlyMap<string, Located>, errors: FieldE
       const clash = claim(table.connection, ix.name, `index "${ix.name}" of table "${table.name}"`);
       if (!clash) return;
       const message = clash.startsWith('index ')
-        ? `duplicate index name "${ix.name}" (already used by ${clash.slice(clash.indexOf(' of ') + 4)}); index names are unique per connection`
+        ? `duplicate index name "${ix.name}" (already used by an index of ${clash.slice(clash.indexOf(' of ') + 4)}); index names are unique per connection`
         : `index name "${ix.name}" is already used by ${clash}`;
       errors.push(fieldError(source, [...path, 'indexes', i], message));
     });

@@ -91,8 +91,9 @@ export type DefaultResult = { readonly sql: string } | { readonly error: string 
 
 /** The canonical default for a declared YAML value, or why the value does not fit the column. */
 export function declaredDefault(logical: LogicalType, sqlType: string, value: JsonValue, items?: LogicalType): DefaultResult {
-  const kind = Array.isArray(value) ? 'a list' : value === null ? 'null' : typeof value === 'object' ? 'a mapping' : `${typeof value} ${JSON.stringify(value)}`;
-  const fail = (expected: string): DefaultResult => ({ error: `default must be ${expected} for a ${logical} column (got ${kind})` });
+  const got = Array.isArray(value) ? 'a list' : value === null ? 'null' : typeof value === 'object' ? 'a mapping' : `${typeof value} ${JSON.stringify(value)}`;
+  const column = `${/^[aeiou]/.test(logical) ? 'an' : 'a'} ${logical} column`;
+  const fail = (expected: string): DefaultResult => ({ error: `default must be ${expected} for ${column} (got ${got})` });
   switch (logical) {
     case 'timestamp':
       return value === 'now' ? { sql: 'now()' } : fail('"now"');
@@ -107,23 +108,23 @@ export function declaredDefault(logical: LogicalType, sqlType: string, value: Js
     case 'array': {
       if (!Array.isArray(value)) return fail('a list');
       const bad = items === undefined ? undefined : value.find((v) => !itemFits(items, v));
-      if (bad !== undefined) return { error: `default list item ${JSON.stringify(bad)} is not a ${items}` };
+      if (bad !== undefined) return { error: `default list item ${JSON.stringify(bad)} is not ${/^[aeiou]/.test(items ?? '') ? 'an' : 'a'} ${items}` };
       return { sql: render(sqlType, canonicalJson(value)) };
     }
     case 'int':
     case 'bigint':
     case 'float':
     case 'decimal': {
-      if (typeof value !== 'number' && typeof value !== 'string') return fail('a number');
-      const text = String(value);
+      const whole = logical === 'int' || logical === 'bigint';
+      const expected = whole ? 'a whole number' : 'a number';
+      const text = typeof value === 'number' || typeof value === 'string' ? String(value).trim() : undefined;
+      if (text === undefined || !/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(text)) return fail(expected);
+      if (whole && !/^[+-]?\d+$/.test(text) && !/e/i.test(text)) return fail(expected);
       if (typeof value === 'number' && /e/i.test(text) && logical !== 'float') {
-        return { error: `default ${text} is written with an exponent; quote it as a plain decimal string` };
+        return { error: `default ${text} is written with an exponent; write it out as a quoted decimal string` };
       }
       const normalised = normaliseLiteral(sqlType, text);
-      if (normalised === undefined) {
-        const range = logical === 'int' ? ' in the 32-bit range' : logical === 'bigint' ? ' in the 64-bit range' : '';
-        return fail(`a ${logical === 'int' || logical === 'bigint' ? 'whole number' : 'number'}${range}`);
-      }
+      if (normalised === undefined) return fail(whole ? `${expected} in the ${logical === 'int' ? '32' : '64'}-bit range` : expected);
       return { sql: render(sqlType, normalised) };
     }
   }

@@ -16,7 +16,7 @@ export interface SchemaSourceFile {
   readonly text: string;
 }
 
-const ajv = new Ajv2020({ allErrors: true, strict: true, verbose: true });
+const ajv = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true });
 const validateFile = ajv.compile<RawSchemaFile>(schemaFileSchema);
 
 /** Guards against alias bombs: a small file must not expand into gigabytes. */
@@ -79,12 +79,32 @@ function yamlMessage(code: string, message: string): string {
   }
 }
 
+/** Edit distance of at most 2 (and not the same word): worth a "did you mean". */
+function closeEnough(a: string, b: string): boolean {
+  if (a === b || Math.abs(a.length - b.length) > 2) return false;
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min((prev[j] ?? 0) + 1, (row[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = row;
+  }
+  return (prev[b.length] ?? 3) <= 2;
+}
+
+function isSplitDecimal(value: unknown): boolean {
+  return typeof value === 'string' && /^decimal\(\s*\d+\s*$/.test(value);
+}
+
 function pointerSegments(pointer: string): Segment[] {
   if (pointer === '') return [];
   return pointer
     .slice(1)
     .split('/')
-    .map((s) => s.replaceAll('~1', '/').replaceAll('~0', '~'));
+    .map((s) => s.replaceAll('~1', '/').replaceAll('~0', '~'))
+    // identifiers never start with a digit, so a numeric segment is a list index
+    .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
 }
 
 const NAME_RULE = 'use lowercase letters, digits and _, start with a letter or _, at most 63 characters';
@@ -107,9 +127,23 @@ function typeName(type: unknown): string {
 function schemaErrors(source: SourceDoc, raw: readonly ErrorObject[]): FieldError[] {
   const seen = new Set<string>();
   const out: FieldError[] = [];
+  // `{ type: decimal(12,2) }` in flow style splits at the comma into `decimal(12` and a key `2)`:
+  // one mistake, reported once (on the type, with the fix).
+  const splitDecimals = new Set(raw.filter((e) => e.keyword === 'pattern' && isSplitDecimal(e.data)).map((e) => e.instancePath.replace(/\/type$/, '')));
+  // A misspelt required key (`tabels:`) is one mistake: report the unknown key with a suggestion,
+  // not also the missing one.
+  const misspelt = new Set<string>();
+  for (const e of raw) {
+    if (e.keyword !== 'required') continue;
+    const wanted = String((e.params as { missingProperty?: unknown }).missingProperty);
+    const typo = raw.find((x) => x.keyword === 'additionalProperties' && x.instancePath === e.instancePath && closeEnough(String((x.params as { additionalProperty?: unknown }).additionalProperty), wanted));
+    if (typo) misspelt.add(`${e.instancePath}|${wanted}`);
+  }
   for (const e of raw) {
     // propertyNames reports the inner failure (with the offending key) as well; keep that one.
     if (e.keyword === 'propertyNames' || e.keyword === 'if') continue;
+    if (e.keyword === 'required' && misspelt.has(`${e.instancePath}|${String((e.params as { missingProperty?: unknown }).missingProperty)}`)) continue;
+    if (e.keyword === 'additionalProperties' && splitDecimals.has(e.instancePath) && /^\s*\d+\s*\)$/.test(String((e.params as { additionalProperty?: unknown }).additionalProperty))) continue;
     const path = pointerSegments(e.instancePath);
     const dedupeKey = `${e.instancePath}|${e.propertyName ?? ''}`;
     if (seen.has(dedupeKey)) continue;
@@ -124,9 +158,10 @@ function describe(source: SourceDoc, path: Segment[], e: ErrorObject): FieldErro
   switch (e.keyword) {
     case 'additionalProperties': {
       const key = String(params.additionalProperty);
-      const props = (e.parentSchema as { properties?: Record<string, unknown> } | undefined)?.properties;
-      const allowed = props === undefined ? '' : ` (expected one of: ${Object.keys(props).join(', ')})`;
-      return fieldError(source, [...path, key], `unknown key "${key}"${allowed}`, 'key');
+      const names = Object.keys((e.parentSchema as { properties?: Record<string, unknown> } | undefined)?.properties ?? {});
+      const suggestion = names.find((n) => closeEnough(key, n));
+      const help = suggestion !== undefined ? ` (did you mean "${suggestion}"?)` : names.length > 0 ? ` (expected one of: ${names.join(', ')})` : '';
+      return fieldError(source, [...path, key], `unknown key "${key}"${help}`, 'key');
     }
     case 'required':
       return fieldError(source, path, `missing required key "${String(params.missingProperty)}"`, path.length === 0 ? 'value' : 'key');
@@ -142,7 +177,10 @@ function describe(source: SourceDoc, path: Segment[], e: ErrorObject): FieldErro
         const what = path.at(-1) === 'tables' ? 'table name' : path.at(-1) === 'columns' ? 'column name' : 'name';
         return fieldError(source, [...path, e.propertyName], `${what} "${e.propertyName}" is not valid: ${NAME_RULE}`, 'key');
       }
-      if (e.schemaPath.includes('/logicalType/')) return fieldError(source, path, `unknown type ${describeValue(e.data)} (expected one of: ${TYPE_LIST})`);
+      if (e.schemaPath.includes('/logicalType/')) {
+        if (isSplitDecimal(e.data)) return fieldError(source, path, `unknown type ${describeValue(e.data)}: inside { … } a comma separates entries, so quote the type, e.g. type: "decimal(12,2)"`);
+        return fieldError(source, path, `unknown type ${describeValue(e.data)} (expected one of: ${TYPE_LIST})`);
+      }
       if (e.schemaPath.includes('/connectionName/')) {
         return fieldError(source, path, `connection name ${describeValue(e.data)} is not valid: lowercase letters, digits, - and _, at most 40 characters`);
       }

@@ -50,6 +50,11 @@ export function locate(source: SourceDoc, path: readonly Segment[], at: 'key' | 
         if (last || pair.value === null || pair.value === undefined) break;
       }
       node = pair.value;
+      // `key:` with nothing after it: point at the key, not at the empty spot after the colon
+      if (isScalar(node) && node.value === null && node.range !== undefined && node.range !== null && node.range[0] === node.range[1]) {
+        if (isNodeWithRange(pair.key)) found = pair.key;
+        break;
+      }
     } else if (isSeq(node)) {
       const item = node.items[Number(seg)];
       if (item === undefined) break;

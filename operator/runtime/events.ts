@@ -20,11 +20,11 @@ export class EventRecorder {
     private readonly client: KubeClient,
     private readonly component: string,
     private readonly log: Logger,
-    private readonly defaultNamespace: string,
   ) {}
 
   async record(kind: KindInfo, obj: KubeObject, type: EventType, reason: string, message: string): Promise<void> {
-    const namespace = obj.metadata.namespace ?? this.defaultNamespace;
+    // Events about cluster-scoped objects must live in `default` (API validation).
+    const namespace = obj.metadata.namespace ?? 'default';
     const text = redactSecrets(message);
     const dedupKey = `${obj.metadata.uid}|${type}|${reason}|${text}`;
     const now = new Date().toISOString();

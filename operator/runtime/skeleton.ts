@@ -28,6 +28,8 @@ export interface SkeletonOptions<T extends Resource<unknown, S>, S extends Commo
   finalizer?: string;
   /** cleanup on deletion; return a result to wait (the finalizer stays) or undefined when done */
   finalize?: (scope: ReconcileScope<T, S>) => Promise<ReconcileResult | undefined>;
+  /** called when the object no longer exists (release what was held for it) */
+  gone?: () => Promise<void>;
   /** the work; fills scope.status and returns when to look again */
   work: (scope: ReconcileScope<T, S>) => Promise<ReconcileResult | void>;
 }
@@ -42,7 +44,10 @@ export interface SkeletonOptions<T extends Resource<unknown, S>, S extends Commo
 export async function reconcileWithStatus<T extends Resource<unknown, S>, S extends CommonStatus>(options: SkeletonOptions<T, S>): Promise<ReconcileResult | void> {
   const { client, kind, request } = options;
   const obj = await client.find<T & KubeObject>(kind, request.name, request.namespace);
-  if (!obj) return;
+  if (!obj) {
+    await options.gone?.();
+    return;
+  }
 
   if (obj.metadata.deletionTimestamp) {
     if (!options.finalizer || !obj.metadata.finalizers?.includes(options.finalizer)) return;

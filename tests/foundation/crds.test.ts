@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { kubectl, uniqueName } from '../support/cluster.ts';
+import { eventually, kubectl, uniqueName } from '../support/cluster.ts';
 
 /** The API server itself enforces the CRD schemas: what it accepts and rejects, with which message. */
 
@@ -23,8 +23,12 @@ describe('CRDs', () => {
       'customresourcedefinition.apiextensions.k8s.io/projects.santokit.io',
       'customresourcedefinition.apiextensions.k8s.io/releases.santokit.io',
     ]);
-    const category = await kubectl(['get', 'santokit', '-A']);
-    expect(category.code, category.stderr).toBe(0);
+    // Discovery learns the category shortly after the CRDs are established.
+    const category = await eventually(async () => {
+      const res = await kubectl(['get', 'santokit', '-A']);
+      return res.code === 0 ? res : undefined;
+    }, { what: 'kubectl get santokit to work' });
+    expect(category.stderr).toBe('');
   });
 
   it('kubectl apply -f crds/ is idempotent', async () => {

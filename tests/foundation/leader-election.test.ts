@@ -3,11 +3,12 @@ import { Kinds } from '../../core/api/resources.ts';
 import type { KubeObject } from '../../core/kube/client.ts';
 import { adminClient, eventually, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess } from '../support/cluster.ts';
 
+const client = await adminClient();
+
 type Lease = KubeObject & { spec: { holderIdentity?: string } };
 
 /** Two replicas: exactly one reconciles; when it dies, the other takes over within the lease duration. */
 describe('leader election', () => {
-  const client = adminClient();
   const started: OperatorProcess[] = [];
   afterEach(async () => {
     await Promise.all(started.splice(0).map((op) => op.stop('SIGKILL')));

@@ -4,9 +4,10 @@ import type { KubeObject } from '../../core/kube/client.ts';
 import { adminClient, eventually, runCommand, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess, repoRoot } from '../support/cluster.ts';
 import path from 'node:path';
 
+const client = await adminClient();
+
 /** The operator process: config, probes, metrics, graceful shutdown, surviving an API server restart. */
 describe('operator runtime', () => {
-  const client = adminClient();
   const started: OperatorProcess[] = [];
   afterEach(async () => {
     await Promise.all(started.splice(0).map((op) => op.stop('SIGKILL')));
@@ -66,5 +67,5 @@ describe('operator runtime', () => {
     const project = await client.get<Project & KubeObject>(Kinds.Project, after);
     expect(project.status?.namespace).toBe(`stk-${after}`);
     expect(op.child.exitCode).toBeNull();
-  });
+  }, 180_000);
 });

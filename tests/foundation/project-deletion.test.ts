@@ -3,10 +3,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Kinds } from '../../core/api/resources.ts';
 import { adminClient, env, eventually, kubectl, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess } from '../support/cluster.ts';
 
+const client = await adminClient();
+
 /** Deleting a Project removes its namespace and everything in it through real garbage collection; databases are untouched. */
 describe('project deletion', () => {
   let operator: OperatorProcess;
-  const client = adminClient();
 
   beforeAll(async () => {
     operator = await startOperator({ leaseName: uniqueName('lease-deletion') });

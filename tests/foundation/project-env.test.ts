@@ -6,10 +6,11 @@ import { Kinds, type Environment, type Project } from '../../core/api/resources.
 import type { KubeObject } from '../../core/kube/client.ts';
 import { adminClient, kubectl, restrictedKubeconfig, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess } from '../support/cluster.ts';
 
+const client = await adminClient();
+
 /** OPERATOR-001's first steps through the built `stk`, against the real API server and a running operator. */
 describe('stk project and env', () => {
   let operator: OperatorProcess;
-  const client = adminClient();
 
   beforeAll(async () => {
     operator = await startOperator({ leaseName: uniqueName('lease-project-env') });

@@ -16,8 +16,11 @@ export function env(name: string): string {
 export const adminKubeconfig = (): string => env('KUBECONFIG');
 export const restrictedKubeconfig = (): string => env('SANTOKIT_KUBECONFIG_RESTRICTED');
 
-export function adminClient(): KubeClient {
-  return KubeClient.load({ kubeconfig: adminKubeconfig() });
+let admin: KubeClient | undefined;
+/** A client with the admin user's kubeconfig (the test's own view of the cluster). */
+export async function adminClient(): Promise<KubeClient> {
+  admin ??= await KubeClient.load({ kubeconfig: adminKubeconfig() });
+  return admin;
 }
 
 /** A name no other test uses: `<prefix>-<6 hex>`. */

@@ -1,0 +1,119 @@
+import type { ColumnIR, ConstraintIR, ForeignKeyIR, Identity, IndexIR } from './ir.ts';
+
+/**
+ * The typed changes a plan is made of. Each is one DDL statement (see `sql.ts`); hazards are decided
+ * from these structures (see `hazards.ts`), never from SQL text.
+ */
+
+/** A column as Postgres stores it: the physical part of ColumnIR. */
+export type ColumnDefinition = Pick<ColumnIR, 'name' | 'type' | 'nullable' | 'default' | 'identity'>;
+
+export type Change =
+  | { readonly kind: 'create_table'; readonly table: string; readonly columns: readonly ColumnDefinition[]; readonly primaryKey: ConstraintIR | null; readonly uniques: readonly ConstraintIR[] }
+  | { readonly kind: 'drop_table'; readonly table: string }
+  | { readonly kind: 'add_column'; readonly table: string; readonly column: ColumnDefinition }
+  | { readonly kind: 'drop_column'; readonly table: string; readonly column: string }
+  | { readonly kind: 'rename_column'; readonly table: string; readonly from: string; readonly to: string }
+  | { readonly kind: 'alter_column_type'; readonly table: string; readonly column: string; readonly from: string; readonly to: string }
+  | { readonly kind: 'set_default'; readonly table: string; readonly column: string; readonly from: string | null; readonly to: string }
+  | { readonly kind: 'drop_default'; readonly table: string; readonly column: string; readonly from: string }
+  | { readonly kind: 'set_not_null'; readonly table: string; readonly column: string }
+  | { readonly kind: 'drop_not_null'; readonly table: string; readonly column: string }
+  | { readonly kind: 'add_identity'; readonly table: string; readonly column: string; readonly identity: Identity }
+  | { readonly kind: 'alter_identity'; readonly table: string; readonly column: string; readonly identity: Identity }
+  | { readonly kind: 'drop_identity'; readonly table: string; readonly column: string }
+  | { readonly kind: 'add_primary_key'; readonly table: string; readonly constraint: ConstraintIR }
+  | { readonly kind: 'drop_primary_key'; readonly table: string; readonly name: string }
+  | { readonly kind: 'add_unique'; readonly table: string; readonly constraint: ConstraintIR }
+  | { readonly kind: 'drop_unique'; readonly table: string; readonly name: string }
+  | { readonly kind: 'create_index'; readonly table: string; readonly index: IndexIR }
+  | { readonly kind: 'drop_index'; readonly table: string; readonly name: string }
+  | { readonly kind: 'add_foreign_key'; readonly table: string; readonly foreignKey: ForeignKeyIR }
+  | { readonly kind: 'drop_foreign_key'; readonly table: string; readonly name: string }
+  | { readonly kind: 'rename_constraint'; readonly table: string; readonly from: string; readonly to: string }
+  | { readonly kind: 'rename_index'; readonly table: string; readonly from: string; readonly to: string };
+
+export type ChangeKind = Change['kind'];
+
+/**
+ * The order changes run in. Removals first (so names and dependencies are free), then renames,
+ * then additions and alterations, then the constraints and indexes that need the final columns.
+ */
+export const CHANGE_ORDER: readonly ChangeKind[] = [
+  'drop_foreign_key',
+  'drop_index',
+  'drop_unique',
+  'drop_primary_key',
+  'drop_table',
+  'rename_column',
+  'rename_constraint',
+  'rename_index',
+  'create_table',
+  'add_column',
+  'drop_default',
+  'drop_identity',
+  'alter_column_type',
+  'set_default',
+  'drop_not_null',
+  'set_not_null',
+  'add_identity',
+  'alter_identity',
+  'drop_column',
+  'add_primary_key',
+  'add_unique',
+  'create_index',
+  'add_foreign_key',
+];
+
+/** One line naming what a change does: `add column users.bio`. */
+export function describeChange(c: Change): string {
+  const t = c.table;
+  switch (c.kind) {
+    case 'create_table':
+      return `create table ${t}`;
+    case 'drop_table':
+      return `drop table ${t}`;
+    case 'add_column':
+      return `add column ${t}.${c.column.name}`;
+    case 'drop_column':
+      return `drop column ${t}.${c.column}`;
+    case 'rename_column':
+      return `rename column ${t}.${c.from} to ${c.to}`;
+    case 'alter_column_type':
+      return `change type of ${t}.${c.column} from ${c.from} to ${c.to}`;
+    case 'set_default':
+      return `set default of ${t}.${c.column} to ${c.to}`;
+    case 'drop_default':
+      return `drop default of ${t}.${c.column}`;
+    case 'set_not_null':
+      return `set NOT NULL on ${t}.${c.column}`;
+    case 'drop_not_null':
+      return `drop NOT NULL on ${t}.${c.column}`;
+    case 'add_identity':
+      return `make ${t}.${c.column} an identity column`;
+    case 'alter_identity':
+      return `make ${t}.${c.column} generated ${c.identity === 'always' ? 'always' : 'by default'}`;
+    case 'drop_identity':
+      return `drop identity of ${t}.${c.column}`;
+    case 'add_primary_key':
+      return `add primary key ${c.constraint.name} on ${t} (${c.constraint.columns.join(', ')})`;
+    case 'drop_primary_key':
+      return `drop primary key ${c.name} of ${t}`;
+    case 'add_unique':
+      return `add unique constraint ${c.constraint.name} on ${t} (${c.constraint.columns.join(', ')})`;
+    case 'drop_unique':
+      return `drop unique constraint ${c.name} of ${t}`;
+    case 'create_index':
+      return `create ${c.index.unique ? 'unique ' : ''}index ${c.index.name} on ${t} (${c.index.columns.join(', ')})`;
+    case 'drop_index':
+      return `drop index ${c.name} of ${t}`;
+    case 'add_foreign_key':
+      return `add foreign key ${c.foreignKey.name} on ${t} (${c.foreignKey.columns.join(', ')}) → ${c.foreignKey.refTable} (${c.foreignKey.refColumns.join(', ')})`;
+    case 'drop_foreign_key':
+      return `drop foreign key ${c.name} of ${t}`;
+    case 'rename_constraint':
+      return `rename constraint ${c.from} of ${t} to ${c.to}`;
+    case 'rename_index':
+      return `rename index ${c.from} of ${t} to ${c.to}`;
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * The schema engine: declared YAML schema → IR per connection → plan against the live database →
+ * safe transactional apply → exact drift check. Plain TypeScript, shared by operator and CLI.
+ *
+ *   const parsed = parseSchemaFiles(files);              // ValidationError with file:line:col
+ *   const declared = declareSchema(parsed);              // { main: SchemaIR, analytics: SchemaIR }
+ *   const live = await introspectSchema(sql, { managedTables: managedTablesOf(declared.main, previous) });
+ *   const plan = planSchemaChanges({ declared: declared.main, live, previous, connection: 'main' });
+ *   console.log(renderPlan(plan));
+ *   await applyPlan(sql, plan, { releaseId, ref, force });   // DestructiveChangeError, PlanStaleError …
+ *   const drift = await checkDrift(sql, declared.main);      // drift.differences is empty when in sync
+ */
+
+export { parseSchemaFiles, type SchemaSourceFile } from './parse.ts';
+export { declareSchema } from './declare.ts';
+export { DEFAULT_CONNECTION, type ParsedSchema, type DeclaredTable, type DeclaredColumn, type DeclaredIndex, type DeclaredReference } from './declaration.ts';
+export { introspectSchema, type IntrospectOptions, type LiveSchema, type Queryable } from './introspect.ts';
+export { diffSchemas } from './diff.ts';
+export { describeChange, CHANGE_ORDER, type Change, type ChangeKind, type ColumnDefinition } from './changes.ts';
+export { hazardsOf, HAZARD_KINDS, DESTRUCTIVE_HAZARDS, type Hazard, type HazardKind } from './hazards.ts';
+export { changeSql } from './sql.ts';
+export { planSchemaChanges, renderPlan, blockedSteps, managedTablesOf, PLAN_VERSION, type PlanInput, type PlanStep, type SchemaPlan, type HazardPermission } from './plan.ts';
+export { applyPlan, DEFAULT_LOCK_TIMEOUT_MS, DEFAULT_STATEMENT_TIMEOUT_MS, type ApplyOptions, type ApplyResult } from './apply.ts';
+export { BOOKKEEPING_SCHEMA, BOOKKEEPING_MIGRATIONS, migrateBookkeeping, listAppliedReleases, type AppliedRelease, type BookkeepingMigration } from './bookkeeping.ts';
+export { checkDrift, compareSchemas, formatDrift, type DriftDifference, type DriftKind, type DriftReport } from './drift.ts';
+export { DestructiveChangeError, PlanStaleError, type BlockedStep } from './errors.ts';
+export { mapDatabaseError } from './pg-errors.ts';
+export {
+  hashSchema,
+  canonicalJson,
+  physicalSchema,
+  schemaOf,
+  tableList,
+  IR_VERSION,
+  ID_GENERATORS,
+  REFERENTIAL_ACTIONS,
+  type SchemaIR,
+  type TableIR,
+  type ColumnIR,
+  type ConstraintIR,
+  type IndexIR,
+  type ForeignKeyIR,
+  type IdGenerate,
+  type Identity,
+  type ReferentialAction,
+} from './ir.ts';
+export { LOGICAL_TYPES, type LogicalType } from './types.ts';
