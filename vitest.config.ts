@@ -15,8 +15,13 @@ export default defineConfig({
       },
       {
         extends: true,
+        // The DigitalOcean simulator and a real sshd: no cluster needed.
+        test: { name: 'infra', include: ['tests/infra/**/*.test.ts'] },
+      },
+      {
+        extends: true,
         // One local control plane and one Postgres serve the whole run (tests/support/global-setup.ts).
-        test: { name: 'integration', include: ['tests/**/*.test.ts'], globalSetup: ['tests/support/global-setup.ts'] },
+        test: { name: 'integration', include: ['tests/**/*.test.ts'], exclude: ['tests/infra/**'], globalSetup: ['tests/support/global-setup.ts'] },
       },
     ],
   },

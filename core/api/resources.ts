@@ -17,7 +17,12 @@ export const Labels = {
 export const Annotations = {
   /** set by `stk connections test` to ask for a fresh probe; the operator echoes it in status.probe */
   probe: 'santokit.io/probe',
+  /** a ReleaseRequest as JSON, written by `stk` on an Environment */
+  request: 'santokit.io/request',
 } as const;
+
+/** Finalizer that keeps a Release while an Environment names it. */
+export const RELEASE_IN_USE_FINALIZER = 'santokit.io/release-in-use';
 
 export interface ObjectMeta {
   name: string;
@@ -87,10 +92,51 @@ export interface ReleaseHistoryEntry {
   at: string;
   action: 'apply' | 'promote' | 'rollback';
 }
+export type PipelineStepName = 'plan' | 'apply' | 'drift' | 'permissions' | 'release';
+export interface PipelineStep {
+  name: PipelineStepName;
+  connection?: string;
+  state: 'Pending' | 'Running' | 'Succeeded' | 'Failed' | 'Skipped';
+  reason?: string;
+  message?: string;
+}
+
+/** A one-shot request to an Environment (annotation santokit.io/request), written by `stk`. */
+export interface ReleaseRequest {
+  id: string;
+  action: 'apply' | 'plan' | 'promote' | 'rollback';
+  release: string;
+  /** pipeline parts to run (apply only): default all */
+  only?: Array<'schema' | 'permissions' | 'release'>;
+  force?: boolean;
+}
+
+export interface PlannedConnection {
+  connection: string;
+  text: string;
+  steps: Array<{ description: string; sql: string; destructive: boolean; hazards: string[] }>;
+}
+
+export interface RequestOutcome {
+  id: string;
+  action: ReleaseRequest['action'];
+  release: string;
+  outcome: 'Succeeded' | 'Failed';
+  reason?: string;
+  message?: string;
+  plans?: PlannedConnection[];
+  drift?: string[];
+  /** generation of the Environment when the request was handled */
+  generation?: number;
+}
+
 export interface EnvironmentStatus extends CommonStatus {
   currentRelease?: string;
   history?: ReleaseHistoryEntry[];
   drift?: string[];
+  lastDriftCheck?: string;
+  steps?: PipelineStep[];
+  lastRequest?: RequestOutcome;
 }
 export type Environment = Resource<EnvironmentSpec, EnvironmentStatus>;
 
@@ -142,7 +188,7 @@ export interface InfraHostSpec {
   image: string;
   tags?: string[];
   credentialsSecretRef: SecretKeyRef;
-  sshKey: { name?: string; generate?: boolean };
+  sshKey: { name?: string; generate?: boolean; privateKeySecretRef?: SecretKeyRef };
   bootstrap?: {
     docker?: { enabled?: boolean };
     tailscale?: { authKeySecretRef: SecretKeyRef; tags?: string[] };

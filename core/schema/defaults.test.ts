@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { catalogDefault, declaredDefault } from './defaults.ts';
+import { catalogDefault, declaredDefault, type JsonValue } from './defaults.ts';
 
 describe('catalogDefault', () => {
   // left: what pg_get_expr printed on Postgres 15 for a column of that type
@@ -47,7 +47,7 @@ describe('declaredDefault', () => {
     ['json', 'jsonb', { b: 1, a: [1, 2] }, '\'{"a":[1,2],"b":1}\'::jsonb'],
     ['timestamp', 'timestamp with time zone', 'now', 'now()'],
   ] as const)('%s %j → %s', (logical, type, value, sql) => {
-    expect(declaredDefault(logical, type, value)).toEqual({ sql });
+    expect(declaredDefault(logical, type, value as JsonValue)).toEqual({ sql });
   });
 
   test('declared and catalog forms of the same default are equal', () => {

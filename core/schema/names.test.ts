@@ -13,7 +13,7 @@ describe('names', () => {
     const long = 'a'.repeat(40);
     const name = indexName(long, ['b'.repeat(30)]);
     expect(Buffer.byteLength(name)).toBeLessThanOrEqual(63);
-    expect(name).toMatch(/^a+_[0-9a-f]{8}_idx$/);
+    expect(name).toMatch(/^a{40}_b{9}_[0-9a-f]{8}_idx$/);
     expect(indexName(long, ['b'.repeat(30)])).toBe(name);
     expect(indexName(long, ['c'.repeat(30)])).not.toBe(name);
     expect(boundedName(['x'.repeat(62)], 'key')).toHaveLength(63);

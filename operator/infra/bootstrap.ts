@@ -195,38 +195,44 @@ class BootstrapRun {
     const timeoutMs = this.#o.readinessTimeoutMs ?? 5 * 60_000;
     const interval = this.#o.pollIntervalMs ?? 2_000;
     const deadline = Date.now() + timeoutMs;
-    let lastError = 'not tried';
+    // The error reported is the one from the furthest stage reached (TCP < SSH < login < `true`),
+    // so an attempt cut short by the deadline does not hide "authentication failed".
+    let reported = { stage: -1, message: 'not tried' };
+    const note = (stage: number, message: string): void => {
+      if (stage >= reported.stage) reported = { stage, message };
+    };
 
     for (let attempt = 1; ; attempt++) {
       const remaining = deadline - Date.now();
       if (remaining <= 0 || this.#o.signal?.aborted === true) break;
       const tcp = await probeTcp(target.host, port, Math.min(remaining, 5_000));
       if (!tcp.open) {
-        lastError = `TCP ${target.host}:${port} not reachable (${tcp.error ?? 'closed'})`;
+        note(0, `TCP ${target.host}:${port} not reachable (${tcp.error ?? 'closed'})`);
       } else {
         try {
           this.#session = await connectSsh(target, { timeoutMs: Math.max(1, Math.min(deadline - Date.now(), this.#o.connectTimeoutMs ?? 15_000)) });
           this.#fingerprint = this.#session.hostKeyFingerprint;
           const probe = await this.#exec('ssh', commands.ready, { timeoutMs: Math.max(1, deadline - Date.now()) });
           if (probe.exitCode === 0) break;
-          lastError = `"${commands.ready}" ${describeExit(probe)}`;
+          note(3, `"${commands.ready}" ${describeExit(probe)}`);
         } catch (err) {
           if (err instanceof HostKeyMismatchError) {
             this.#fingerprint = err.actual;
             return step('ssh', false, false, 'ssh_failed', err.message);
           }
-          lastError = err instanceof Error ? err.message : String(err);
+          const message = err instanceof Error ? err.message : String(err);
+          note(message.includes('authentication failed') ? 2 : 1, message);
         }
         this.#session?.close();
         this.#session = undefined;
       }
-      this.#log.debug({ attempt, error: lastError }, 'host not ready for SSH yet');
+      this.#log.debug({ attempt, error: reported.message }, 'host not ready for SSH yet');
       const wait = Math.min(interval, deadline - Date.now());
       if (wait <= 0) break;
       await delay(wait, undefined, this.#o.signal === undefined ? {} : { signal: this.#o.signal }).catch(() => undefined);
     }
     if (this.#session === undefined) {
-      return step('ssh', false, false, 'ssh_failed', `SSH not ready within ${Math.round(timeoutMs / 1000)} s: ${lastError}`);
+      return step('ssh', false, false, 'ssh_failed', `SSH not ready within ${Math.round(timeoutMs / 1000)} s: ${reported.message}`);
     }
 
     const wait = await this.#exec('ssh', commands.cloudInit, { timeoutMs: Math.max(1, deadline - Date.now()) });
