@@ -23,6 +23,14 @@ export const operatorConfigSpec = {
   retryPeriodSeconds: { type: 'integer', flag: 'retry-period', env: 'SANTOKIT_RETRY_PERIOD', default: 2, description: 'seconds between election attempts', schema: { minimum: 1, maximum: 60 } },
   identity: { type: 'string', flag: 'identity', env: 'SANTOKIT_IDENTITY', default: `${os.hostname()}_${process.pid}`, description: 'identity in the leader lease' },
   probeIntervalSeconds: { type: 'integer', flag: 'probe-interval', env: 'SANTOKIT_PROBE_INTERVAL', default: 60, description: 'seconds between reachability probes of each Connection', schema: { minimum: 5, maximum: 3600 } },
+  digitaloceanApiUrl: {
+    type: 'string',
+    flag: 'digitalocean-api-url',
+    env: 'SANTOKIT_DIGITALOCEAN_API_URL',
+    default: 'https://api.digitalocean.com',
+    description: 'base URL of the DigitalOcean API (tests point it at a simulator)',
+    schema: { pattern: '^https?://' },
+  },
   logLevel: {
     type: 'string',
     flag: 'log-level',
