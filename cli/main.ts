@@ -3,7 +3,9 @@ import { Command, Option } from 'commander';
 import { registerAuthCommands } from './commands/auth.ts';
 import { registerConnectionCommands } from './commands/connections.ts';
 import { registerContextCommands } from './commands/context.ts';
+import { registerInfraCommands } from './commands/infra.ts';
 import { registerEnvCommands, registerProjectCommands } from './commands/project.ts';
+import { registerReleaseCommands } from './commands/release.ts';
 import { version } from './version.ts';
 
 const exitCodes = `
@@ -33,6 +35,8 @@ export function buildProgram(): Command {
   registerProjectCommands(program);
   registerEnvCommands(program);
   registerConnectionCommands(program);
+  registerReleaseCommands(program);
+  registerInfraCommands(program);
   return program;
 }
 

@@ -8,6 +8,9 @@ import { loadOperatorConfig, operatorConfigSpec, type OperatorConfig } from './c
 import { Databases } from './databases.ts';
 import { ConnectionReconciler } from './reconcilers/connection.ts';
 import { EnvironmentReconciler } from './reconcilers/environment.ts';
+import { ReleaseReconciler } from './reconcilers/release.ts';
+import { ReleasePipeline } from './pipeline.ts';
+import { InfraHostReconciler } from './reconcilers/infrahost.ts';
 import { ProjectReconciler } from './reconcilers/project.ts';
 import { EventRecorder } from './runtime/events.ts';
 import { Manager } from './runtime/manager.ts';
@@ -88,11 +91,19 @@ async function runManager(config: OperatorConfig): Promise<number> {
   const events = new EventRecorder(client, 'santokit-operator', log);
   manager.addController(new ProjectReconciler(client, events));
   const environments = manager.informer<Environment & KubeObject>(Kinds.Environment);
-  manager.addController(new EnvironmentReconciler(client, events), { watches: [EnvironmentReconciler.watchProjects(environments)] });
-
   const databases = new Databases(client, config.namespace, log.child({ component: 'databases' }));
   manager.onShutdown('database pools', () => databases.close());
+  const pipeline = new ReleasePipeline(client, databases, events);
+  manager.addController(new EnvironmentReconciler(client, events, pipeline), { watches: [EnvironmentReconciler.watchProjects(environments)], concurrency: 4 });
+  manager.addController(new ReleaseReconciler(client, events, environments), { watches: [ReleaseReconciler.watchEnvironments()] });
+
   manager.addController(new ConnectionReconciler(client, events, databases, config.probeIntervalSeconds * 1000));
+  manager.addController(
+    new InfraHostReconciler(client, events, {
+      digitaloceanApiUrl: config.digitaloceanApiUrl,
+      ssh: { port: config.sshPort, user: config.sshUser, readyTimeoutMs: config.sshReadyTimeoutSeconds * 1000 },
+    }),
+  );
 
   abort.signal.addEventListener('abort', () => void manager.shutdown(0));
   await manager.start();

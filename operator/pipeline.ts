@@ -256,8 +256,10 @@ export class ReleasePipeline {
 
   private movePointer(run: PipelineRun, release: Rel, action: 'apply' | 'promote' | 'rollback'): void {
     const limit = run.env.spec.historyLimit ?? 20;
-    const entry = { release: release.metadata.name, ref: release.spec.ref, at: nowIso(), action };
-    run.status.history = [entry, ...(run.status.history ?? [])].slice(0, limit);
+    if (run.status.currentRelease !== release.metadata.name) {
+      const entry = { release: release.metadata.name, ref: release.spec.ref, at: nowIso(), action };
+      run.status.history = [entry, ...(run.status.history ?? [])].slice(0, limit);
+    }
     run.status.currentRelease = release.metadata.name;
     run.status.drift = [];
     this.step(run, { name: 'release', state: 'Succeeded', reason: PipelineReason.Released, message: `${action}: now serving ${release.metadata.name}` });

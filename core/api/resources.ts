@@ -128,6 +128,8 @@ export interface RequestOutcome {
   drift?: string[];
   /** generation of the Environment when the request was handled */
   generation?: number;
+  /** the failure may go away by itself (a database that was down); the spec path retries it */
+  retryable?: boolean;
 }
 
 export interface EnvironmentStatus extends CommonStatus {

@@ -34,3 +34,41 @@ export async function readRepoAtRef(repoPath: string, ref: string): Promise<Repo
   const permissions = paths.includes('config/permissions.yaml') ? { path: 'config/permissions.yaml', text: await show('config/permissions.yaml') } : undefined;
   return { commit, schemaFiles, permissions };
 }
+
+/** One file of one commit, read from the tree of a ref (never the working tree). */
+export interface FileAtRef {
+  /** the full commit SHA the ref resolved to */
+  commit: string;
+  /** the file's text, or undefined when the commit has no such file */
+  text: string | undefined;
+}
+
+/**
+ * Reads `path` from the tree of `ref` in the repository at `repoPath`. The same rules as
+ * readRepoAtRef: what is read is exactly what was committed.
+ */
+export async function readFileAtRef(repoPath: string, ref: string, path: string): Promise<FileAtRef> {
+  const git = simpleGit({ baseDir: repoPath });
+  if (!(await git.checkIsRepo().catch(() => false))) throw new ValidationError(`${repoPath} is not a Git repository`, [], { hint: 'pass --repo <path to your repository>' });
+  if (ref.startsWith('-')) throw new ValidationError(`invalid ref "${ref}"`);
+  if (path.startsWith('-') || path.startsWith('/') || path.split('/').includes('..')) throw new ValidationError(`invalid repository path "${path}"`);
+  let commit: string;
+  try {
+    commit = (await git.revparse(['--verify', '--end-of-options', `${ref}^{commit}`])).trim();
+  } catch {
+    throw new NotFoundError(`ref ${ref} does not name a commit in ${repoPath}`, { hint: 'pass a commit SHA, branch or tag that exists (git log --oneline)' });
+  }
+  const listing = await git.raw(['ls-tree', '--name-only', commit, '--', path]);
+  if (!listing.split('\n').includes(path)) return { commit, text: undefined };
+  return { commit, text: await git.show([`${commit}:${path}`]) };
+}
+
+/** The root of the Git work tree that contains `dir`, or undefined when `dir` is not in one. */
+export async function gitRootOf(dir: string): Promise<string | undefined> {
+  try {
+    const root = (await simpleGit({ baseDir: dir }).revparse(['--show-toplevel'])).trim();
+    return root === '' ? undefined : root;
+  } catch {
+    return undefined;
+  }
+}

@@ -65,7 +65,7 @@ export async function applyPlan(sql: postgres.Sql, plan: SchemaPlan, options: Ap
       const bookkeepingMigrations = await migrateBookkeeping(tx);
 
       doing = 'reading the live schema';
-      const live = await introspectSchema(tx, { managedTables: plan.managedTables, probeRows: false });
+      const live = await introspectSchema(tx, { managedTables: plan.managedTables });
       const liveHash = hashSchema(live.ir);
       if (liveHash !== plan.liveHash) throw new PlanStaleError(plan.connection, plan.liveHash, liveHash);
 

@@ -12,7 +12,7 @@ import {
 } from './declaration.ts';
 import { compareText } from './ir.ts';
 import { indexName, primaryKeyName, uniqueName } from './names.ts';
-import { fieldError, locate, type Segment, type SourceDoc } from './source.ts';
+import { fieldError, keyPositions, type Position, type Segment, type SourceDoc } from './source.ts';
 import { MAX_DECIMAL_PRECISION, idSqlType, parseTypeSpec, sqlTypeOf, type TypeSpec } from './types.ts';
 
 /**
@@ -30,18 +30,21 @@ interface Located {
   readonly path: readonly Segment[];
 }
 
+const ORIGIN: Position = { line: 1, column: 1 };
+
 export function checkSchema(files: readonly { source: SourceDoc; data: RawSchemaFile }[]): { schema: ParsedSchema } | { errors: FieldError[] } {
   const errors: FieldError[] = [];
   const tables = new Map<string, Located>();
 
   for (const { source, data } of files) {
+    const positions = keyPositions(source, ['tables']);
     for (const [name, raw] of Object.entries(data.tables)) {
       const path: Segment[] = ['tables', name];
-      const table = checkTable(source, path, name, raw, errors);
+      const table = checkTable(source, path, name, raw, positions.get(name) ?? ORIGIN, errors);
       const earlier = tables.get(name);
       if (earlier) {
-        const at = locate(earlier.source, earlier.path, 'key');
-        errors.push(fieldError(source, path, `table "${name}" is already declared in ${earlier.source.path}:${at.line}:${at.column}; table names are unique across all files`, 'key'));
+        const at = earlier.table.source;
+        errors.push(fieldError(source, path, `table "${name}" is already declared in ${at.path}:${at.line}:${at.column}; table names are unique across all files`, 'key'));
         continue;
       }
       tables.set(name, { table, source, path });
@@ -56,7 +59,7 @@ export function checkSchema(files: readonly { source: SourceDoc; data: RawSchema
   return { schema: { tables: sorted } };
 }
 
-function checkTable(source: SourceDoc, path: Segment[], name: string, raw: RawTable, errors: FieldError[]): DeclaredTable {
+function checkTable(source: SourceDoc, path: Segment[], name: string, raw: RawTable, at: Position, errors: FieldError[]): DeclaredTable {
   const idName = raw.id?.name ?? 'id';
   const id = { name: idName, generate: raw.id?.generate ?? 'ulid', previousNames: raw.id?.previousNames ?? [] };
   const rawColumns = Object.entries(raw.columns ?? {});
@@ -88,7 +91,6 @@ function checkTable(source: SourceDoc, path: Segment[], name: string, raw: RawTa
     indexes.push({ name: ix.name ?? indexName(name, ix.columns), columns: [...ix.columns], unique: ix.unique ?? false });
   });
 
-  const at = locate(source, path, 'key');
   return {
     name,
     connection: raw.connection ?? DEFAULT_CONNECTION,

@@ -30,13 +30,14 @@ const byName = <T extends { readonly name: string }>(a: T, b: T): number => comp
 function declareTable(table: DeclaredTable): TableIR {
   const { id } = table;
   const autoIncrement = id.generate === 'auto_increment';
+  // object keys are written in code-point order throughout, so canonicalJson need not re-order them
   const idColumn: ColumnIR = {
-    name: id.name,
-    type: idSqlType(id.generate),
-    nullable: false,
     default: null,
     identity: autoIncrement ? 'by_default' : null,
+    name: id.name,
+    nullable: false,
     ...(id.previousNames.length > 0 ? { previousNames: [...id.previousNames] } : {}),
+    type: idSqlType(id.generate),
   };
   const columns: ColumnIR[] = [idColumn];
   const uniques: ConstraintIR[] = [];
@@ -50,38 +51,38 @@ function declareTable(table: DeclaredTable): TableIR {
       if ('sql' in result) defaultSql = result.sql;
     }
     columns.push({
-      name: col.name,
-      type,
-      nullable: col.nullable,
       default: defaultSql,
       identity: null,
-      logicalType: formatTypeSpec(col.type),
       ...(col.items === null ? {} : { items: col.items }),
+      logicalType: formatTypeSpec(col.type),
+      name: col.name,
+      nullable: col.nullable,
       ...(col.previousNames.length > 0 ? { previousNames: [...col.previousNames] } : {}),
+      type,
     });
-    if (col.unique) uniques.push({ name: uniqueName(table.name, [col.name]), columns: [col.name] });
+    if (col.unique) uniques.push({ columns: [col.name], name: uniqueName(table.name, [col.name]) });
     const ref = col.references;
     if (ref !== null) {
       foreignKeys.push({
-        name: foreignKeyName(table.name, [col.name]),
+        ...(ref.as === null ? {} : { as: ref.as }),
         columns: [col.name],
-        refTable: ref.table,
-        refColumns: [ref.column],
+        name: foreignKeyName(table.name, [col.name]),
         onDelete: ref.onDelete,
         onUpdate: ref.onUpdate,
-        ...(ref.as === null ? {} : { as: ref.as }),
+        refColumns: [ref.column],
+        refTable: ref.table,
       });
     }
   }
 
-  const indexes: IndexIR[] = table.indexes.map((ix) => ({ name: ix.name, columns: [...ix.columns], unique: ix.unique, definition: null }));
+  const indexes: IndexIR[] = table.indexes.map((ix) => ({ columns: [...ix.columns], definition: null, name: ix.name, unique: ix.unique }));
   return {
-    name: table.name,
     columns,
-    primaryKey: { name: primaryKeyName(table.name), columns: [id.name] },
-    uniques: uniques.sort(byName),
-    indexes: indexes.sort(byName),
     foreignKeys: foreignKeys.sort(byName),
     id: { column: id.name, generate: id.generate },
+    indexes: indexes.sort(byName),
+    name: table.name,
+    primaryKey: { columns: [id.name], name: primaryKeyName(table.name) },
+    uniques: uniques.sort(byName),
   };
 }

@@ -44,7 +44,7 @@ export function diffSchemas(declared: SchemaIR, live: SchemaIR, previous?: Schem
 }
 
 function physical(c: ColumnIR): ColumnDefinition {
-  return { name: c.name, type: c.type, nullable: c.nullable, default: c.default, identity: c.identity };
+  return { default: c.default, identity: c.identity, name: c.name, nullable: c.nullable, type: c.type };
 }
 
 function createTable(table: TableIR, changes: Change[]): void {

@@ -136,7 +136,7 @@ function compareNamed<T extends { readonly name: string }>(
 
 /** Introspects the declared tables of one database and compares them (see module doc). */
 export async function checkDrift(sql: Queryable, declared: SchemaIR): Promise<DriftReport> {
-  const live = await introspectSchema(sql, { managedTables: Object.keys(declared.tables), probeRows: false });
+  const live = await introspectSchema(sql, { managedTables: Object.keys(declared.tables) });
   return { differences: compareSchemas(declared, live.ir), unmanagedTables: live.unmanagedTables };
 }
 

@@ -117,6 +117,12 @@ export function hazardsOf(change: Change, ctx: HazardContext): Hazard[] {
   }
 }
 
+/** Whether a change's hazards depend on the table holding rows (so a row probe is worth it). */
+export function dependsOnRows(change: Change): boolean {
+  if (change.kind === 'add_identity') return true;
+  return change.kind === 'add_column' && !change.column.nullable && change.column.default === null && change.column.identity === null;
+}
+
 export function isDestructive(hazards: readonly Hazard[]): boolean {
   return hazards.some((h) => DESTRUCTIVE_HAZARDS.has(h.kind));
 }

@@ -4,8 +4,8 @@
  *
  *   const parsed = parseSchemaFiles(files);              // ValidationError with file:line:col
  *   const declared = declareSchema(parsed);              // { main: SchemaIR, analytics: SchemaIR }
- *   const live = await introspectSchema(sql, { managedTables: managedTablesOf(declared.main, previous) });
- *   const plan = planSchemaChanges({ declared: declared.main, live, previous, connection: 'main' });
+ *   const plan = await planLiveSchemaChanges(sql, { declared: declared.main, previous, connection: 'main' });
+ *     // = introspectSchema (4 catalog queries) + probeTablesWithRows (only if needed) + planSchemaChanges (pure)
  *   console.log(renderPlan(plan));
  *   await applyPlan(sql, plan, { releaseId, ref, force });   // DestructiveChangeError, PlanStaleError …
  *   const drift = await checkDrift(sql, declared.main);      // drift.differences is empty when in sync
@@ -14,12 +14,13 @@
 export { parseSchemaFiles, type SchemaSourceFile } from './parse.ts';
 export { declareSchema } from './declare.ts';
 export { DEFAULT_CONNECTION, type ParsedSchema, type DeclaredTable, type DeclaredColumn, type DeclaredIndex, type DeclaredReference } from './declaration.ts';
-export { introspectSchema, type IntrospectOptions, type LiveSchema, type Queryable } from './introspect.ts';
+export { introspectSchema, probeTablesWithRows, type IntrospectOptions, type LiveSchema, type Queryable } from './introspect.ts';
 export { diffSchemas } from './diff.ts';
 export { describeChange, CHANGE_ORDER, type Change, type ChangeKind, type ColumnDefinition } from './changes.ts';
-export { hazardsOf, HAZARD_KINDS, DESTRUCTIVE_HAZARDS, type Hazard, type HazardKind } from './hazards.ts';
+export { hazardsOf, dependsOnRows, HAZARD_KINDS, DESTRUCTIVE_HAZARDS, type Hazard, type HazardKind } from './hazards.ts';
 export { changeSql } from './sql.ts';
-export { planSchemaChanges, renderPlan, blockedSteps, managedTablesOf, PLAN_VERSION, type PlanInput, type PlanStep, type SchemaPlan, type HazardPermission } from './plan.ts';
+export { planLiveSchemaChanges, type LivePlanInput } from './plan-live.ts';
+export { planSchemaChanges, renderPlan, blockedSteps, managedTablesOf, rowSensitiveTables, PLAN_VERSION, type PlanInput, type PlanStep, type SchemaPlan, type HazardPermission } from './plan.ts';
 export { applyPlan, DEFAULT_LOCK_TIMEOUT_MS, DEFAULT_STATEMENT_TIMEOUT_MS, type ApplyOptions, type ApplyResult } from './apply.ts';
 export { BOOKKEEPING_SCHEMA, BOOKKEEPING_MIGRATIONS, migrateBookkeeping, listAppliedReleases, type AppliedRelease, type BookkeepingMigration } from './bookkeeping.ts';
 export { checkDrift, compareSchemas, formatDrift, type DriftDifference, type DriftKind, type DriftReport } from './drift.ts';

@@ -1,13 +1,15 @@
 import type postgres from 'postgres';
 import { catalogDefault } from './defaults.ts';
 import { compareText, schemaOf, type ColumnIR, type ConstraintIR, type ForeignKeyIR, type IndexIR, type ReferentialAction, type SchemaIR, type TableIR } from './ir.ts';
-import { TABLE_SCHEMA } from './names.ts';
+import { qualifiedTable, TABLE_SCHEMA } from './names.ts';
 
 /**
  * Live database → IR, in a constant number of catalog queries whatever the number of tables
- * (tables, columns, constraints, indexes; plus one probe for which tables hold rows). It reads
- * exactly what the IR describes, for the tables of schema `public` it is told to manage; other
- * tables are only listed by name (`unmanagedTables`), never read further.
+ * (tables, columns, constraints, indexes). It reads exactly what the IR describes, for the tables
+ * of schema `public` it is told to manage; other tables are only listed by name
+ * (`unmanagedTables`), never read further. Whether tables hold rows is a separate, targeted probe
+ * (`probeTablesWithRows`): only a few changes depend on it, and reading every table would cost
+ * far more than the catalog.
  */
 
 /** Anything that can run a query: a `postgres` instance or a transaction of one. */
@@ -18,7 +20,10 @@ export interface LiveSchema {
   readonly ir: SchemaIR;
   /** tables of the schema that are not managed, sorted */
   readonly unmanagedTables: readonly string[];
-  /** managed tables holding at least one row; null when not probed (then assume every table has rows) */
+  /**
+   * tables known to hold at least one row, among those probed; null when not probed (then every
+   * table is assumed to hold rows, the safe side for hazard classification)
+   */
   readonly tablesWithRows: readonly string[] | null;
   /** number of queries run: constant, whatever the number of tables */
   readonly queries: number;
@@ -27,8 +32,6 @@ export interface LiveSchema {
 export interface IntrospectOptions {
   /** tables to read; default: every table of the schema */
   readonly managedTables?: Iterable<string>;
-  /** probe which managed tables hold rows (one query, LIMIT 1 per table); default true */
-  readonly probeRows?: boolean;
 }
 
 const ACTIONS: Readonly<Record<string, ReferentialAction>> = { a: 'no_action', r: 'restrict', c: 'cascade', n: 'set_null', d: 'set_default' };
@@ -63,30 +66,27 @@ FROM pg_catalog.pg_constraint con
 WHERE con.conrelid = ANY($1::oid[]) AND con.contype IN ('p', 'u', 'f')`;
 
 // An index is "plain" when a declaration could have produced it: btree over plain columns with
-// default operator classes and ordering, no predicate, no INCLUDE. Others keep their definition.
+// default operator classes and ordering, no predicate, no INCLUDE. Others keep their definition
+// (pg_get_indexdef is the costly part, so it runs only for those).
 const INDEXES_QUERY = `
-SELECT i.indrelid::int8 AS table_oid, ic.relname::text AS name, i.indisunique AS is_unique,
-       ARRAY(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(num, ord)
-             JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.num ORDER BY k.ord) AS columns,
-       (i.indexprs IS NULL AND i.indpred IS NULL AND am.amname = 'btree' AND i.indnkeyatts = i.indnatts
-        AND NOT i.indnullsnotdistinct
-        AND 0 <> ALL (i.indkey::int2[]) AND 0 = ALL (i.indoption::int2[])
-        AND NOT EXISTS (SELECT 1 FROM unnest(i.indclass::oid[]) AS oc(oid)
-                        JOIN pg_catalog.pg_opclass opc ON opc.oid = oc.oid WHERE NOT opc.opcdefault)) AS plain,
-       pg_catalog.pg_get_indexdef(i.indexrelid) AS definition
-FROM pg_catalog.pg_index i
-JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
-JOIN pg_catalog.pg_am am ON am.oid = ic.relam
-WHERE i.indrelid = ANY($1::oid[])
-  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c
-                  WHERE c.conrelid = i.indrelid AND c.conindid = i.indexrelid AND c.contype IN ('p', 'u', 'x'))`;
-
-// One statement, one LIMIT 1 scan per table: query_to_xml runs a query built per row.
-const ROWS_QUERY = `
-SELECT c.relname::text AS name
-FROM pg_catalog.pg_class c
-WHERE c.oid = ANY($1::oid[])
-  AND pg_catalog.query_to_xml(pg_catalog.format('SELECT 1 AS x FROM %I.%I LIMIT 1', $2::text, c.relname), false, true, '')::text <> ''`;
+SELECT x.table_oid, x.name, x.is_unique, x.columns, x.plain,
+       CASE WHEN x.plain THEN NULL ELSE pg_catalog.pg_get_indexdef(x.indexrelid) END AS definition
+FROM (
+  SELECT i.indrelid::int8 AS table_oid, i.indexrelid, ic.relname::text AS name, i.indisunique AS is_unique,
+         ARRAY(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(num, ord)
+               JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.num ORDER BY k.ord) AS columns,
+         (i.indexprs IS NULL AND i.indpred IS NULL AND am.amname = 'btree' AND i.indnkeyatts = i.indnatts
+          AND NOT i.indnullsnotdistinct
+          AND 0 <> ALL (i.indkey::int2[]) AND 0 = ALL (i.indoption::int2[])
+          AND NOT EXISTS (SELECT 1 FROM unnest(i.indclass::oid[]) AS oc(oid)
+                          JOIN pg_catalog.pg_opclass opc ON opc.oid = oc.oid WHERE NOT opc.opcdefault)) AS plain
+  FROM pg_catalog.pg_index i
+  JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+  JOIN pg_catalog.pg_am am ON am.oid = ic.relam
+  WHERE i.indrelid = ANY($1::oid[])
+    AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c
+                    WHERE c.conrelid = i.indrelid AND c.conindid = i.indexrelid AND c.contype IN ('p', 'u', 'x'))
+) AS x`;
 
 interface TableRow { oid: string; name: string }
 interface ColumnRow { table_oid: string; num: number; name: string; type: string; not_null: boolean; identity: string; generated: string; default_expr: string | null }
@@ -100,7 +100,7 @@ interface ConstraintRow {
   on_delete: string;
   on_update: string;
 }
-interface IndexRow { table_oid: string; name: string; is_unique: boolean; columns: string[]; plain: boolean; definition: string }
+interface IndexRow { table_oid: string; name: string; is_unique: boolean; columns: string[]; plain: boolean; definition: string | null }
 
 const byName = <T extends { readonly name: string }>(a: T, b: T): number => compareText(a.name, b.name);
 
@@ -114,7 +114,7 @@ export async function introspectSchema(sql: Queryable, options: IntrospectOption
     .filter((t) => wanted !== undefined && !wanted.has(t.name))
     .map((t) => t.name)
     .sort(compareText);
-  if (managed.length === 0) return { ir: schemaOf([]), unmanagedTables, tablesWithRows: options.probeRows === false ? null : [], queries };
+  if (managed.length === 0) return { ir: schemaOf([]), unmanagedTables, tablesWithRows: null, queries };
 
   const oids = `{${managed.map((t) => t.oid).join(',')}}`;
   const [columns, constraints, indexes] = await Promise.all([
@@ -123,14 +123,8 @@ export async function introspectSchema(sql: Queryable, options: IntrospectOption
     sql.unsafe(INDEXES_QUERY, [oids]) as unknown as Promise<IndexRow[]>,
   ]);
   queries += 3;
-  let tablesWithRows: string[] | null = null;
-  if (options.probeRows !== false) {
-    const rows = (await sql.unsafe(ROWS_QUERY, [oids, TABLE_SCHEMA])) as unknown as { name: string }[];
-    queries += 1;
-    tablesWithRows = rows.map((r) => r.name).sort(compareText);
-  }
 
-  const parts = new Map<string, { name: string; columns: (ColumnIR & { num: number })[]; primaryKey: ConstraintIR | null; uniques: ConstraintIR[]; indexes: IndexIR[]; foreignKeys: ForeignKeyIR[] }>();
+  const parts = new Map<string, { name: string; columns: { num: number; column: ColumnIR }[]; primaryKey: ConstraintIR | null; uniques: ConstraintIR[]; indexes: IndexIR[]; foreignKeys: ForeignKeyIR[] }>();
   for (const t of managed) parts.set(String(t.oid), { name: t.name, columns: [], primaryKey: null, uniques: [], indexes: [], foreignKeys: [] });
 
   for (const c of columns) {
@@ -139,37 +133,59 @@ export async function introspectSchema(sql: Queryable, options: IntrospectOption
     const identity = c.identity === 'd' ? 'by_default' : c.identity === 'a' ? 'always' : null;
     let defaultSql: string | null = null;
     if (c.default_expr !== null) defaultSql = c.generated === 's' ? `GENERATED ALWAYS AS (${c.default_expr}) STORED` : catalogDefault(c.type, c.default_expr);
-    table.columns.push({ num: c.num, name: c.name, type: c.type, nullable: !c.not_null, default: defaultSql, identity });
+    table.columns.push({ num: c.num, column: { default: defaultSql, identity, name: c.name, nullable: !c.not_null, type: c.type } });
   }
   for (const c of constraints) {
     const table = parts.get(String(c.table_oid));
     if (!table) continue;
-    if (c.kind === 'p') table.primaryKey = { name: c.name, columns: c.columns };
-    else if (c.kind === 'u') table.uniques.push({ name: c.name, columns: c.columns });
+    if (c.kind === 'p') table.primaryKey = { columns: c.columns, name: c.name };
+    else if (c.kind === 'u') table.uniques.push({ columns: c.columns, name: c.name });
     else {
       table.foreignKeys.push({
-        name: c.name,
         columns: c.columns,
-        refTable: c.ref_table ?? '',
-        refColumns: c.ref_columns,
+        name: c.name,
         onDelete: ACTIONS[c.on_delete] ?? 'no_action',
         onUpdate: ACTIONS[c.on_update] ?? 'no_action',
+        refColumns: c.ref_columns,
+        refTable: c.ref_table ?? '',
       });
     }
   }
   for (const ix of indexes) {
     const table = parts.get(String(ix.table_oid));
     if (!table) continue;
-    table.indexes.push({ name: ix.name, columns: ix.columns, unique: ix.is_unique, definition: ix.plain ? null : ix.definition });
+    table.indexes.push({ columns: ix.columns, definition: ix.plain ? null : ix.definition, name: ix.name, unique: ix.is_unique });
   }
 
+  // keys in code-point order, so canonicalJson (and with it every plan) need not re-order them
   const tables: TableIR[] = [...parts.values()].map((t) => ({
+    columns: t.columns.sort((a, b) => a.num - b.num).map((c) => c.column),
+    foreignKeys: t.foreignKeys.sort(byName),
+    indexes: t.indexes.sort(byName),
     name: t.name,
-    columns: t.columns.sort((a, b) => a.num - b.num).map(({ num: _num, ...col }) => col),
     primaryKey: t.primaryKey,
     uniques: t.uniques.sort(byName),
-    indexes: t.indexes.sort(byName),
-    foreignKeys: t.foreignKeys.sort(byName),
   }));
-  return { ir: schemaOf(tables), unmanagedTables, tablesWithRows, queries };
+  return { ir: schemaOf(tables), unmanagedTables, tablesWithRows: null, queries };
+}
+
+/** Postgres allows 1,664 result columns; stay well below. */
+const PROBE_BATCH = 500;
+
+/**
+ * Which of these tables (in `public`) hold at least one row: one `EXISTS` per table, answered from
+ * the first row found, batched into few statements. Takes ACCESS SHARE locks, like any read.
+ */
+export async function probeTablesWithRows(sql: Queryable, tables: Iterable<string>): Promise<string[]> {
+  const names = [...new Set(tables)].sort(compareText);
+  const found: string[] = [];
+  for (let start = 0; start < names.length; start += PROBE_BATCH) {
+    const batch = names.slice(start, start + PROBE_BATCH);
+    const select = batch.map((t, i) => `EXISTS (SELECT 1 FROM ${qualifiedTable(t)}) AS "t${i}"`).join(', ');
+    const [row] = (await sql.unsafe(`SELECT ${select}`)) as unknown as Record<string, boolean>[];
+    batch.forEach((t, i) => {
+      if (row?.[`t${i}`] === true) found.push(t);
+    });
+  }
+  return found;
 }

@@ -1,5 +1,8 @@
 import { readFileSync, readdirSync } from 'node:fs';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { describe, expect, test } from 'vitest';
+import { parse } from 'yaml';
+import schemaFileSchema from '../../schema/schema.schema.json' with { type: 'json' };
 import { ValidationError } from '../errors.ts';
 import { parseSchemaFiles } from './parse.ts';
 
@@ -85,6 +88,14 @@ tables:
     ]);
     expect(v.message).toBe(`schema is not valid: 1 problem\n  - schema/x.yaml:5:18: ${v.fieldErrors[0]?.message}`);
     expect(v.hint).toContain('schema/schema.schema.json');
+  });
+
+  test('schema/schema.schema.json is a valid draft 2020-12 schema that accepts the example files', () => {
+    const ajv = new Ajv2020({ strict: true, allowUnionTypes: true });
+    expect(ajv.validateSchema(schemaFileSchema)).toBe(true);
+    const validate = ajv.compile(schemaFileSchema);
+    for (const f of exampleFiles) expect(validate(parse(f.text)), f.path).toBe(true);
+    expect(validate({ version: 1, tables: { t: { colour: 'red' } } })).toBe(false);
   });
 
   test('no files is an empty schema', () => {

@@ -3,7 +3,7 @@ import { ValidationError, type FieldError } from '../errors.ts';
 import schemaFileSchema from '../../schema/schema.schema.json' with { type: 'json' };
 import { checkSchema } from './check.ts';
 import type { ParsedSchema, RawSchemaFile } from './declaration.ts';
-import { compareFieldErrors, fieldError, readSource, type Segment, type SourceDoc } from './source.ts';
+import { compareFieldErrors, fieldError, firstDuplicateKey, readSource, type Segment, type SourceDoc } from './source.ts';
 
 /**
  * First stage of the pipeline: YAML text → a validated declaration. Every problem of every file is
@@ -52,6 +52,10 @@ function readFile(file: SchemaSourceFile): { source: SourceDoc; data: RawSchemaF
     const { line, col } = source.lines.linePos(offset);
     return { errors: [{ path: file.path, line: Math.max(line, 1), column: Math.max(col, 1), message: yamlMessage(problem.code, problem.message) }] };
   }
+  const duplicate = firstDuplicateKey(source);
+  if (duplicate) {
+    return { errors: [{ path: file.path, ...duplicate.position, message: `duplicate key "${duplicate.key}": keys of a mapping must be unique` }] };
+  }
   let data: unknown;
   try {
     data = source.doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
@@ -70,8 +74,6 @@ function yamlMessage(code: string, message: string): string {
   const first = message.split('\n')[0] ?? message;
   const text = first.replace(/ at line \d+, column \d+:?$/, '');
   switch (code) {
-    case 'DUPLICATE_KEY':
-      return `duplicate key: ${text}`;
     case 'TAG_RESOLVE_FAILED':
       return `unsupported YAML tag: ${text}`;
     default:

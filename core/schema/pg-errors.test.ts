@@ -14,6 +14,7 @@ describe('mapDatabaseError', () => {
     ['40P01', UnavailableError, 'Conflict', true],
     ['08006', UnavailableError, 'ConnectionFailed', true],
     ['53300', UnavailableError, 'ConnectionFailed', true],
+    ['53200', UnavailableError, 'InsufficientResources', false],
     ['28P01', UnavailableError, 'ConnectionFailed', false],
     ['42501', ForbiddenError, 'Forbidden', false],
     ['23502', ConflictError, 'SchemaApplyFailed', false],

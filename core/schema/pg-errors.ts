@@ -79,6 +79,16 @@ export function mapDatabaseError(err: unknown, context: string): SantokitError {
     if (code === '55P03') return new UnavailableError(what, { ...options, reason: 'LockTimeout', hint: 'another session holds a lock on the table; retry later or raise the lock timeout' });
     if (code === '57014') return new UnavailableError(what, { ...options, reason: 'StatementTimeout', hint: 'a statement ran longer than the statement timeout; raise it or apply when the database is quieter' });
     if (code === '40001' || code === '40P01') return new UnavailableError(what, { ...options, reason: 'Conflict' });
+    if (code === '53200') {
+      // "out of shared memory" in DDL: one transaction holds a lock per table and index it creates
+      return new UnavailableError(what, {
+        ...options,
+        reason: 'InsufficientResources',
+        retryable: false,
+        hint: 'the transaction needs more locks than the server allows: raise max_locks_per_transaction, or apply the schema in smaller releases',
+      });
+    }
+    if (code === '53100') return new UnavailableError(what, { ...options, reason: 'InsufficientResources', retryable: false, hint: 'the database server is out of disk space' });
     if (code.startsWith('08') || code.startsWith('53') || code === '57P01' || code === '57P02' || code === '57P03') {
       return new UnavailableError(what, { ...options, reason: 'ConnectionFailed' });
     }

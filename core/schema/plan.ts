@@ -1,6 +1,6 @@
 import { describeChange, type Change } from './changes.ts';
 import { diffSchemas } from './diff.ts';
-import { DESTRUCTIVE_HAZARDS, hazardsOf, isDestructive, type Hazard, type HazardKind } from './hazards.ts';
+import { DESTRUCTIVE_HAZARDS, dependsOnRows, hazardsOf, isDestructive, type Hazard, type HazardKind } from './hazards.ts';
 import type { LiveSchema } from './introspect.ts';
 import { DEFAULT_CONNECTION } from './declaration.ts';
 import { canonicalJson, compareText, hashSchema, pickTables, sha256Hex, type SchemaIR } from './ir.ts';
@@ -77,6 +77,12 @@ export function planSchemaChanges(input: PlanInput): SchemaPlan {
     steps,
   } as const;
   return { ...body, hash: sha256Hex(canonicalJson(body)) };
+}
+
+/** Tables whose planned changes are classified differently when they hold rows: the only ones worth probing. */
+export function rowSensitiveTables(declared: SchemaIR, live: SchemaIR, previous?: SchemaIR | null): string[] {
+  const changes = diffSchemas(declared, pickTables(live, managedTablesOf(declared, previous)), previous);
+  return [...new Set(changes.filter(dependsOnRows).map((c) => c.table))].sort(compareText);
 }
 
 export interface HazardPermission {

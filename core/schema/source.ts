@@ -1,4 +1,4 @@
-import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Document, type Node } from 'yaml';
+import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, visit, type Document, type Node } from 'yaml';
 import type { FieldError } from '../errors.ts';
 
 /**
@@ -22,8 +22,46 @@ export interface Position {
 /** Parses text into a YAML document that remembers positions; never throws. */
 export function readSource(path: string, text: string): SourceDoc {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false, strict: true });
+  // uniqueKeys is checked by `firstDuplicateKey` instead: the parser's own check is quadratic in
+  // the size of a mapping, and a schema of 10,000 tables is one mapping.
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: false, prettyErrors: false, strict: true });
   return { path, doc, lines };
+}
+
+/** The first key that repeats within one mapping, with its position; undefined when none does. */
+export function firstDuplicateKey(source: SourceDoc): { key: string; position: Position } | undefined {
+  let found: { key: string; position: Position } | undefined;
+  visit(source.doc, {
+    Map(_, map) {
+      const seen = new Set<string>();
+      for (const pair of map.items) {
+        if (!isScalar(pair.key)) continue;
+        const key = String(pair.key.value);
+        if (seen.has(key)) {
+          found = { key, position: positionOf(source, pair.key.range?.[0] ?? 0) };
+          return visit.BREAK;
+        }
+        seen.add(key);
+      }
+      return undefined;
+    },
+  });
+  return found;
+}
+
+/** Positions of the keys of the mapping at a path, by key: one pass, for lookups by the thousand. */
+export function keyPositions(source: SourceDoc, path: readonly Segment[]): Map<string, Position> {
+  let node: unknown = source.doc.contents;
+  for (const seg of path) {
+    if (!isMap(node)) return new Map();
+    node = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(seg))?.value;
+  }
+  const out = new Map<string, Position>();
+  if (!isMap(node)) return out;
+  for (const pair of node.items) {
+    if (isScalar(pair.key) && pair.key.range) out.set(String(pair.key.value), positionOf(source, pair.key.range[0]));
+  }
+  return out;
 }
 
 export function positionOf(source: SourceDoc, offset: number): Position {

@@ -1,15 +1,31 @@
-import { isConditionTrue, markReady, markRetrying, Reason } from '../../core/api/conditions.ts';
-import { Kinds, projectNamespace, type Environment, type EnvironmentStatus, type Project } from '../../core/api/resources.ts';
-import { ConflictError } from '../../core/errors.ts';
+import { isConditionTrue, markReady, markReconciling, markRetrying, markStalled, Reason } from '../../core/api/conditions.ts';
+import {
+  Annotations,
+  Kinds,
+  projectNamespace,
+  type Environment,
+  type EnvironmentStatus,
+  type Project,
+  type ReleaseRequest,
+  type RequestOutcome,
+} from '../../core/api/resources.ts';
+import { asSantokitError, ConflictError, ValidationError } from '../../core/errors.ts';
 import type { KubeClient, KubeObject } from '../../core/kube/client.ts';
 import type { Informer } from '../../core/kube/informer.ts';
+import { redactSecrets } from '../../core/redact.ts';
+import { PipelineError, type ReleasePipeline } from '../pipeline.ts';
 import type { ReconcileContext, ReconcileRequest, Reconciler, WatchMapping } from '../runtime/controller.ts';
 import type { EventRecorder } from '../runtime/events.ts';
-import { reconcileWithStatus } from '../runtime/skeleton.ts';
+import { reconcileWithStatus, type ReconcileScope } from '../runtime/skeleton.ts';
 
 const projectWaitMs = 5_000;
 
-/** An Environment is Ready once its Project exists, is Ready, and owns the namespace the Environment lives in. */
+/**
+ * An Environment is Ready once its Project exists and owns its namespace, and its current release
+ * is the desired one. Requests from `stk` (annotation `santokit.io/request`: apply, plan, promote,
+ * rollback) run the release pipeline once each, their outcome recorded in `status.lastRequest`;
+ * a change of `spec.release` without a request (GitOps) runs a full apply.
+ */
 export class EnvironmentReconciler implements Reconciler {
   readonly name = 'environment';
   readonly kind = Kinds.Environment;
@@ -17,6 +33,7 @@ export class EnvironmentReconciler implements Reconciler {
   constructor(
     private readonly client: KubeClient,
     private readonly events: EventRecorder,
+    private readonly pipeline: ReleasePipeline,
   ) {}
 
   /** A Project change re-checks its Environments. */
@@ -38,7 +55,8 @@ export class EnvironmentReconciler implements Reconciler {
       kind: this.kind,
       request,
       context,
-      work: async ({ obj, status, generation }) => {
+      work: async (scope) => {
+        const { obj, status, generation } = scope;
         const project = await this.client.find<Project & KubeObject>(Kinds.Project, obj.spec.project);
         if (!project) {
           status.conditions = markRetrying(status.conditions, Reason.ProjectNotFound, `project ${obj.spec.project} does not exist`, generation);
@@ -53,8 +71,64 @@ export class EnvironmentReconciler implements Reconciler {
           status.conditions = markRetrying(status.conditions, Reason.ProjectNotReady, `project ${obj.spec.project} is not ready yet`, generation);
           return { requeueAfterMs: projectWaitMs };
         }
-        status.conditions = markReady(status.conditions, Reason.Succeeded, `environment of project ${obj.spec.project}`, generation);
+
+        const pending = parseRequest(obj);
+        if (pending && pending.id !== status.lastRequest?.id) return this.handle(scope, pending);
+
+        const desired = obj.spec.release;
+        if (desired && desired !== status.currentRelease) {
+          // A request already decided this very spec: do not run it again as an apply.
+          const decided = status.lastRequest && status.lastRequest.release === desired && status.lastRequest.generation === generation;
+          if (decided && status.lastRequest?.outcome === 'Failed' && !status.lastRequest.retryable) return;
+          return this.handle(scope, { id: `spec-${generation}`, action: 'apply', release: desired, force: Boolean(obj.spec.force) });
+        }
+        const serving = status.currentRelease ? `serving release ${status.currentRelease}` : 'no release applied yet';
+        status.conditions = markReady(status.conditions, Reason.Succeeded, serving, generation);
       },
     });
   }
+
+  /** Runs one request through the pipeline and records its outcome. */
+  private async handle(scope: ReconcileScope<Environment, EnvironmentStatus>, request: ReleaseRequest): Promise<void> {
+    const { obj, status, generation, context } = scope;
+    const outcome: RequestOutcome = { id: request.id, action: request.action, release: request.release, outcome: 'Succeeded', generation };
+    status.conditions = markReconciling(status.conditions, Reason.Progressing, `${request.action} ${request.release}`, generation);
+    try {
+      const result = await this.pipeline.run({ env: obj as Environment & KubeObject, status, request, log: context.log });
+      if (result.plans) outcome.plans = result.plans;
+      status.lastRequest = outcome;
+      const serving = status.currentRelease ? `serving release ${status.currentRelease}` : 'no release applied yet';
+      status.conditions = markReady(status.conditions, Reason.Succeeded, serving, generation);
+    } catch (thrown) {
+      const err = asSantokitError(thrown);
+      const message = redactSecrets(err.message);
+      status.lastRequest = { ...outcome, outcome: 'Failed', reason: err.reason, message, retryable: err.retryable, ...(err instanceof PipelineError ? err.details : {}) };
+      if (err.retryable) {
+        // Back off and retry when the spec asks for it; a request from stk is answered once.
+        status.conditions = markRetrying(status.conditions, err.reason, message, generation);
+        if (request.id.startsWith('spec-')) throw err;
+        return;
+      }
+      // A gate refused or input is wrong: the previous release keeps serving until something changes.
+      status.conditions = markStalled(status.conditions, err.reason, message, generation);
+      context.log.info({ reason: err.reason, action: request.action, release: request.release }, 'request refused');
+    }
+  }
+}
+
+/** The request annotation, if present and well formed. */
+function parseRequest(env: Environment): ReleaseRequest | undefined {
+  const raw = env.metadata.annotations?.[Annotations.request];
+  if (!raw) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    throw new ValidationError(`annotation ${Annotations.request} is not valid JSON`);
+  }
+  const r = value as Partial<ReleaseRequest>;
+  if (typeof r.id !== 'string' || typeof r.release !== 'string' || !['apply', 'plan', 'promote', 'rollback'].includes(String(r.action))) {
+    throw new ValidationError(`annotation ${Annotations.request} must hold {id, action: apply|plan|promote|rollback, release}`);
+  }
+  return r as ReleaseRequest;
 }

@@ -1,0 +1,266 @@
+import path from 'node:path';
+import type { Command } from 'commander';
+import { findCondition } from '../../core/api/conditions.ts';
+import { API_VERSION, Kinds, type Connection, type Environment, type PipelineStep, type Release, type RequestOutcome } from '../../core/api/resources.ts';
+import { ConflictError, NotFoundError, UnavailableError, UsageError, ValidationError } from '../../core/errors.ts';
+import type { KubeClient, KubeObject } from '../../core/kube/client.ts';
+import type { BuiltRelease } from '../../core/release/build.ts';
+import { contextRoot } from '../context-file.ts';
+import { formatTable, printJson, println } from '../output.ts';
+import { outcomeError, requestEnvironmentChange } from '../release-requests.ts';
+import { run, type Flags } from '../runner.ts';
+import { Session } from '../session.ts';
+import { namespaceOfProject } from './project.ts';
+
+type Env = Environment & KubeObject;
+type Rel = Release & KubeObject;
+
+const onlyParts = ['schema', 'permissions', 'release'] as const;
+type OnlyPart = (typeof onlyParts)[number];
+
+function parseOnly(value: unknown): OnlyPart[] | undefined {
+  if (value === undefined) return undefined;
+  const parts = String(value)
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
+  const bad = parts.filter((p) => !(onlyParts as readonly string[]).includes(p));
+  if (bad.length > 0 || parts.length === 0) throw new UsageError(`--only takes a comma list of ${onlyParts.join(', ')} (got ${String(value)})`);
+  return parts as OnlyPart[];
+}
+
+function timeoutMs(flags: Flags): number {
+  return Number(flags.timeout ?? 120) * 1000;
+}
+
+/** Every connection the release's tables name must exist in the env and not be known unreachable. */
+async function checkConnections(client: KubeClient, namespace: string, env: string, built: BuiltRelease): Promise<void> {
+  const { items } = await client.list<Connection & KubeObject>(Kinds.Connection, { namespace });
+  const ofEnv = items.filter((c) => c.spec.environment === env);
+  const needed = Object.keys(built.content.schema).sort();
+  const missing = needed.filter((n) => !ofEnv.some((c) => c.spec.name === n));
+  if (missing.length > 0) {
+    throw new ValidationError(`environment ${env} has no connection named ${missing.join(', ')}, which the schema's tables use`, [], {
+      reason: 'ConnectionMissing',
+      hint: `create it: stk connections set --env ${env} --name ${missing[0]} --db-url -`,
+    });
+  }
+  for (const name of needed) {
+    const reachable = findCondition(ofEnv.find((c) => c.spec.name === name)?.status, 'Reachable');
+    if (reachable?.status === 'False') {
+      throw new UnavailableError(`connection ${name} of environment ${env} is not reachable (${reachable.reason}): ${reachable.message}`, {
+        reason: 'ConnectionFailed',
+        retryable: false,
+        hint: `fix it, then check with: stk connections test --env ${env} --name ${name}`,
+      });
+    }
+  }
+}
+
+/** Creates the Release, or reuses the one with the same id (same content and ref). Returns whether it was created. */
+async function ensureRelease(client: KubeClient, namespace: string, built: BuiltRelease): Promise<boolean> {
+  const existing = await client.find<Rel>(Kinds.Release, built.id, namespace);
+  if (existing) {
+    if (existing.spec.contentHash !== built.contentHash) throw new ConflictError(`release ${built.id} exists with other content (hash prefix collision)`);
+    return false;
+  }
+  const c = built.content;
+  await client.create<Rel>(Kinds.Release, {
+    apiVersion: API_VERSION,
+    kind: 'Release',
+    metadata: { name: built.id, namespace, labels: { 'santokit.io/project': c.project } },
+    spec: { project: c.project, ref: c.ref, ...(c.repo ? { repo: c.repo } : {}), contentHash: built.contentHash, schema: c.schema, permissions: c.permissions as unknown as Record<string, unknown> },
+  });
+  return true;
+}
+
+function stepLine(s: PipelineStep): string {
+  return `${s.name}${s.connection ? ` ${s.connection}` : ''}: ${s.state.toLowerCase()}${s.reason && s.state === 'Failed' ? ` (${s.reason})` : ''}${s.message ? `: ${s.message}` : ''}`;
+}
+
+function printPlans(outcome: RequestOutcome): void {
+  for (const plan of outcome.plans ?? []) {
+    println(`plan ${plan.connection}: ${plan.steps.length === 0 ? 'no changes' : `${plan.steps.length} step(s)`}`);
+    for (const line of plan.text.split('\n').filter(Boolean)) println(`  ${line}`);
+  }
+}
+
+export function registerReleaseCommands(program: Command): void {
+  program
+    .command('apply')
+    .description('validate the repo at a Git ref, snapshot it as a Release and move an environment to it (plan → gates → apply → drift → permissions → release)')
+    .requiredOption('--ref <ref>', 'Git ref (commit SHA, branch or tag) whose tree is released; never the working tree')
+    .option('--project <project>', 'project (default: context)')
+    .option('--env <env>', 'environment (default: context)')
+    .option('--repo <path>', 'repository (default: the Git root of the current directory)')
+    .option('--only <parts>', 'run only some of schema,permissions,release')
+    .option('--dry-run', 'print the plan per connection; change nothing')
+    .option('--force', 'apply destructive schema changes')
+    .option('--timeout <seconds>', 'how long to wait for the operator', '120')
+    .action(
+      run(async (flags) => {
+        const session = new Session(flags);
+        const project = session.requireProject();
+        const envName = session.requireEnv();
+        const only = parseOnly(flags.only);
+        const repo = path.resolve(String(flags.repo ?? contextRoot()));
+        // Loaded here, not at start-up: the schema compilers are the heaviest part of stk.
+        const [{ readRepoAtRef }, { buildRelease }] = await Promise.all([import('../../core/release/source.ts'), import('../../core/release/build.ts')]);
+        const snapshot = await readRepoAtRef(repo, String(flags.ref));
+        const built = buildRelease(snapshot, { project, repo });
+        const client = await session.client();
+        const namespace = await namespaceOfProject(client, project);
+        if (!(await client.find<Env>(Kinds.Environment, envName, namespace))) throw new NotFoundError(`environment ${envName} does not exist in project ${project}`);
+        await checkConnections(client, namespace, envName, built);
+        const created = await ensureRelease(client, namespace, built);
+
+        if (flags.dryRun) {
+          try {
+            const { outcome } = await requestEnvironmentChange(client, namespace, envName, { action: 'plan', release: built.id }, { setDesired: false, timeoutMs: timeoutMs(flags) });
+            if (outcome.outcome === 'Failed') throw outcomeError(outcome);
+            if (flags.json) return printJson({ releaseId: built.id, ref: built.content.ref, dryRun: true, plans: outcome.plans ?? [] });
+            println(`dry run: release ${built.id} (ref ${built.content.ref.slice(0, 12)}) for ${project}/${envName}; nothing changed`);
+            printPlans(outcome);
+            return;
+          } finally {
+            if (created) await client.delete(Kinds.Release, built.id, namespace);
+          }
+        }
+
+        const movesPointer = !only || only.includes('release');
+        const { outcome, env } = await requestEnvironmentChange(
+          client,
+          namespace,
+          envName,
+          { action: 'apply', release: built.id, ...(only ? { only } : {}), ...(flags.force ? { force: true } : {}) },
+          { setDesired: movesPointer, timeoutMs: timeoutMs(flags) },
+        );
+        const steps = env.status?.steps ?? [];
+        if (flags.json) {
+          printJson({ releaseId: built.id, ref: built.content.ref, outcome: outcome.outcome, reason: outcome.reason ?? null, steps, plans: outcome.plans ?? [], drift: outcome.drift ?? [] });
+        } else {
+          println(`release ${built.id} (ref ${built.content.ref.slice(0, 12)}) for ${project}/${envName}`);
+          printPlans(outcome);
+          for (const s of steps) println(stepLine(s));
+        }
+        if (outcome.outcome === 'Failed') throw outcomeError(outcome);
+        if (!flags.json) println(`releaseId=${built.id}`);
+      }),
+    );
+
+  const release = program.command('release').description('releases: list, current, promote, rollback');
+
+  release
+    .command('list')
+    .description('recent releases of a project; with --env, that environment\'s history')
+    .option('--project <project>', 'project (default: context)')
+    .option('--env <env>', 'environment: show its history')
+    .option('--limit <n>', 'at most this many', '20')
+    .action(
+      run(async (flags) => {
+        const session = new Session(flags);
+        const project = session.requireProject();
+        const client = await session.client();
+        const namespace = await namespaceOfProject(client, project);
+        const limit = Number(flags.limit);
+        const envs = (await client.list<Env>(Kinds.Environment, { namespace })).items;
+        const envName = session.settings.env;
+        if (envName && flags.env !== undefined) {
+          const env = envs.find((e) => e.metadata.name === envName);
+          if (!env) throw new NotFoundError(`environment ${envName} does not exist in project ${project}`);
+          const rows = (env.status?.history ?? []).slice(0, limit).map((h) => ({ release: h.release, ref: h.ref ?? '', action: h.action, at: h.at, current: h.release === env.status?.currentRelease }));
+          if (flags.json) return printJson({ env: envName, current: env.status?.currentRelease ?? null, history: rows });
+          println(formatTable(['RELEASE', 'REF', 'ACTION', 'AT', 'CURRENT'], rows.map((r) => [r.release, r.ref.slice(0, 12), r.action, r.at, r.current ? '*' : ''])));
+          return;
+        }
+        const releases = (await client.list<Rel>(Kinds.Release, { namespace })).items
+          .sort((a, b) => (b.metadata.creationTimestamp ?? '').localeCompare(a.metadata.creationTimestamp ?? '') || a.metadata.name.localeCompare(b.metadata.name))
+          .slice(0, limit);
+        const serving = (id: string) => envs.filter((e) => e.status?.currentRelease === id).map((e) => e.metadata.name).sort();
+        const rows = releases.map((r) => ({ release: r.metadata.name, ref: r.spec.ref, created: r.metadata.creationTimestamp ?? '', serving: serving(r.metadata.name) }));
+        if (flags.json) return printJson(rows);
+        println(formatTable(['RELEASE', 'REF', 'CREATED', 'SERVING'], rows.map((r) => [r.release, r.ref.slice(0, 12), r.created, r.serving.join(',') || '-'])));
+      }),
+    );
+
+  release
+    .command('current')
+    .description('the release an environment serves')
+    .option('--project <project>', 'project (default: context)')
+    .option('--env <env>', 'environment (default: context)')
+    .action(
+      run(async (flags) => {
+        const session = new Session(flags);
+        const project = session.requireProject();
+        const envName = session.requireEnv();
+        const client = await session.client();
+        const namespace = await namespaceOfProject(client, project);
+        const env = await client.find<Env>(Kinds.Environment, envName, namespace);
+        if (!env) throw new NotFoundError(`environment ${envName} does not exist in project ${project}`);
+        const id = env.status?.currentRelease;
+        const rel = id ? await client.find<Rel>(Kinds.Release, id, namespace) : undefined;
+        const since = env.status?.history?.find((h) => h.release === id);
+        const out = { env: envName, releaseId: id ?? null, ref: rel?.spec.ref ?? null, since: since?.at ?? null, action: since?.action ?? null };
+        if (flags.json) return printJson(out);
+        if (!id) return println(`environment ${envName} serves no release yet`);
+        println(`releaseId=${id}`);
+        println(`ref=${out.ref ?? '-'}`);
+        println(`since=${out.since ?? '-'} (${out.action ?? '-'})`);
+      }),
+    );
+
+  release
+    .command('promote')
+    .description("point an environment at another environment's current release (or an explicit id); no DDL: its databases must already satisfy it")
+    .option('--project <project>', 'project (default: context)')
+    .option('--from <env>', 'source environment')
+    .option('--release-id <id>', 'release to promote instead of the source environment\'s current one')
+    .requiredOption('--to <env>', 'target environment')
+    .option('--timeout <seconds>', 'how long to wait for the operator', '120')
+    .action(
+      run(async (flags) => {
+        const session = new Session(flags);
+        const project = session.requireProject();
+        const client = await session.client();
+        const namespace = await namespaceOfProject(client, project);
+        let id = flags.releaseId as string | undefined;
+        if ((id === undefined) === (flags.from === undefined)) throw new UsageError('pass exactly one of --from <env> or --release-id <id>');
+        if (flags.from !== undefined) {
+          const source = await client.find<Env>(Kinds.Environment, String(flags.from), namespace);
+          if (!source) throw new NotFoundError(`environment ${String(flags.from)} does not exist in project ${project}`);
+          id = source.status?.currentRelease;
+          if (!id) throw new ConflictError(`environment ${String(flags.from)} serves no release yet: nothing to promote`);
+        }
+        if (!(await client.find<Rel>(Kinds.Release, id!, namespace))) throw new NotFoundError(`release ${id} does not exist in project ${project}`, { reason: 'ReleaseNotFound', hint: 'list releases with `stk release list`' });
+        const { outcome } = await requestEnvironmentChange(client, namespace, String(flags.to), { action: 'promote', release: id! }, { setDesired: true, timeoutMs: timeoutMs(flags) });
+        if (outcome.outcome === 'Failed') throw outcomeError(outcome);
+        if (flags.json) return printJson({ env: flags.to, releaseId: id });
+        println(`environment ${String(flags.to)} now serves ${id}`);
+        println(`releaseId=${id}`);
+      }),
+    );
+
+  release
+    .command('rollback')
+    .description('point an environment back at a release it served before; no DDL is undone')
+    .option('--project <project>', 'project (default: context)')
+    .option('--env <env>', 'environment (default: context)')
+    .requiredOption('--to-release-id <id>', 'a release from the environment\'s history')
+    .option('--timeout <seconds>', 'how long to wait for the operator', '120')
+    .action(
+      run(async (flags) => {
+        const session = new Session(flags);
+        const project = session.requireProject();
+        const envName = session.requireEnv();
+        const client = await session.client();
+        const namespace = await namespaceOfProject(client, project);
+        const id = String(flags.toReleaseId);
+        if (!(await client.find<Rel>(Kinds.Release, id, namespace))) throw new NotFoundError(`release ${id} does not exist in project ${project}`, { reason: 'ReleaseNotFound', hint: `see the history with \`stk release list --env ${envName}\`` });
+        const { outcome } = await requestEnvironmentChange(client, namespace, envName, { action: 'rollback', release: id }, { setDesired: true, timeoutMs: timeoutMs(flags) });
+        if (outcome.outcome === 'Failed') throw outcomeError(outcome);
+        if (flags.json) return printJson({ env: envName, releaseId: id });
+        println(`environment ${envName} rolled back to ${id}`);
+        println(`releaseId=${id}`);
+      }),
+    );
+}
