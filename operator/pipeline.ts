@@ -92,8 +92,8 @@ export class ReleasePipeline {
     const pools = await this.connect(run, release);
 
     if (request.action === 'plan') {
-      const plans = await this.plan(run, pools, schema, currentSchema, false);
-      return { plans };
+      const planned = await this.planAll(run, pools, schema, currentSchema);
+      return { plans: planned.map((p) => summarize(p.plan)) };
     }
 
     if (request.action === 'promote') {
@@ -181,10 +181,6 @@ export class ReleasePipeline {
       out.push({ connection, sql, plan });
     }
     return out;
-  }
-
-  private async plan(run: PipelineRun, pools: Map<string, postgres.Sql>, schema: Record<string, SchemaIR>, previous: Record<string, SchemaIR>, _apply: boolean): Promise<PlannedConnection[]> {
-    return (await this.planAll(run, pools, schema, previous)).map((p) => summarize(p.plan));
   }
 
   private async applyOne(run: PipelineRun, connection: string, sql: postgres.Sql, plan: SchemaPlan, release: Rel, force: boolean): Promise<void> {
