@@ -554,6 +554,7 @@ listen_addresses = '127.0.0.1'
 port = ${PG_PORT}
 unix_socket_directories = '${PG_SOCKET_DIR}'
 max_connections = 200
+max_locks_per_transaction = 1024
 fsync = off
 synchronous_commit = off
 full_page_writes = off

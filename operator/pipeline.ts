@@ -13,8 +13,9 @@ import {
 import { ConflictError, NotFoundError, SantokitError, asSantokitError } from '../core/errors.ts';
 import type { KubeClient, KubeObject } from '../core/kube/client.ts';
 import type { Logger } from '../core/log.ts';
-import { applyPlan, checkDrift, formatDrift, introspectSchema, managedTablesOf, planSchemaChanges, renderPlan, type SchemaPlan } from '../core/schema/index.ts';
-import type { SchemaIR } from '../core/schema/ir.ts';
+import { applyPlan, compareSchemas, introspectSchema, managedTablesOf, planSchemaChanges, renderPlan, type SchemaPlan } from '../core/schema/index.ts';
+import { canonicalJson, hashSchema, sha256Hex, type SchemaIR } from '../core/schema/ir.ts';
+import { findCondition, setCondition } from '../core/api/conditions.ts';
 import { type Databases, databaseError } from './databases.ts';
 import type { EventRecorder } from './runtime/events.ts';
 import { FIELD_MANAGER } from './runtime/skeleton.ts';
@@ -73,7 +74,7 @@ export class ReleasePipeline {
   ) {}
 
   /** Runs one request; fills status (steps, plans, drift, pointer) and throws a named error on failure. */
-  async run(run: PipelineRun): Promise<{ plans?: PlannedConnection[] }> {
+  async run(run: PipelineRun): Promise<{ plans?: PlannedConnection[]; drift?: string[] }> {
     const { env, status, request } = run;
     const release = await this.loadRelease(env, request.release);
     const schema = release.spec.schema as Record<string, SchemaIR>;
@@ -91,13 +92,25 @@ export class ReleasePipeline {
 
     const pools = await this.connect(run, release);
 
+    if (request.action === 'drift') {
+      const found = await this.recordDrift(run, pools, schema, release.metadata.name);
+      return { drift: found };
+    }
+
     if (request.action === 'plan') {
       const planned = await this.planAll(run, pools, schema, currentSchema);
       return { plans: planned.map((p) => summarize(p.plan)) };
     }
 
     if (request.action === 'promote') {
-      await this.requireSatisfied(run, pools, schema, PipelineReason.PromotionBlocked, `environment ${env.metadata.name}'s databases do not satisfy release ${release.metadata.name}; promotion moves no DDL`);
+      if (current) await this.driftGate(run, pools, currentSchema, current.metadata.name);
+      await this.requireSatisfied(
+        run,
+        pools,
+        schema,
+        PipelineReason.PromotionBlocked,
+        `environment ${env.metadata.name}'s databases do not satisfy release ${release.metadata.name} (promotion runs no DDL); bring them there first with \`stk apply --env ${env.metadata.name} --only schema --ref ${release.spec.ref}\``,
+      );
       await this.snapshotPermissions(run, release);
       this.movePointer(run, release, 'promote');
       return {};
@@ -198,30 +211,68 @@ export class ReleasePipeline {
     }
   }
 
-  /** The env's databases must still match its current release before anything changes. */
-  private async driftGate(run: PipelineRun, pools: Map<string, postgres.Sql>, currentSchema: Record<string, SchemaIR>, currentId: string): Promise<void> {
-    const drift: string[] = [];
-    for (const [connection, declared] of Object.entries(currentSchema)) {
+  /** Compares each connection's live schema with the declared one: one line per difference, and a fingerprint of what is live. */
+  private async driftOf(pools: Map<string, postgres.Sql>, schema: Record<string, SchemaIR>): Promise<{ lines: string[]; fingerprint: string }> {
+    const lines: string[] = [];
+    const hashes: Record<string, string> = {};
+    for (const [connection, declared] of Object.entries(schema).sort(([a], [b]) => a.localeCompare(b))) {
       const sql = pools.get(connection);
       if (!sql) continue;
-      const report = await checkDrift(sql, declared);
-      drift.push(...formatDrift({ ...report, unmanagedTables: [] }).map((l) => `${connection}: ${l}`));
+      const live = await introspectSchema(sql, { managedTables: Object.keys(declared.tables) });
+      lines.push(...compareSchemas(declared, live.ir).map((d) => `${connection}: ${d.message}`));
+      hashes[connection] = hashSchema(live.ir);
     }
-    run.status.drift = drift;
-    run.status.lastDriftCheck = nowIso();
+    return { lines, fingerprint: sha256Hex(canonicalJson(hashes)) };
+  }
+
+  /**
+   * Checks the env's databases against its current release and records the result: `status.drift`,
+   * the live-schema fingerprint, and a `Drifted` condition with an Event when it appears or clears.
+   */
+  private async recordDrift(run: PipelineRun, pools: Map<string, postgres.Sql>, schema: Record<string, SchemaIR>, releaseId: string): Promise<string[]> {
+    const { lines, fingerprint } = await this.driftOf(pools, schema);
+    const { status, env } = run;
+    const before = findCondition(status, 'Drifted')?.status;
+    status.drift = lines;
+    status.lastDriftCheck = nowIso();
+    status.liveSchemaHash = fingerprint;
+    const drifted = lines.length > 0;
+    status.conditions = setCondition(
+      status.conditions,
+      drifted
+        ? { type: 'Drifted', status: 'True', reason: PipelineReason.SchemaDrift, message: `${lines.length} difference(s) from release ${releaseId}:\n${lines.join('\n')}` }
+        : { type: 'Drifted', status: 'False', reason: 'NoDrift', message: `databases match release ${releaseId}` },
+      env.metadata.generation,
+    );
+    const after = drifted ? 'True' : 'False';
+    if (before !== after && (drifted || before === 'True')) {
+      await this.events.record(Kinds.Environment, env, drifted ? 'Warning' : 'Normal', drifted ? 'DriftDetected' : 'DriftCleared', drifted ? `${lines.length} difference(s) from release ${releaseId}` : `databases match release ${releaseId} again`);
+    }
+    return lines;
+  }
+
+  /** Periodic drift check of the release an env serves (no request involved). */
+  async checkCurrentDrift(run: Omit<PipelineRun, 'request'>): Promise<void> {
+    const id = run.status.currentRelease;
+    if (!id) return;
+    const release = await this.loadRelease(run.env, id);
+    const full: PipelineRun = { ...run, request: { id: 'periodic-drift', action: 'drift', release: id } };
+    const pools = await this.connect(full, release);
+    await this.recordDrift(full, pools, release.spec.schema as Record<string, SchemaIR>, id);
+  }
+
+  /** The env's databases must still match its current release before anything changes. */
+  private async driftGate(run: PipelineRun, pools: Map<string, postgres.Sql>, currentSchema: Record<string, SchemaIR>, currentId: string): Promise<void> {
+    const drift = await this.recordDrift(run, pools, currentSchema, currentId);
     if (drift.length > 0) {
       this.step(run, { name: 'drift', state: 'Failed', reason: PipelineReason.SchemaDrift, message: `${drift.length} difference(s) from release ${currentId}` });
-      throw new PipelineError(`the databases of environment ${run.env.metadata.name} drifted from its current release ${currentId}; nothing was applied:\n${drift.map((d) => `  - ${d}`).join('\n')}`, PipelineReason.SchemaDrift, { drift });
+      throw new PipelineError(`the databases of environment ${run.env.metadata.name} drifted from its current release ${currentId}; nothing was applied:\n${drift.map((d) => `  - ${d}`).join('\n')}\nrevert the manual change, or apply a release that declares it`, PipelineReason.SchemaDrift, { drift });
     }
   }
 
   /** Every connection's database must match the release's schema exactly. */
   private async requireSatisfied(run: PipelineRun, pools: Map<string, postgres.Sql>, schema: Record<string, SchemaIR>, reason: string, headline: string): Promise<void> {
-    const drift: string[] = [];
-    for (const [connection, declared] of Object.entries(schema)) {
-      const report = await checkDrift(pools.get(connection)!, declared);
-      drift.push(...formatDrift({ ...report, unmanagedTables: [] }).map((l) => `${connection}: ${l}`));
-    }
+    const { lines: drift } = await this.driftOf(pools, schema);
     if (drift.length > 0) {
       this.step(run, { name: 'drift', state: 'Failed', reason, message: `${drift.length} difference(s)` });
       throw new PipelineError(`${headline}:\n${drift.map((d) => `  - ${d}`).join('\n')}`, reason, { drift });
@@ -257,7 +308,6 @@ export class ReleasePipeline {
       run.status.history = [entry, ...(run.status.history ?? [])].slice(0, limit);
     }
     run.status.currentRelease = release.metadata.name;
-    run.status.drift = [];
     this.step(run, { name: 'release', state: 'Succeeded', reason: PipelineReason.Released, message: `${action}: now serving ${release.metadata.name}` });
   }
 }

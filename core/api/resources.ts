@@ -104,7 +104,7 @@ export interface PipelineStep {
 /** A one-shot request to an Environment (annotation santokit.io/request), written by `stk`. */
 export interface ReleaseRequest {
   id: string;
-  action: 'apply' | 'plan' | 'promote' | 'rollback';
+  action: 'apply' | 'plan' | 'promote' | 'rollback' | 'drift';
   release: string;
   /** pipeline parts to run (apply only): default all */
   only?: Array<'schema' | 'permissions' | 'release'>;
@@ -137,6 +137,7 @@ export interface EnvironmentStatus extends CommonStatus {
   history?: ReleaseHistoryEntry[];
   drift?: string[];
   lastDriftCheck?: string;
+  liveSchemaHash?: string;
   steps?: PipelineStep[];
   lastRequest?: RequestOutcome;
 }

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { declareSchema } from './declare.ts';
-import { canonicalJson, hashSchema, physicalSchema, type SchemaIR } from './ir.ts';
+import { canonicalJson, canonicalSha256, hashSchema, physicalSchema, sha256Hex, type SchemaIR } from './ir.ts';
 import { parseSchemaFiles } from './parse.ts';
 
 function declare(text: string): Record<string, SchemaIR> {
@@ -82,5 +82,18 @@ describe('declareSchema', () => {
     const physical = physicalSchema(declare(text).main as SchemaIR);
     const json = JSON.stringify(physical);
     for (const key of ['logicalType', 'items', 'previousNames', '"as"', '"id":{']) expect(json).not.toContain(key);
+  });
+});
+
+describe('canonicalSha256', () => {
+  test('equals the SHA-256 of the canonical JSON, for schemas and for arbitrary nested data', () => {
+    const ir = declare(text);
+    expect(hashSchema(ir.main as SchemaIR)).toBe(sha256Hex(canonicalJson(ir.main)));
+    const odd = { z: [1, undefined, { b: 'é→', a: null }], a: { y: { x: { w: [true, { v: 1.5 }] } } }, m: undefined, n: '"q"' };
+    expect(canonicalSha256(odd)).toBe(sha256Hex(canonicalJson(odd)));
+    expect(canonicalSha256([])).toBe(sha256Hex('[]'));
+    expect(canonicalSha256(null)).toBe(sha256Hex('null'));
+    const big = { tables: Object.fromEntries(Array.from({ length: 500 }, (_, i) => [`t${i}`, { name: `t${i}`, columns: Array.from({ length: 20 }, (_, j) => ({ name: `c${j}` })) }])) };
+    expect(canonicalSha256(big)).toBe(sha256Hex(canonicalJson(big)));
   });
 });

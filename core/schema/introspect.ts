@@ -47,45 +47,51 @@ SELECT a.attrelid::int8 AS table_oid, a.attnum::int4 AS num, a.attname::text AS 
        pg_catalog.format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS not_null,
        a.attidentity::text AS identity, a.attgenerated::text AS generated,
        pg_catalog.pg_get_expr(d.adbin, d.adrelid) AS default_expr
-FROM pg_catalog.pg_attribute a
+FROM unnest($1::oid[]) AS m(oid)
+JOIN pg_catalog.pg_attribute a ON a.attrelid = m.oid
 LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped`;
+WHERE a.attnum > 0 AND NOT a.attisdropped`;
 
+// Key columns come back as attribute numbers, as space-separated text (an int2vector cast to an
+// array keeps a zero lower bound the driver misreads), and are named from the columns query. Only
+// the referenced side of a foreign key (perhaps a table we do not read) is named here.
 const CONSTRAINTS_QUERY = `
 SELECT con.conrelid::int8 AS table_oid, con.conname::text AS name, con.contype::text AS kind,
-       ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY AS k(num, ord)
-             JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.num ORDER BY k.ord) AS columns,
+       pg_catalog.array_to_string(con.conkey, ' ') AS keys,
+       CASE WHEN rn.nspname = $2 THEN rc.relname::text ELSE rn.nspname || '.' || rc.relname END AS ref_table,
        CASE WHEN con.contype = 'f' THEN
-         (SELECT CASE WHEN rn.nspname = $2 THEN rc.relname::text ELSE rn.nspname || '.' || rc.relname END
-          FROM pg_catalog.pg_class rc JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace WHERE rc.oid = con.confrelid)
-       END AS ref_table,
-       ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY AS k(num, ord)
-             JOIN pg_catalog.pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.num ORDER BY k.ord) AS ref_columns,
+         ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY AS k(num, ord)
+               JOIN pg_catalog.pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.num ORDER BY k.ord)
+       END AS ref_columns,
        con.confdeltype::text AS on_delete, con.confupdtype::text AS on_update
-FROM pg_catalog.pg_constraint con
-WHERE con.conrelid = ANY($1::oid[]) AND con.contype IN ('p', 'u', 'f')`;
+FROM unnest($1::oid[]) AS m(oid)
+JOIN pg_catalog.pg_constraint con ON con.conrelid = m.oid
+LEFT JOIN pg_catalog.pg_class rc ON rc.oid = con.confrelid
+LEFT JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace
+WHERE con.contype IN ('p', 'u', 'f')`;
 
 // An index is "plain" when a declaration could have produced it: btree over plain columns with
 // default operator classes and ordering, no predicate, no INCLUDE. Others keep their definition
-// (pg_get_indexdef is the costly part, so it runs only for those).
+// (pg_get_indexdef is the costly part, so it runs only for those; OFFSET 0 keeps the inner query
+// from being flattened, which would evaluate "plain" twice).
 const INDEXES_QUERY = `
-SELECT x.table_oid, x.name, x.is_unique, x.columns, x.plain,
+SELECT x.table_oid, x.name, x.is_unique, x.keys, x.plain,
        CASE WHEN x.plain THEN NULL ELSE pg_catalog.pg_get_indexdef(x.indexrelid) END AS definition
 FROM (
   SELECT i.indrelid::int8 AS table_oid, i.indexrelid, ic.relname::text AS name, i.indisunique AS is_unique,
-         ARRAY(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(num, ord)
-               JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.num ORDER BY k.ord) AS columns,
+         i.indkey::text AS keys,
          (i.indexprs IS NULL AND i.indpred IS NULL AND am.amname = 'btree' AND i.indnkeyatts = i.indnatts
           AND NOT i.indnullsnotdistinct
           AND 0 <> ALL (i.indkey::int2[]) AND 0 = ALL (i.indoption::int2[])
-          AND NOT EXISTS (SELECT 1 FROM unnest(i.indclass::oid[]) AS oc(oid)
-                          JOIN pg_catalog.pg_opclass opc ON opc.oid = oc.oid WHERE NOT opc.opcdefault)) AS plain
-  FROM pg_catalog.pg_index i
+          AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_opclass opc
+                          WHERE opc.oid = ANY (i.indclass::oid[]) AND NOT opc.opcdefault)) AS plain
+  FROM unnest($1::oid[]) AS m(oid)
+  JOIN pg_catalog.pg_index i ON i.indrelid = m.oid
   JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
   JOIN pg_catalog.pg_am am ON am.oid = ic.relam
-  WHERE i.indrelid = ANY($1::oid[])
-    AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c
+  WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c
                     WHERE c.conrelid = i.indrelid AND c.conindid = i.indexrelid AND c.contype IN ('p', 'u', 'x'))
+  OFFSET 0
 ) AS x`;
 
 interface TableRow { oid: string; name: string }
@@ -94,13 +100,13 @@ interface ConstraintRow {
   table_oid: string;
   name: string;
   kind: string;
-  columns: string[];
+  keys: string;
   ref_table: string | null;
-  ref_columns: string[];
+  ref_columns: string[] | null;
   on_delete: string;
   on_update: string;
 }
-interface IndexRow { table_oid: string; name: string; is_unique: boolean; columns: string[]; plain: boolean; definition: string | null }
+interface IndexRow { table_oid: string; name: string; is_unique: boolean; keys: string; plain: boolean; definition: string | null }
 
 const byName = <T extends { readonly name: string }>(a: T, b: T): number => compareText(a.name, b.name);
 
@@ -124,8 +130,8 @@ export async function introspectSchema(sql: Queryable, options: IntrospectOption
   ]);
   queries += 3;
 
-  const parts = new Map<string, { name: string; columns: { num: number; column: ColumnIR }[]; primaryKey: ConstraintIR | null; uniques: ConstraintIR[]; indexes: IndexIR[]; foreignKeys: ForeignKeyIR[] }>();
-  for (const t of managed) parts.set(String(t.oid), { name: t.name, columns: [], primaryKey: null, uniques: [], indexes: [], foreignKeys: [] });
+  const parts = new Map<string, { name: string; names: Map<number, string>; columns: { num: number; column: ColumnIR }[]; primaryKey: ConstraintIR | null; uniques: ConstraintIR[]; indexes: IndexIR[]; foreignKeys: ForeignKeyIR[] }>();
+  for (const t of managed) parts.set(String(t.oid), { name: t.name, names: new Map(), columns: [], primaryKey: null, uniques: [], indexes: [], foreignKeys: [] });
 
   for (const c of columns) {
     const table = parts.get(String(c.table_oid));
@@ -134,19 +140,23 @@ export async function introspectSchema(sql: Queryable, options: IntrospectOption
     let defaultSql: string | null = null;
     if (c.default_expr !== null) defaultSql = c.generated === 's' ? `GENERATED ALWAYS AS (${c.default_expr}) STORED` : catalogDefault(c.type, c.default_expr);
     table.columns.push({ num: c.num, column: { default: defaultSql, identity, name: c.name, nullable: !c.not_null, type: c.type } });
+    table.names.set(c.num, c.name);
   }
+  // attribute numbers → names; 0 (an expression in an index) has no name and is left out
+  const named = (names: Map<number, string>, keys: string): string[] => (keys === '' ? [] : keys.split(' ').flatMap((k) => names.get(Number(k)) ?? []));
   for (const c of constraints) {
     const table = parts.get(String(c.table_oid));
     if (!table) continue;
-    if (c.kind === 'p') table.primaryKey = { columns: c.columns, name: c.name };
-    else if (c.kind === 'u') table.uniques.push({ columns: c.columns, name: c.name });
+    const columns = named(table.names, c.keys);
+    if (c.kind === 'p') table.primaryKey = { columns, name: c.name };
+    else if (c.kind === 'u') table.uniques.push({ columns, name: c.name });
     else {
       table.foreignKeys.push({
-        columns: c.columns,
+        columns,
         name: c.name,
         onDelete: ACTIONS[c.on_delete] ?? 'no_action',
         onUpdate: ACTIONS[c.on_update] ?? 'no_action',
-        refColumns: c.ref_columns,
+        refColumns: c.ref_columns ?? [],
         refTable: c.ref_table ?? '',
       });
     }
@@ -154,7 +164,7 @@ export async function introspectSchema(sql: Queryable, options: IntrospectOption
   for (const ix of indexes) {
     const table = parts.get(String(ix.table_oid));
     if (!table) continue;
-    table.indexes.push({ columns: ix.columns, definition: ix.plain ? null : ix.definition, name: ix.name, unique: ix.is_unique });
+    table.indexes.push({ columns: named(table.names, ix.keys), definition: ix.plain ? null : ix.definition, name: ix.name, unique: ix.is_unique });
   }
 
   // keys in code-point order, so canonicalJson (and with it every plan) need not re-order them

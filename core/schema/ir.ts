@@ -129,9 +129,56 @@ export function sha256Hex(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }
 
+/** Below this depth values are serialised piecewise; deeper ones (a table, a step) in one go. */
+const STREAM_DEPTH = 3;
+const FLUSH_AT = 1 << 16;
+
+/**
+ * `sha256Hex(canonicalJson(value))` for plain JSON data, without building the whole text: the
+ * canonical JSON is fed to the hash in pieces of about a table each, which keeps hashing a schema
+ * of 10,000 tables linear and its memory flat.
+ */
+export function canonicalSha256(value: unknown): string {
+  const hash = createHash('sha256');
+  let buffer = '';
+  const emit = (text: string): void => {
+    buffer += text;
+    if (buffer.length >= FLUSH_AT) {
+      hash.update(buffer);
+      buffer = '';
+    }
+  };
+  const walk = (v: unknown, depth: number): void => {
+    if (depth >= STREAM_DEPTH || v === null || v === undefined || typeof v !== 'object') {
+      emit(canonicalJson(v));
+    } else if (Array.isArray(v)) {
+      emit('[');
+      v.forEach((item, i) => {
+        if (i > 0) emit(',');
+        walk(item, depth + 1);
+      });
+      emit(']');
+    } else {
+      const record = v as Record<string, unknown>;
+      let first = true;
+      emit('{');
+      for (const key of Object.keys(record).sort(compareText)) {
+        if (record[key] === undefined) continue;
+        emit(`${first ? '' : ','}${JSON.stringify(key)}:`);
+        first = false;
+        walk(record[key], depth + 1);
+      }
+      emit('}');
+    }
+  };
+  walk(value, 0);
+  hash.update(buffer);
+  return hash.digest('hex');
+}
+
 /** SHA-256 (hex) of the canonical JSON of an IR: equal schemas hash equally, whatever built them. */
 export function hashSchema(ir: SchemaIR): string {
-  return sha256Hex(canonicalJson(ir));
+  return canonicalSha256(ir);
 }
 
 /** The IR restricted to the given tables (those it has). */

@@ -71,7 +71,7 @@ describe('planSchemaChanges', () => {
    ~ access_exclusive_lock: blocks every read and write of users while it runs (ACCESS EXCLUSIVE)
    ALTER TABLE "public"."users" ALTER COLUMN "age" TYPE bigint USING "age"::bigint;
 `);
-    expect(text.endsWith('\nblocked: step 3 need force or allowed hazards (correctness)\n')).toBe(true);
+    expect(text.endsWith('\nblocked: step 3 needs force or allowed hazards (correctness)\n')).toBe(true);
     expect(renderPlan(planSchemaChanges({ declared: v1, live: liveOf(v1) }))).toBe(`connection main: no changes\n  live schema ${planSchemaChanges({ declared: v1, live: liveOf(v1) }).liveHash}\n  plan ${planSchemaChanges({ declared: v1, live: liveOf(v1) }).hash}\n`);
   });
 

@@ -3,7 +3,7 @@ import { diffSchemas } from './diff.ts';
 import { DESTRUCTIVE_HAZARDS, dependsOnRows, hazardsOf, isDestructive, type Hazard, type HazardKind } from './hazards.ts';
 import type { LiveSchema } from './introspect.ts';
 import { DEFAULT_CONNECTION } from './declaration.ts';
-import { canonicalJson, compareText, hashSchema, pickTables, sha256Hex, type SchemaIR } from './ir.ts';
+import { canonicalSha256, compareText, hashSchema, pickTables, type SchemaIR } from './ir.ts';
 import { changeSql } from './sql.ts';
 import type { BlockedStep } from './errors.ts';
 
@@ -76,7 +76,7 @@ export function planSchemaChanges(input: PlanInput): SchemaPlan {
     allowedHazards,
     steps,
   } as const;
-  return { ...body, hash: sha256Hex(canonicalJson(body)) };
+  return { ...body, hash: canonicalSha256(body) };
 }
 
 /** Tables whose planned changes are classified differently when they hold rows: the only ones worth probing. */
@@ -124,7 +124,7 @@ export function renderPlan(plan: SchemaPlan): string {
   if (blocked.length > 0) {
     const kinds = [...new Set(blocked.flatMap((b) => b.hazards.map((h) => h.kind)))].sort(compareText);
     lines.push('');
-    lines.push(`blocked: step${blocked.length === 1 ? '' : 's'} ${blocked.map((b) => b.number).join(', ')} need force or allowed hazards (${kinds.join(', ')})`);
+    lines.push(`blocked: step${blocked.length === 1 ? ' ' : 's '}${blocked.map((b) => b.number).join(', ')} need${blocked.length === 1 ? 's' : ''} force or allowed hazards (${kinds.join(', ')})`);
   }
   return `${lines.join('\n')}\n`;
 }

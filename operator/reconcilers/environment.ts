@@ -34,6 +34,7 @@ export class EnvironmentReconciler implements Reconciler {
     private readonly client: KubeClient,
     private readonly events: EventRecorder,
     private readonly pipeline: ReleasePipeline,
+    private readonly driftIntervalMs: number,
   ) {}
 
   /** A Project change re-checks its Environments. */
@@ -84,6 +85,17 @@ export class EnvironmentReconciler implements Reconciler {
         }
         const serving = status.currentRelease ? `serving release ${status.currentRelease}` : 'no release applied yet';
         status.conditions = markReady(status.conditions, Reason.Succeeded, serving, generation);
+        if (!status.currentRelease) return;
+        // Drift is checked periodically, not only at apply: someone may ALTER a table at any time.
+        const last = status.lastDriftCheck ? Date.parse(status.lastDriftCheck) : 0;
+        const due = last + this.driftIntervalMs - Date.now();
+        if (due > 1_000) return { requeueAfterMs: due };
+        try {
+          await this.pipeline.checkCurrentDrift({ env: obj as Environment & KubeObject, status, log: context.log });
+        } catch (err) {
+          context.log.info({ reason: asSantokitError(err).reason }, 'periodic drift check could not run');
+        }
+        return { requeueAfterMs: this.driftIntervalMs };
       },
     });
   }
@@ -96,6 +108,7 @@ export class EnvironmentReconciler implements Reconciler {
     try {
       const result = await this.pipeline.run({ env: obj as Environment & KubeObject, status, request, log: context.log });
       if (result.plans) outcome.plans = result.plans;
+      if (result.drift) outcome.drift = result.drift;
       status.lastRequest = outcome;
       const serving = status.currentRelease ? `serving release ${status.currentRelease}` : 'no release applied yet';
       status.conditions = markReady(status.conditions, Reason.Succeeded, serving, generation);
@@ -127,8 +140,8 @@ function parseRequest(env: Environment): ReleaseRequest | undefined {
     throw new ValidationError(`annotation ${Annotations.request} is not valid JSON`);
   }
   const r = value as Partial<ReleaseRequest>;
-  if (typeof r.id !== 'string' || typeof r.release !== 'string' || !['apply', 'plan', 'promote', 'rollback'].includes(String(r.action))) {
-    throw new ValidationError(`annotation ${Annotations.request} must hold {id, action: apply|plan|promote|rollback, release}`);
+  if (typeof r.id !== 'string' || typeof r.release !== 'string' || !['apply', 'plan', 'promote', 'rollback', 'drift'].includes(String(r.action))) {
+    throw new ValidationError(`annotation ${Annotations.request} must hold {id, action: apply|plan|promote|rollback|drift, release}`);
   }
   return r as ReleaseRequest;
 }
