@@ -18,15 +18,24 @@ export async function requestEnvironmentChange(
   request: Omit<ReleaseRequest, 'id'>,
   options: { setDesired: boolean; timeoutMs: number },
 ): Promise<{ outcome: RequestOutcome; env: Env }> {
-  const env = await client.find<Env>(Kinds.Environment, envName, namespace);
-  if (!env) throw new NotFoundError(`environment ${envName} does not exist in namespace ${namespace}`, { hint: 'list them with `stk env list`' });
   const id = randomBytes(8).toString('hex');
   const full: ReleaseRequest = { id, ...request };
-  const previousDesired = env.spec.release;
-  await client.patch(Kinds.Environment, envName, namespace, {
-    metadata: { resourceVersion: env.metadata.resourceVersion, annotations: { [Annotations.request]: JSON.stringify(full) } },
-    ...(options.setDesired ? { spec: { release: request.release } } : {}),
-  });
+  let previousDesired: string | undefined;
+  // The operator writes status all the time, so the resourceVersion precondition may lose a race: read again and retry.
+  for (let attempt = 0; ; attempt++) {
+    const env = await client.find<Env>(Kinds.Environment, envName, namespace);
+    if (!env) throw new NotFoundError(`environment ${envName} does not exist in namespace ${namespace}`, { hint: 'list them with `stk env list`' });
+    previousDesired = env.spec.release;
+    try {
+      await client.patch(Kinds.Environment, envName, namespace, {
+        metadata: { resourceVersion: env.metadata.resourceVersion, annotations: { [Annotations.request]: JSON.stringify(full) } },
+        ...(options.setDesired ? { spec: { release: request.release } } : {}),
+      });
+      break;
+    } catch (err) {
+      if (!(err instanceof ConflictError && err.retryable) || attempt >= 5) throw err;
+    }
+  }
   const answered = await waitForObject<Env>(client, Kinds.Environment, envName, namespace, (e) => e?.status?.lastRequest?.id === id, {
     timeoutMs: options.timeoutMs,
     what: `the operator to ${request.action} ${request.release} in environment ${envName} (is the operator running?)`,

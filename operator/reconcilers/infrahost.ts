@@ -366,6 +366,11 @@ export class InfraHostReconciler implements Reconciler {
         throw new InternalError('the recorded host was looked up and still needs a lookup');
     }
 
+    if (status.providerId !== undefined && status.providerId !== host.id) {
+      // Another machine: the host key recorded for the old one says nothing about it.
+      delete status.hostKeyFingerprint;
+      delete status.steps;
+    }
     status.providerId = host.id;
     if (host.publicIPv4 === undefined) delete status.publicIPv4;
     else status.publicIPv4 = host.publicIPv4;
@@ -471,8 +476,14 @@ export class InfraHostReconciler implements Reconciler {
       log.info({ address }, 'bootstrap started');
     }
     const sshReady = status.conditions?.find((c) => c.type === InfraHostCondition.SSHReady)?.status === 'True';
+    const message = `bootstrapping droplet ${host.id} over SSH at ${address}`;
     status.phase = sshReady ? 'Bootstrapping' : 'WaitingForSSH';
-    status.conditions = markReconciling(status.conditions, InfraHostReason.Bootstrapping, `bootstrapping droplet ${host.id} over SSH at ${address}`, generation);
+    if (status.conditions?.find((c) => c.type === 'Ready')?.status === 'True') {
+      // A re-check of a ready host (a new run): it stays Ready while Docker and Tailscale are verified.
+      status.conditions = setCondition(status.conditions, { type: 'Reconciling', status: 'True', reason: InfraHostReason.Bootstrapping, message }, generation);
+    } else {
+      status.conditions = markReconciling(status.conditions, InfraHostReason.Bootstrapping, message, generation);
+    }
     return { requeueAfterMs: JOB_POLL_MS };
   }
 

@@ -25,6 +25,11 @@ export interface DoSimulatorOptions {
   readonly rateLimit?: number;
   /** GET /v2/account/keys requests allowed per minute; default 10 (DigitalOcean's limit) */
   readonly sshKeyListLimitPerMinute?: number;
+  /**
+   * The public IPv4 a droplet gets when it turns active; default `203.0.113.<n>` (TEST-NET-3).
+   * End-to-end tests map droplets onto loopback addresses where a test sshd listens.
+   */
+  readonly publicIPv4?: (droplet: { readonly id: number; readonly name: string }) => string;
 }
 
 export interface RecordedRequest {
@@ -168,6 +173,12 @@ export interface DoSimulator {
   failNextAction(type: string): void;
   /** scripts a fault for the next matching request(s) */
   fail(fault: Fault): void;
+  /**
+   * Runs `hook` once, for the next matching request, after the request took effect and before its
+   * answer is sent (e.g. to kill the client right after a create call, or to look at the world
+   * at the moment a 404 is about to be answered).
+   */
+  beforeReply(match: { readonly method?: string; readonly path?: string | RegExp; readonly status?: number }, hook: (request: RecordedRequest) => Promise<void> | void): void;
   close(): Promise<void>;
 }
 
@@ -229,6 +240,7 @@ export async function startDoSimulator(options: DoSimulatorOptions = {}): Promis
   const actions = new Map<number, ActionState>();
   const failingActionTypes: string[] = [];
   const keyListTimes: number[] = [];
+  const replyHooks: Array<{ method?: string; path?: string | RegExp; status?: number; hook: (request: RecordedRequest) => Promise<void> | void }> = [];
   let seq = 0;
   let nextDropletId = 500000001;
   let nextKeyId = 41000001;
@@ -280,11 +292,12 @@ export async function startDoSimulator(options: DoSimulatorOptions = {}): Promis
     };
   }
 
-  function networksFor(id: number): SimNetwork[] {
+  function networksFor(id: number, name: string): SimNetwork[] {
     const n = id - 500000000;
+    const publicIp = options.publicIPv4?.({ id, name }) ?? `203.0.113.${n % 250}`;
     return [
       { ip_address: `10.108.0.${n % 250}`, netmask: '255.255.240.0', gateway: '', type: 'private' },
-      { ip_address: `203.0.113.${n % 250}`, netmask: '255.255.255.0', gateway: '203.0.113.1', type: 'public' },
+      { ip_address: publicIp, netmask: '255.255.255.0', gateway: '203.0.113.1', type: 'public' },
     ];
   }
 
@@ -292,7 +305,7 @@ export async function startDoSimulator(options: DoSimulatorOptions = {}): Promis
     if (d.status !== 'new') return;
     d.status = 'active';
     d.locked = false;
-    d.networks.v4 = networksFor(d.id);
+    d.networks.v4 = networksFor(d.id, d.name);
     for (const state of actions.values()) {
       if (state.action.type === 'create' && state.action.resource_id === d.id) finishAction(state);
     }
@@ -321,7 +334,7 @@ export async function startDoSimulator(options: DoSimulatorOptions = {}): Promis
       volume_ids: [],
       size,
       size_slug: size.slug,
-      networks: { v4: input.status === 'new' ? [] : networksFor(id), v6: [] },
+      networks: { v4: input.status === 'new' ? [] : networksFor(id, input.name), v6: [] },
       region: regionOf(input.region),
       tags: [...new Set(input.tags)],
       vpc_uuid: `5a4981aa-0000-4000-8000-${String(id).padStart(12, '0')}`,
@@ -638,6 +651,19 @@ export async function startDoSimulator(options: DoSimulatorOptions = {}): Promis
     res.end(JSON.stringify(body));
   }
 
+  async function runReplyHook(record: RecordedRequest, status: number): Promise<void> {
+    const i = replyHooks.findIndex(
+      (h) =>
+        (h.method === undefined || h.method === record.method) &&
+        (h.status === undefined || h.status === status) &&
+        (h.path === undefined || (typeof h.path === 'string' ? h.path === record.path : h.path.test(record.path))),
+    );
+    if (i < 0) return;
+    const [entry] = replyHooks.splice(i, 1);
+    record.status = status;
+    await entry?.hook(record);
+  }
+
   const server = createServer((req, res) => {
     void (async () => {
       const url = new URL(req.url ?? '/', baseUrl);
@@ -701,9 +727,11 @@ export async function startDoSimulator(options: DoSimulatorOptions = {}): Promis
       }
       try {
         const out = route(method, url, body);
+        await runReplyHook(record, out.status);
         reply(out.status, out.body);
       } catch (err) {
         if (err instanceof HttpError) {
+          await runReplyHook(record, err.status);
           const retryAfter = (err as HttpError & { retryAfter?: number }).retryAfter;
           errorReply(err.status, err.id, err.message, retryAfter === undefined ? {} : { 'retry-after': String(retryAfter) });
         } else {
@@ -764,6 +792,9 @@ export async function startDoSimulator(options: DoSimulatorOptions = {}): Promis
     },
     fail(fault) {
       faults.push({ ...fault, remaining: fault.times ?? 1 });
+    },
+    beforeReply(match, hook) {
+      replyHooks.push({ ...match, hook });
     },
     close() {
       return new Promise<void>((resolve, reject) => {

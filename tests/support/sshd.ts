@@ -1,5 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -54,6 +54,8 @@ export interface TestSshd {
   script(command: StandinName, results: readonly StandinResult[]): Promise<void>;
   /** forgets recorded calls and restarts every script from its first result */
   resetCalls(): Promise<void>;
+  /** authorizes another public key (OpenSSH one-line format) for `user`, e.g. a key the operator generated */
+  authorize(publicKey: string): Promise<void>;
   /** what sshd logged (for debugging a failing test) */
   log(): string;
   stop(): Promise<void>;
@@ -163,6 +165,9 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
       await mkdir(join(state, 'calls'));
       for (const f of await readdir(state)) if (f === 'seq' || f.startsWith('count.')) await rm(join(state, f), { force: true });
       await chownTree(state, uid, gid);
+    },
+    async authorize(publicKey) {
+      await appendFile(join(dir, 'authorized_keys'), `${publicKey.trim()}\n`);
     },
     log() {
       return output;

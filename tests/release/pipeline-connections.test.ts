@@ -1,0 +1,135 @@
+import postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Kinds, type Environment, type Release } from '../../core/api/resources.ts';
+import type { KubeObject } from '../../core/kube/client.ts';
+import { adminClient, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess } from '../support/cluster.ts';
+import { createTestRepo, type TestRepo } from '../support/git-repo.ts';
+import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
+
+/** Several connections per environment, permission-only releases, drift reports, unreachable databases. */
+
+const client = await adminClient();
+
+const mainSchema = `version: 1
+tables:
+  users:
+    id: { generate: ulid }
+    columns:
+      email: { type: string, nullable: false }
+`;
+const analyticsSchema = `version: 1
+tables:
+  events:
+    connection: analytics
+    id: { generate: auto_increment }
+    columns:
+      kind: { type: string, nullable: false }
+`;
+const permissionsV1 = 'tables:\n  users:\n    select: { roles: [admin] }\n';
+const permissionsV2 = 'tables:\n  users:\n    select: { roles: [admin, reader], columns: [id] }\n';
+
+const tablesOf = async (sql: postgres.Sql) =>
+  (await sql<{ table_name: string }[]>`SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1`).map((r) => r.table_name);
+
+describe('release pipeline across connections', () => {
+  let operator: OperatorProcess;
+  let project: string;
+  let namespace: string;
+  let repo: TestRepo;
+  let mainDb: TestDatabase;
+  let analyticsDb: TestDatabase;
+  const env = () => client.get<Environment & KubeObject>(Kinds.Environment, 'dev', namespace);
+  const target = () => ['--project', project, '--env', 'dev'];
+
+  beforeAll(async () => {
+    operator = await startOperator({ leaseName: uniqueName('lease-connections-pipeline') });
+    await waitForOperatorReady(operator);
+    project = uniqueName('multi');
+    namespace = `stk-${project}`;
+    expect((await stk(['project', 'create', project])).code).toBe(0);
+    expect((await stk(['env', 'create', '--project', project, 'dev'])).code).toBe(0);
+    mainDb = await createTestDatabase('multi_main');
+    analyticsDb = await createTestDatabase('multi_analytics');
+    expect((await stk(['connections', 'set', ...target(), '--name', 'main', '--db-url', mainDb.url])).code).toBe(0);
+    expect((await stk(['connections', 'set', ...target(), '--name', 'analytics', '--db-url', analyticsDb.url])).code).toBe(0);
+    repo = await createTestRepo();
+  });
+
+  afterAll(async () => {
+    await operator?.stop();
+    await mainDb?.drop();
+    await analyticsDb?.drop();
+  });
+
+  it('puts each table in the database of its connection', async () => {
+    const ref = await repo.commit({ 'schema/main.yaml': mainSchema, 'schema/analytics.yaml': analyticsSchema, 'config/permissions.yaml': permissionsV1 });
+    const res = await stk(['apply', ...target(), '--ref', ref, '--repo', repo.dir]);
+    expect(res.code, res.stderr + res.stdout).toBe(0);
+    expect(res.stdout).toMatch(/^apply analytics: succeeded/m);
+    expect(res.stdout).toMatch(/^apply main: succeeded/m);
+    expect(await tablesOf(mainDb.sql)).toEqual(['users']);
+    expect(await tablesOf(analyticsDb.sql)).toEqual(['events']);
+  });
+
+  it('--only permissions,release makes a new release without running DDL', async () => {
+    const before = (await env()).status!.currentRelease!;
+    const applied = async () => (await mainDb.sql`SELECT count(*)::int AS n FROM santokit.applied_releases`)[0]!.n as number;
+    const bookkeeping = await applied();
+    const ref = await repo.commit({ 'config/permissions.yaml': permissionsV2 }, 'reader may see ids');
+    const res = await stk(['apply', ...target(), '--ref', ref, '--repo', repo.dir, '--only', 'permissions,release']);
+    expect(res.code, res.stderr).toBe(0);
+    const id = /^releaseId=(\S+)$/m.exec(res.stdout)?.[1];
+    expect(id).toBeDefined();
+    expect(id).not.toBe(before);
+    expect((await env()).status?.currentRelease).toBe(id);
+    expect(await applied()).toBe(bookkeeping);
+    expect(res.stdout).not.toMatch(/^apply /m);
+    const release = await client.get<Release & KubeObject>(Kinds.Release, id!, namespace);
+    expect(release.spec.permissions).toMatchObject({ tables: { users: { select: [{ roles: ['admin', 'reader'], columns: ['id'] }] } } });
+  });
+
+  it('reports drift on one connection with stk schema drift, and it blocks the next apply', async () => {
+    const clean = await stk(['schema', 'drift', ...target()]);
+    expect(clean.code, clean.stderr).toBe(0);
+    expect(clean.stdout).toMatch(/^environment dev matches release rel-/);
+
+    await analyticsDb.sql`ALTER TABLE events ALTER COLUMN kind DROP NOT NULL`;
+    const drifted = await stk(['schema', 'drift', ...target()]);
+    expect(drifted.code, drifted.stderr).toBe(2);
+    expect(drifted.stdout).toMatch(/^ {2}- analytics: .*kind/m);
+    expect(drifted.stdout).not.toMatch(/- main:/);
+    const status = (await env()).status!;
+    expect(status.conditions?.find((c) => c.type === 'Drifted')).toMatchObject({ status: 'True', reason: 'SchemaDrift' });
+    expect(status.liveSchemaHash).toMatch(/^[0-9a-f]{64}$/);
+
+    const ref = await repo.commit({ 'schema/main.yaml': `${mainSchema}      name: { type: string }\n` }, 'add name');
+    const blocked = await stk(['apply', ...target(), '--ref', ref, '--repo', repo.dir]);
+    expect(blocked.code).toBe(2);
+    expect(blocked.stderr).toContain('SchemaDrift');
+    expect(blocked.stderr).toMatch(/analytics: .*kind/);
+    expect((await mainDb.sql`SELECT column_name FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'name'`).length).toBe(0);
+
+    await analyticsDb.sql`ALTER TABLE events ALTER COLUMN kind SET NOT NULL`;
+    const fixed = await stk(['apply', ...target(), '--ref', ref, '--repo', repo.dir]);
+    expect(fixed.code, fixed.stderr).toBe(0);
+    const after = await stk(['schema', 'drift', ...target(), '--json']);
+    expect(JSON.parse(after.stdout)).toMatchObject({ drifted: false, differences: [] });
+  });
+
+  it('an unreachable database fails connections test and apply, and no release is created', async () => {
+    const other = uniqueName('down');
+    expect((await stk(['env', 'create', '--project', project, other])).code).toBe(0);
+    const refused = Object.assign(new URL(mainDb.url), { port: '1' }).toString();
+    for (const name of ['main', 'analytics']) expect((await stk(['connections', 'set', '--project', project, '--env', other, '--name', name, '--db-url', refused])).code).toBe(0);
+    const test = await stk(['connections', 'test', '--project', project, '--env', other, '--name', 'main']);
+    expect(test.code).toBe(3);
+    expect(test.stderr).toContain('ConnectionRefused');
+    const releasesBefore = (await client.list(Kinds.Release, { namespace })).items.length;
+    const ref = await repo.commit({ 'config/permissions.yaml': `${permissionsV1}# another release\n` }, 'touch');
+    const res = await stk(['apply', '--project', project, '--env', other, '--ref', ref, '--repo', repo.dir]);
+    expect(res.code).toBe(3);
+    expect(res.stderr).toContain('not reachable');
+    expect((await client.list(Kinds.Release, { namespace })).items.length).toBe(releasesBefore);
+    expect((await client.get<Environment & KubeObject>(Kinds.Environment, other, namespace)).status?.currentRelease).toBeUndefined();
+  });
+});
