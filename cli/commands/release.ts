@@ -1,15 +1,17 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { findCondition } from '../../core/api/conditions.ts';
-import { API_VERSION, Kinds, type Connection, type Environment, type PipelineStep, type Release, type RequestOutcome } from '../../core/api/resources.ts';
+import { API_VERSION, Kinds, type Connection, type Environment, type PipelineStep, type Release, type ReleaseRequest, type RequestOutcome } from '../../core/api/resources.ts';
 import { ConflictError, NotFoundError, UnavailableError, UsageError, ValidationError } from '../../core/errors.ts';
-import type { KubeClient, KubeObject } from '../../core/kube/client.ts';
+import { KubeClient, type KubeObject } from '../../core/kube/client.ts';
 import type { BuiltRelease } from '../../core/release/build.ts';
 import { contextRoot } from '../context-file.ts';
 import { formatTable, printJson, println } from '../output.ts';
 import { outcomeError, requestEnvironmentChange } from '../release-requests.ts';
 import { run, type Flags } from '../runner.ts';
 import { Session } from '../session.ts';
+import { hasDestructiveSteps } from '../ui/plan-format.ts';
+import { isInteractive } from '../ui/terminal.ts';
 import { namespaceOfProject } from './project.ts';
 
 type Env = Environment & KubeObject;
@@ -85,6 +87,57 @@ function printPlans(outcome: RequestOutcome): void {
   }
 }
 
+const destructiveHint = 'pass --force to apply destructive steps (on a terminal stk shows them and asks first; --yes answers for you)';
+
+/** The error of a refused request; a destructive plan's names the flag that answers it without a terminal. */
+function refusal(outcome: RequestOutcome): Error {
+  const err = outcomeError(outcome);
+  return outcome.reason === 'DestructiveChange' ? new ConflictError(err.message, { reason: 'DestructiveChange', hint: destructiveHint }) : err;
+}
+
+function cancelled(): UsageError {
+  return new UsageError('apply cancelled: nothing was changed');
+}
+
+/**
+ * Sends an apply request and draws `status.steps` live while the operator works: a watch on the
+ * Environment feeds the Ink view; steps left over from the previous request are not shown.
+ */
+async function applyWithLivePipeline(
+  ui: typeof import('../ui/render.tsx'),
+  client: KubeClient,
+  namespace: string,
+  envName: string,
+  title: string,
+  request: Omit<ReleaseRequest, 'id'>,
+  wait: { setDesired: boolean; timeoutMs: number },
+): Promise<RequestOutcome> {
+  const before = await client.get<Env>(Kinds.Environment, envName, namespace);
+  const stale = JSON.stringify(before.status?.steps ?? []);
+  const view = ui.renderPipeline(title);
+  let fresh = false;
+  const watch = await client
+    .watch(KubeClient.path(Kinds.Environment, namespace), { fieldSelector: `metadata.name=${envName}`, resourceVersion: before.metadata.resourceVersion }, (type, obj) => {
+      if (type !== 'ADDED' && type !== 'MODIFIED') return;
+      const steps = (obj as Env).status?.steps ?? [];
+      fresh ||= JSON.stringify(steps) !== stale;
+      if (fresh) view.update(steps);
+    }, () => undefined)
+    .catch(() => undefined);
+  try {
+    const { outcome, env } = await requestEnvironmentChange(client, namespace, envName, request, wait);
+    view.update(env.status?.steps ?? []);
+    await view.finish(outcome.outcome === 'Succeeded' ? `${envName} now at ${outcome.release}` : `${outcome.action} refused (${outcome.reason ?? 'unknown'})`);
+    if (outcome.plans?.length && outcome.outcome === 'Succeeded') process.stdout.write(`${ui.renderPlansToString(outcome.plans)}\n`);
+    return outcome;
+  } catch (err) {
+    await view.finish('failed');
+    throw err;
+  } finally {
+    watch?.abort();
+  }
+}
+
 export function registerReleaseCommands(program: Command): void {
   program
     .command('apply')
@@ -95,7 +148,8 @@ export function registerReleaseCommands(program: Command): void {
     .option('--repo <path>', 'repository (default: the Git root of the current directory)')
     .option('--only <parts>', 'run only some of schema,permissions,release')
     .option('--dry-run', 'print the plan per connection; change nothing')
-    .option('--force', 'apply destructive schema changes')
+    .option('--force', 'apply destructive schema changes (on a terminal, after showing them and asking)')
+    .option('--yes', 'answer yes to the confirmation of destructive steps (needed with --force only on a terminal)')
     .option('--timeout <seconds>', 'how long to wait for the operator', '120')
     .action(
       run(async (flags) => {
@@ -128,23 +182,42 @@ export function registerReleaseCommands(program: Command): void {
         }
 
         const movesPointer = !only || only.includes('release');
-        const { outcome, env } = await requestEnvironmentChange(
-          client,
-          namespace,
-          envName,
-          { action: 'apply', release: built.id, ...(only ? { only } : {}), ...(flags.force ? { force: true } : {}) },
-          { setDesired: movesPointer, timeoutMs: timeoutMs(flags) },
-        );
-        const steps = env.status?.steps ?? [];
-        if (flags.json) {
-          printJson({ releaseId: built.id, ref: built.content.ref, outcome: outcome.outcome, reason: outcome.reason ?? null, steps, plans: outcome.plans ?? [], drift: outcome.drift ?? [] });
-        } else {
-          println(`release ${built.id} (ref ${built.content.ref.slice(0, 12)}) for ${project}/${envName}`);
-          printPlans(outcome);
-          for (const s of steps) println(stepLine(s));
+        const interactive = !flags.json && isInteractive();
+        const title = `release ${built.id} (ref ${built.content.ref.slice(0, 12)}) for ${project}/${envName}`;
+        const request = (force: boolean) => ({ action: 'apply' as const, release: built.id, ...(only ? { only } : {}), ...(force ? { force: true } : {}) });
+        const wait = { setDesired: movesPointer, timeoutMs: timeoutMs(flags) };
+
+        if (!interactive) {
+          const { outcome, env } = await requestEnvironmentChange(client, namespace, envName, request(Boolean(flags.force)), wait);
+          const steps = env.status?.steps ?? [];
+          if (flags.json) {
+            printJson({ releaseId: built.id, ref: built.content.ref, outcome: outcome.outcome, reason: outcome.reason ?? null, steps, plans: outcome.plans ?? [], drift: outcome.drift ?? [] });
+          } else {
+            println(title);
+            printPlans(outcome);
+            for (const s of steps) println(stepLine(s));
+          }
+          if (outcome.outcome === 'Failed') throw refusal(outcome);
+          if (!flags.json) println(`releaseId=${built.id}`);
+          return;
+        }
+
+        // On a terminal: destructive steps are shown and confirmed before they run.
+        const ui = await import('../ui/render.tsx');
+        let force = Boolean(flags.force);
+        if (force && !flags.yes) {
+          const { outcome } = await requestEnvironmentChange(client, namespace, envName, { action: 'plan', release: built.id }, { setDesired: false, timeoutMs: timeoutMs(flags) });
+          if (outcome.outcome === 'Failed') throw outcomeError(outcome);
+          if (hasDestructiveSteps(outcome.plans) && !(await ui.renderPlanConfirm(outcome.plans ?? [], 'Apply these destructive steps?'))) throw cancelled();
+        }
+        let outcome = await applyWithLivePipeline(ui, client, namespace, envName, title, request(force), wait);
+        if (outcome.outcome === 'Failed' && outcome.reason === 'DestructiveChange' && !force) {
+          if (!(await ui.renderPlanConfirm(outcome.plans ?? [], 'The plan has destructive steps. Apply them (as --force)?'))) throw refusal(outcome);
+          force = true;
+          outcome = await applyWithLivePipeline(ui, client, namespace, envName, title, request(force), wait);
         }
         if (outcome.outcome === 'Failed') throw outcomeError(outcome);
-        if (!flags.json) println(`releaseId=${built.id}`);
+        println(`releaseId=${built.id}`);
       }),
     );
 
@@ -170,7 +243,8 @@ export function registerReleaseCommands(program: Command): void {
           if (!env) throw new NotFoundError(`environment ${envName} does not exist in project ${project}`);
           const rows = (env.status?.history ?? []).slice(0, limit).map((h) => ({ release: h.release, ref: h.ref ?? '', action: h.action, at: h.at, current: h.release === env.status?.currentRelease }));
           if (flags.json) return printJson({ env: envName, current: env.status?.currentRelease ?? null, history: rows });
-          println(formatTable(['RELEASE', 'REF', 'ACTION', 'AT', 'CURRENT'], rows.map((r) => [r.release, r.ref.slice(0, 12), r.action, r.at, r.current ? '*' : ''])));
+          // Plain output carries no timestamps (DESIGN §5); `--json` has them.
+          println(formatTable(['RELEASE', 'REF', 'ACTION', 'CURRENT'], rows.map((r) => [r.release, r.ref.slice(0, 12), r.action, r.current ? '*' : ''])));
           return;
         }
         const releases = (await client.list<Rel>(Kinds.Release, { namespace })).items
@@ -179,7 +253,7 @@ export function registerReleaseCommands(program: Command): void {
         const serving = (id: string) => envs.filter((e) => e.status?.currentRelease === id).map((e) => e.metadata.name).sort();
         const rows = releases.map((r) => ({ release: r.metadata.name, ref: r.spec.ref, created: r.metadata.creationTimestamp ?? '', serving: serving(r.metadata.name) }));
         if (flags.json) return printJson(rows);
-        println(formatTable(['RELEASE', 'REF', 'CREATED', 'SERVING'], rows.map((r) => [r.release, r.ref.slice(0, 12), r.created, r.serving.join(',') || '-'])));
+        println(formatTable(['RELEASE', 'REF', 'SERVING'], rows.map((r) => [r.release, r.ref.slice(0, 12), r.serving.join(',') || '-'])));
       }),
     );
 
