@@ -6,6 +6,9 @@ import { registerContextCommands } from './commands/context.ts';
 import { registerInfraCommands } from './commands/infra.ts';
 import { registerEnvCommands, registerProjectCommands } from './commands/project.ts';
 import { registerReleaseCommands } from './commands/release.ts';
+import { registerUiCommand } from './commands/ui.ts';
+import { isInteractive } from './ui/terminal.ts';
+import { registerSchemaCommands } from './commands/schema.ts';
 import { version } from './version.ts';
 
 const exitCodes = `
@@ -36,8 +39,12 @@ export function buildProgram(): Command {
   registerEnvCommands(program);
   registerConnectionCommands(program);
   registerReleaseCommands(program);
+  registerSchemaCommands(program);
   registerInfraCommands(program);
+  registerUiCommand(program);
   return program;
 }
 
-await buildProgram().parseAsync(process.argv);
+// `stk` alone opens the dashboard on a terminal; elsewhere commander prints the help.
+const argv = process.argv.length === 2 && isInteractive() ? [...process.argv, 'ui'] : process.argv;
+await buildProgram().parseAsync(argv);
