@@ -94,7 +94,7 @@ async function runManager(config: OperatorConfig): Promise<number> {
   const databases = new Databases(client, config.namespace, log.child({ component: 'databases' }));
   manager.onShutdown('database pools', () => databases.close());
   const pipeline = new ReleasePipeline(client, databases, events);
-  manager.addController(new EnvironmentReconciler(client, events, pipeline), { watches: [EnvironmentReconciler.watchProjects(environments)], concurrency: 4 });
+  manager.addController(new EnvironmentReconciler(client, events, pipeline, config.driftIntervalSeconds * 1000), { watches: [EnvironmentReconciler.watchProjects(environments)], concurrency: 4 });
   manager.addController(new ReleaseReconciler(client, events, environments), { watches: [ReleaseReconciler.watchEnvironments()] });
 
   manager.addController(new ConnectionReconciler(client, events, databases, config.probeIntervalSeconds * 1000));
