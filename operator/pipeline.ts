@@ -103,7 +103,9 @@ export class ReleasePipeline {
     }
 
     if (request.action === 'promote') {
-      if (current) await this.driftGate(run, pools, currentSchema, current.metadata.name);
+      // No drift gate against the current release here: a database already brought to the promoted
+      // release (`--only schema`) differs from the current one by design. Exactly satisfying the
+      // promoted release is the gate, and its differences are what the message lists.
       await this.requireSatisfied(
         run,
         pools,
@@ -118,7 +120,7 @@ export class ReleasePipeline {
 
     // apply
     const only = new Set(request.only ?? ['schema', 'permissions', 'release']);
-    if (current) await this.driftGate(run, pools, currentSchema, current.metadata.name);
+    if (current) await this.driftGate(run, pools, currentSchema, current.metadata.name, schema);
     let plans: PlannedConnection[] | undefined;
     if (only.has('schema')) {
       const planned = await this.planAll(run, pools, schema, currentSchema);
@@ -262,9 +264,11 @@ export class ReleasePipeline {
   }
 
   /** The env's databases must still match its current release before anything changes. */
-  private async driftGate(run: PipelineRun, pools: Map<string, postgres.Sql>, currentSchema: Record<string, SchemaIR>, currentId: string): Promise<void> {
+  private async driftGate(run: PipelineRun, pools: Map<string, postgres.Sql>, currentSchema: Record<string, SchemaIR>, currentId: string, targetSchema: Record<string, SchemaIR>): Promise<void> {
     const drift = await this.recordDrift(run, pools, currentSchema, currentId);
-    if (drift.length > 0) {
+    // A database that already matches the target release (its schema applied with --only schema)
+    // differs from the current release on purpose: that is not drift to block on.
+    if (drift.length > 0 && (await this.driftOf(pools, targetSchema)).lines.length > 0) {
       this.step(run, { name: 'drift', state: 'Failed', reason: PipelineReason.SchemaDrift, message: `${drift.length} difference(s) from release ${currentId}` });
       throw new PipelineError(`the databases of environment ${run.env.metadata.name} drifted from its current release ${currentId}; nothing was applied:\n${drift.map((d) => `  - ${d}`).join('\n')}\nrevert the manual change, or apply a release that declares it`, PipelineReason.SchemaDrift, { drift });
     }

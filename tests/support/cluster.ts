@@ -48,6 +48,8 @@ export function runCommand(cmd: string, args: string[], options: { env?: NodeJS.
       clearTimeout(timer);
       resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
     });
+    // A command that exits without reading its input (tmux, for one) closes the pipe first: not an error.
+    child.stdin.on('error', () => {});
     child.stdin.end(options.input ?? '');
   });
 }
