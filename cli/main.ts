@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
+import { registerApiKeyCommands } from './commands/apikey.ts';
 import { registerAuthCommands } from './commands/auth.ts';
 import { registerConnectionCommands } from './commands/connections.ts';
 import { registerContextCommands } from './commands/context.ts';
@@ -40,6 +41,7 @@ export function buildProgram(): Command {
   registerConnectionCommands(program);
   registerReleaseCommands(program);
   registerSchemaCommands(program);
+  registerApiKeyCommands(program);
   registerInfraCommands(program);
   registerUiCommand(program);
   return program;

@@ -4,6 +4,7 @@ import { isSantokitError, ValidationError } from '../core/errors.ts';
 import { KubeClient } from '../core/kube/client.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import { bootstrapOperator } from './bootstrap.ts';
+import { runBridge } from './bridge/main.ts';
 import { loadOperatorConfig, operatorConfigSpec, type OperatorConfig } from './config.ts';
 import { Databases } from './databases.ts';
 import { ConnectionReconciler } from './reconcilers/connection.ts';
@@ -27,10 +28,10 @@ function main(argv: string[]): void {
     const config = configOrExit(opts);
     process.exitCode = await runManager(config);
   });
-  addConfigOptions(program.command('bridge').description('run the data plane (POST /call)')).action((opts: Record<string, string | undefined>) => {
-    configOrExit(opts);
-    process.stderr.write('santokit-operator bridge: the data plane is not part of this build yet\n');
-    process.exitCode = 1;
+  addConfigOptions(program.command('bridge').description('run the data plane (POST /call)')).action(async (_opts: Record<string, string | undefined>, cmd: Command) => {
+    // The root command declares the same options and parses them wherever they appear: merge both.
+    const config = configOrExit(cmd.optsWithGlobals<Record<string, string | undefined>>());
+    process.exitCode = await runBridge(config);
   });
   void program.parseAsync(argv);
 }

@@ -1,0 +1,164 @@
+import type postgres from 'postgres';
+import type { Logger } from 'pino';
+import type { Connection, Environment, Release } from '../../core/api/resources.ts';
+import { NotFoundError, UnavailableError } from '../../core/errors.ts';
+import type { KubeObject } from '../../core/kube/client.ts';
+import type { Informer } from '../../core/kube/informer.ts';
+import type { ConnectionPools } from './pools.ts';
+import { compileServedRelease, type ServedRelease } from './served-release.ts';
+
+/**
+ * What each environment serves, kept current by informers (never by polling): an Environment's
+ * `status.currentRelease` names the Release to serve, its tables name connections, and each
+ * Connection of that environment has a pool. A pointer move (apply, promote, rollback) is seen
+ * as soon as the Environment's watch event arrives; the next request uses the new release.
+ */
+
+type Env = Environment & KubeObject;
+type Rel = Release & KubeObject;
+type Conn = Connection & KubeObject;
+
+export interface Serving {
+  readonly namespace: string;
+  readonly environment: string;
+  readonly release: ServedRelease;
+}
+
+export class ServingCatalog {
+  /** `namespace/release` → its served form (releases are immutable) or why it cannot be served */
+  private readonly compiled = new Map<string, ServedRelease | Error>();
+  /** `namespace/environment/name` → Connection */
+  private readonly connectionIndex = new Map<string, Conn>();
+  /** `namespace/environment` → release id last logged as served */
+  private readonly served = new Map<string, string>();
+  private warmTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly environments: Informer<Env>,
+    private readonly releases: Informer<Rel>,
+    private readonly connections: Informer<Conn>,
+    private readonly pools: ConnectionPools,
+    private readonly log: Logger,
+  ) {
+    releases.on('delete', (r: Rel) => this.compiled.delete(`${r.metadata.namespace}/${r.metadata.name}`));
+    connections.on('upsert', (c: Conn) => {
+      for (const [key, existing] of this.connectionIndex) if (existing.metadata.name === c.metadata.name && existing.metadata.namespace === c.metadata.namespace) this.connectionIndex.delete(key);
+      this.connectionIndex.set(connectionKey(c.metadata.namespace!, c.spec.environment, c.spec.name), c);
+      this.scheduleWarm();
+    });
+    connections.on('delete', (c: Conn) => {
+      this.connectionIndex.delete(connectionKey(c.metadata.namespace!, c.spec.environment, c.spec.name));
+      this.pools.forget(`${c.metadata.namespace}/${c.metadata.name}`);
+    });
+    environments.on('upsert', () => this.scheduleWarm());
+    environments.on('delete', (e: Env) => this.served.delete(`${e.metadata.namespace}/${e.metadata.name}`));
+    releases.on('upsert', () => this.scheduleWarm());
+  }
+
+  /** The Environment object, if the informer has it. */
+  environment(namespace: string, name: string): Env | undefined {
+    return this.environments.get(`${namespace}/${name}`);
+  }
+
+  /** What an environment serves right now; 404 when it has no release yet, 503 while loading. */
+  resolve(namespace: string, environment: string): Serving {
+    const env = this.environment(namespace, environment);
+    if (!env) throw new NotFoundError(`environment ${environment} does not exist`, { reason: 'EnvironmentNotFound' });
+    const current = env.status?.currentRelease;
+    if (!current) throw new NotFoundError(`environment ${environment} has no release yet`, { reason: 'NoCurrentRelease', hint: 'apply one with `stk apply`' });
+    const release = this.release(namespace, current);
+    if (release instanceof Error) throw new UnavailableError(`release ${current} of environment ${environment} cannot be served: ${release.message}`, { reason: 'ReleaseNotLoaded' });
+    return { namespace, environment, release };
+  }
+
+  private release(namespace: string, id: string): ServedRelease | Error {
+    const key = `${namespace}/${id}`;
+    const cached = this.compiled.get(key);
+    if (cached && !(cached instanceof Error)) return cached;
+    const obj = this.releases.get(key);
+    if (!obj) return new Error('the release is not loaded yet');
+    let served: ServedRelease | Error;
+    try {
+      served = compileServedRelease(id, obj.spec.schema, obj.spec.permissions);
+    } catch (err) {
+      served = err instanceof Error ? err : new Error(String(err));
+    }
+    this.compiled.set(key, served);
+    return served;
+  }
+
+  /** The pool of the connection a table of `serving` lives in. */
+  async pool(serving: Serving, connection: string): Promise<postgres.Sql> {
+    const conn = this.connectionIndex.get(connectionKey(serving.namespace, serving.environment, connection));
+    if (!conn) throw new UnavailableError(`environment ${serving.environment} has no connection ${connection}`, { reason: 'ConnectionMissing' });
+    return this.pools.get(conn);
+  }
+
+  get synced(): boolean {
+    return this.environments.synced && this.releases.synced && this.connections.synced;
+  }
+
+  /** Every environment with a current release has it loaded and a Connection for each of its databases. */
+  readiness(): string[] {
+    if (!this.synced) return ['watches are not synced yet'];
+    const why: string[] = [];
+    for (const env of this.environments.list()) {
+      const current = env.status?.currentRelease;
+      if (!current) continue;
+      const where = `${env.metadata.namespace}/${env.metadata.name}`;
+      const release = this.release(env.metadata.namespace!, current);
+      if (release instanceof Error) {
+        why.push(`${where}: release ${current}: ${release.message}`);
+        continue;
+      }
+      for (const name of release.connections) {
+        if (!this.connectionIndex.has(connectionKey(env.metadata.namespace!, env.metadata.name, name))) why.push(`${where}: connection ${name} not found`);
+      }
+    }
+    return why;
+  }
+
+  /** How many environments currently serve a release. */
+  get servedCount(): number {
+    return this.environments.list().filter((e) => e.status?.currentRelease).length;
+  }
+
+  private scheduleWarm(): void {
+    if (this.warmTimer) return;
+    this.warmTimer = setTimeout(() => {
+      this.warmTimer = undefined;
+      this.warm();
+    }, 50);
+    this.warmTimer.unref();
+  }
+
+  /** Loads each served release, opens pools ahead of traffic, and logs pointer moves. */
+  private warm(): void {
+    for (const env of this.environments.list()) {
+      const current = env.status?.currentRelease;
+      const where = `${env.metadata.namespace}/${env.metadata.name}`;
+      if (!current) continue;
+      const release = this.release(env.metadata.namespace!, current);
+      if (release instanceof Error) continue;
+      if (this.served.get(where) !== current) {
+        this.log.info({ environment: where, release: current, previous: this.served.get(where) ?? null }, 'serving release');
+        this.served.set(where, current);
+      }
+      for (const name of release.connections) {
+        const conn = this.connectionIndex.get(connectionKey(env.metadata.namespace!, env.metadata.name, name));
+        if (conn && !this.pools.has(conn)) {
+          this.pools.get(conn).catch((err: unknown) => this.log.warn({ err, environment: where, connection: name }, 'cannot open the pool of a connection yet'));
+        }
+      }
+    }
+  }
+
+  stop(): void {
+    if (this.warmTimer) clearTimeout(this.warmTimer);
+    this.warmTimer = undefined;
+  }
+}
+
+function connectionKey(namespace: string, environment: string, name: string): string {
+  return `${namespace}/${environment}/${name}`;
+}

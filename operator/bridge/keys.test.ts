@@ -1,0 +1,94 @@
+import { EventEmitter } from 'node:events';
+import { describe, expect, it } from 'vitest';
+import { apiKeySecret, generateApiKey, hashApiKey, revocationPatch } from '../../core/apikeys.ts';
+import { UnauthorizedError } from '../../core/errors.ts';
+import type { KubeClient, KubeObject } from '../../core/kube/client.ts';
+import type { Informer } from '../../core/kube/informer.ts';
+import { createLogger } from '../../core/log.ts';
+import { ApiKeyAuthenticator } from './keys.ts';
+
+type SecretObject = KubeObject & { data?: Record<string, string> };
+
+class FakeInformer extends EventEmitter {
+  synced = true;
+}
+
+async function setup(options = { lastUsedIntervalMs: 60_000, maxConcurrentVerifications: 2 }) {
+  const informer = new FakeInformer();
+  const patches: Array<{ name: string; namespace: string | undefined; patch: unknown }> = [];
+  const client = {
+    patch: async (_kind: unknown, name: string, namespace: string | undefined, patch: unknown) => {
+      patches.push({ name, namespace, patch });
+      return {};
+    },
+  } as unknown as KubeClient;
+  const auth = new ApiKeyAuthenticator(informer as unknown as Informer<SecretObject>, client, createLogger('test', 'silent'), options);
+  const { keyId, apiKey } = generateApiKey();
+  const secret = apiKeySecret({ namespace: 'stk-shop', project: 'shop', environment: 'dev', keyId, name: 'web', roles: ['reader'], hash: await hashApiKey(apiKey), createdAt: new Date().toISOString() }) as unknown as SecretObject;
+  informer.emit('upsert', secret);
+  return { informer, auth, patches, keyId, apiKey, secret };
+}
+
+async function reason(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(UnauthorizedError);
+    return (err as UnauthorizedError).reason;
+  }
+  throw new Error('expected 401');
+}
+
+describe('ApiKeyAuthenticator', () => {
+  it('accepts an active key, binding it to its project, environment, namespace and roles', async () => {
+    const { auth, keyId, apiKey } = await setup();
+    expect(await auth.authenticate(apiKey)).toEqual({ keyId, project: 'shop', environment: 'dev', namespace: 'stk-shop', roles: ['reader'] });
+  });
+
+  it('refuses no key, a malformed key, an unknown key and a wrong secret alike (401)', async () => {
+    const { auth, keyId } = await setup();
+    expect(await reason(auth.authenticate(undefined))).toBe('MissingCredential');
+    expect(await reason(auth.authenticate(''))).toBe('MissingCredential');
+    expect(await reason(auth.authenticate('Bearer nonsense'))).toBe('InvalidApiKey');
+    expect(await reason(auth.authenticate(generateApiKey().apiKey))).toBe('InvalidApiKey');
+    const wrong = `stk_${keyId}_${'A'.repeat(43)}`;
+    expect(await reason(auth.authenticate(wrong))).toBe('InvalidApiKey');
+    expect(await reason(auth.authenticate(wrong))).toBe('InvalidApiKey');
+  });
+
+  it('a revocation or a deletion seen by the watch refuses the key at once, even after it was verified', async () => {
+    const { informer, auth, apiKey, secret } = await setup();
+    await auth.authenticate(apiKey);
+    informer.emit('upsert', { ...secret, data: { ...secret.data, ...revocationPatch(new Date().toISOString()).data } });
+    expect(await reason(auth.authenticate(apiKey))).toBe('InvalidApiKey');
+    informer.emit('upsert', secret);
+    await auth.authenticate(apiKey);
+    informer.emit('delete', secret);
+    expect(await reason(auth.authenticate(apiKey))).toBe('InvalidApiKey');
+  });
+
+  it('a copy of the key id in another namespace neither displaces nor borrows the key', async () => {
+    const { informer, auth, apiKey, keyId } = await setup();
+    const forged = apiKeySecret({ namespace: 'stk-evil', project: 'evil', environment: 'dev', keyId, name: 'x', roles: ['admin'], hash: await hashApiKey(generateApiKey().apiKey), createdAt: '' });
+    informer.emit('upsert', forged);
+    expect(await auth.authenticate(apiKey)).toMatchObject({ namespace: 'stk-shop', roles: ['reader'] });
+  });
+
+  it('records lastUsedAt on the Secret at most once per interval', async () => {
+    const { auth, apiKey, patches, keyId } = await setup();
+    await auth.authenticate(apiKey);
+    await auth.authenticate(apiKey);
+    await auth.authenticate(apiKey);
+    expect(patches).toHaveLength(1);
+    expect(patches[0]).toMatchObject({ name: `santokit-apikey-${keyId}`, namespace: 'stk-shop' });
+    expect(JSON.stringify(patches[0]!.patch)).toMatch(/"santokit.io\/last-used-at":"\d{4}-/);
+  });
+
+  it('verifies a repeated key without running scrypt again', async () => {
+    const { auth, apiKey } = await setup();
+    await auth.authenticate(apiKey);
+    const started = performance.now();
+    for (let i = 0; i < 200; i++) await auth.authenticate(apiKey);
+    expect(performance.now() - started).toBeLessThan(200);
+  });
+});

@@ -1,0 +1,157 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Logger } from 'pino';
+import { apiKeySecretName, keyIdOf, lastUsedPatch, readApiKeySecret, verifyApiKey, type ApiKeyRecord } from '../../core/apikeys.ts';
+import { Kinds } from '../../core/api/resources.ts';
+import { UnauthorizedError, UnavailableError } from '../../core/errors.ts';
+import type { KubeClient, KubeObject } from '../../core/kube/client.ts';
+import type { Informer } from '../../core/kube/informer.ts';
+
+/**
+ * Verifies `X-Santokit-Api-Key` against the API-key Secrets (a label-selected informer, so a
+ * revocation or deletion takes effect as soon as the watch delivers it, well within seconds).
+ *
+ * scrypt is deliberately slow, so a key that verified once is remembered by the SHA-256 of the
+ * presented key together with the stored hash it matched: a later request with the same key costs
+ * one SHA-256 and a constant-time compare, while the key's status is still read from the informer
+ * on every request. Wrong keys are remembered too (bounded), and at most a few scrypt runs proceed
+ * at once, so guessing cannot monopolise the CPU.
+ *
+ * `lastUsedAt` is recorded as an annotation on the Secret, at most once per interval per key and
+ * replica, off the request path.
+ */
+
+export interface AuthenticatedKey {
+  readonly keyId: string;
+  readonly project: string;
+  readonly environment: string;
+  /** the project namespace the key's Secret lives in */
+  readonly namespace: string;
+  readonly roles: readonly string[];
+}
+
+interface SecretObject extends KubeObject {
+  data?: Record<string, string>;
+}
+
+export interface AuthenticatorOptions {
+  /** minimum time between two lastUsedAt writes for one key */
+  readonly lastUsedIntervalMs: number;
+  /** scrypt verifications allowed at once */
+  readonly maxConcurrentVerifications: number;
+}
+
+const MAX_REMEMBERED_FAILURES = 10_000;
+
+/** The credential error: the same for a missing, malformed, unknown or revoked key (nothing to probe). */
+export const AuthCode = { MissingCredential: 'MissingCredential', InvalidApiKey: 'InvalidApiKey' } as const;
+
+export class ApiKeyAuthenticator {
+  /** keyId → namespace → record. A key id is unique, but a copy in another namespace must not displace it. */
+  private readonly byKeyId = new Map<string, Map<string, ApiKeyRecord>>();
+  /** `namespace/keyId` → proof of a successful verification */
+  private readonly verified = new Map<string, { hash: string; proof: Buffer }>();
+  private readonly failed = new Set<string>();
+  private readonly lastWritten = new Map<string, number>();
+  private running = 0;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(
+    private readonly secrets: Informer<SecretObject>,
+    private readonly client: KubeClient,
+    private readonly log: Logger,
+    private readonly options: AuthenticatorOptions = { lastUsedIntervalMs: 60_000, maxConcurrentVerifications: 2 },
+  ) {
+    secrets.on('upsert', (s: SecretObject) => this.index(s));
+    secrets.on('delete', (s: SecretObject) => this.unindex(s));
+  }
+
+  get synced(): boolean {
+    return this.secrets.synced;
+  }
+
+  private index(secret: SecretObject): void {
+    const namespace = secret.metadata.namespace ?? '';
+    const record = readApiKeySecret(secret);
+    if (!record) {
+      this.log.warn({ secret: `${namespace}/${secret.metadata.name}` }, 'ignoring a malformed API-key Secret');
+      this.unindex(secret);
+      return;
+    }
+    let entries = this.byKeyId.get(record.keyId);
+    if (!entries) this.byKeyId.set(record.keyId, (entries = new Map()));
+    entries.set(namespace, record);
+    const cached = this.verified.get(`${namespace}/${record.keyId}`);
+    if (cached && cached.hash !== record.hash) this.verified.delete(`${namespace}/${record.keyId}`);
+  }
+
+  private unindex(secret: SecretObject): void {
+    const namespace = secret.metadata.namespace ?? '';
+    const keyId = secret.metadata.name.replace(/^santokit-apikey-/, '');
+    this.byKeyId.get(keyId)?.delete(namespace);
+    if (this.byKeyId.get(keyId)?.size === 0) this.byKeyId.delete(keyId);
+    this.verified.delete(`${namespace}/${keyId}`);
+  }
+
+  /** The key a request presents, verified and active; 401 otherwise. */
+  async authenticate(presented: string | undefined): Promise<AuthenticatedKey> {
+    if (presented === undefined || presented === '') {
+      throw new UnauthorizedError('no API key: send it in the X-Santokit-Api-Key header', { reason: AuthCode.MissingCredential });
+    }
+    if (!this.secrets.synced) throw new UnavailableError('the data plane is still loading API keys', { reason: 'NotReady' });
+    // Built only when needed: constructing an Error captures a stack, which is not free per call.
+    const invalid = () => new UnauthorizedError('the API key is not valid (unknown, revoked or malformed)', { reason: AuthCode.InvalidApiKey });
+    const keyId = presented.length <= 200 ? keyIdOf(presented) : undefined;
+    if (!keyId) throw invalid();
+    const entries = this.byKeyId.get(keyId);
+    if (!entries) throw invalid();
+    const proof = createHash('sha256').update(presented).digest();
+    for (const [namespace, record] of entries) {
+      if (record.status !== 'active') continue;
+      if (!(await this.matches(`${namespace}/${keyId}`, presented, proof, record.hash))) continue;
+      // The record may have changed (revoked) while scrypt ran: read it again.
+      const current = this.byKeyId.get(keyId)?.get(namespace);
+      if (!current || current.status !== 'active' || current.hash !== record.hash) continue;
+      this.touch(namespace, current);
+      return { keyId, project: current.project, environment: current.environment, namespace, roles: current.roles };
+    }
+    throw invalid();
+  }
+
+  private async matches(cacheKey: string, presented: string, proof: Buffer, hash: string): Promise<boolean> {
+    const cached = this.verified.get(cacheKey);
+    if (cached && cached.hash === hash) return timingSafeEqual(cached.proof, proof);
+    const failureKey = `${hash}:${proof.toString('base64')}`;
+    if (this.failed.has(failureKey)) return false;
+    const ok = await this.limited(() => verifyApiKey(presented, hash));
+    if (ok) this.verified.set(cacheKey, { hash, proof });
+    else {
+      if (this.failed.size >= MAX_REMEMBERED_FAILURES) this.failed.clear();
+      this.failed.add(failureKey);
+    }
+    return ok;
+  }
+
+  private async limited<T>(work: () => Promise<T>): Promise<T> {
+    while (this.running >= this.options.maxConcurrentVerifications) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.running++;
+    try {
+      return await work();
+    } finally {
+      this.running--;
+      this.waiting.shift()?.();
+    }
+  }
+
+  /** Records lastUsedAt on the key's Secret, at most once per interval; never on the request path. */
+  private touch(namespace: string, record: ApiKeyRecord): void {
+    const now = Date.now();
+    const key = `${namespace}/${record.keyId}`;
+    if (now - (this.lastWritten.get(key) ?? 0) < this.options.lastUsedIntervalMs) return;
+    this.lastWritten.set(key, now);
+    this.client.patch(Kinds.Secret, apiKeySecretName(record.keyId), namespace, lastUsedPatch(new Date(now).toISOString())).catch((err: unknown) => {
+      // Allow a retry on the next use rather than waiting a whole interval.
+      this.lastWritten.delete(key);
+      this.log.warn({ err, keyId: record.keyId, namespace }, 'could not record lastUsedAt');
+    });
+  }
+}

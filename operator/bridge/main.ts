@@ -1,0 +1,174 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { API_KEY_SELECTOR } from '../../core/apikeys.ts';
+import { Kinds, type Connection, type Environment, type Release } from '../../core/api/resources.ts';
+import { KubeClient, type KubeObject } from '../../core/kube/client.ts';
+import { Informer } from '../../core/kube/informer.ts';
+import { createLogger, type Logger } from '../../core/log.ts';
+import type { OperatorConfig } from '../config.ts';
+import { Databases } from '../databases.ts';
+import { ServingCatalog } from './catalog.ts';
+import { ApiKeyAuthenticator } from './keys.ts';
+import { BridgeMetrics } from './metrics.ts';
+import { ConnectionPools, defaultPoolOptions, type PoolOptions } from './pools.ts';
+import { createBridgeHandler } from './server.ts';
+
+/**
+ * `santokit-operator bridge`: the data plane. Runs on every replica (no leader election): four
+ * informers (Environments, Releases, Connections, API-key Secrets) keep what it serves current;
+ * one HTTP server answers `POST /call`, `/healthz`, `/readyz` and `/metrics` on `--port`.
+ *
+ * Kubernetes access (for the Helm chart's RBAC): list/watch environments, releases, connections
+ * (santokit.io) cluster-wide; list/watch secrets with label santokit.io/api-key=true and patch
+ * them (lastUsedAt annotation); get secrets named by a Connection's secretRef and the sealing key
+ * Secret in the operator namespace.
+ */
+
+export interface BridgeOptions {
+  readonly client: KubeClient;
+  readonly log: Logger;
+  /** the operator namespace (sealing key) */
+  readonly operatorNamespace: string;
+  readonly host: string;
+  readonly port: number;
+  readonly resyncMs: number;
+  readonly shutdownTimeoutMs: number;
+  readonly pool?: PoolOptions;
+  readonly maxBodyBytes?: number;
+}
+
+type Env = Environment & KubeObject;
+type Rel = Release & KubeObject;
+type Conn = Connection & KubeObject;
+
+export class Bridge {
+  private readonly informers: Informer[];
+  private readonly pools: ConnectionPools;
+  private readonly catalog: ServingCatalog;
+  private readonly keys: ApiKeyAuthenticator;
+  private readonly server: http.Server;
+  private readonly environments: Informer<Env>;
+  private stopping: Promise<number> | undefined;
+
+  constructor(private readonly options: BridgeOptions) {
+    const { client, log } = options;
+    const informer = <T extends KubeObject>(kind: (typeof Kinds)[keyof typeof Kinds], labelSelector?: string) => {
+      const inf = new Informer<T>(client, kind, log.child({ informer: kind.plural }), { resyncMs: options.resyncMs, ...(labelSelector ? { labelSelector } : {}) });
+      inf.on('error', (err: unknown) => log.debug({ err, kind: kind.kind }, 'watch interrupted; resuming'));
+      return inf;
+    };
+    this.environments = informer<Env>(Kinds.Environment);
+    const releases = informer<Rel>(Kinds.Release);
+    const connections = informer<Conn>(Kinds.Connection);
+    const secrets = informer<KubeObject & { data?: Record<string, string> }>(Kinds.Secret, API_KEY_SELECTOR);
+    this.informers = [this.environments, releases, connections, secrets] as Informer[];
+
+    const databases = new Databases(client, options.operatorNamespace, log.child({ component: 'databases' }));
+    this.pools = new ConnectionPools(databases, log.child({ component: 'pools' }), options.pool ?? defaultPoolOptions);
+    this.catalog = new ServingCatalog(this.environments, releases, connections, this.pools, log.child({ component: 'catalog' }));
+    this.keys = new ApiKeyAuthenticator(secrets, client, log.child({ component: 'apikeys' }));
+    const metrics = new BridgeMetrics(() => this.catalog.servedCount);
+
+    const handler = createBridgeHandler({
+      authenticate: (presented) => this.keys.authenticate(presented),
+      resolve: (namespace, environment) => this.catalog.resolve(namespace, environment),
+      projectOf: (namespace, environment) => this.catalog.environment(namespace, environment)?.spec.project,
+      pool: (serving, connection) => this.catalog.pool(serving, connection),
+      notReady: () => this.notReady(),
+      metrics,
+      log: log.child({ component: 'call' }),
+      maxBodyBytes: options.maxBodyBytes ?? 1024 * 1024,
+    });
+    this.server = http.createServer(handler);
+    this.server.headersTimeout = 20_000;
+    this.server.requestTimeout = 60_000;
+  }
+
+  /** Reasons not to send traffic here; empty when every served environment is loaded. */
+  notReady(): string[] {
+    if (this.stopping) return ['shutting down'];
+    const why = this.catalog.readiness();
+    if (!this.keys.synced) why.push('API keys are not loaded yet');
+    return why;
+  }
+
+  /** Listens and starts the watches; resolves once the port is bound. */
+  async start(): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.options.port, this.options.host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    for (const inf of this.informers) inf.start();
+  }
+
+  /** The bound port (useful when configured as 0). */
+  get port(): number {
+    return (this.server.address() as AddressInfo | null)?.port ?? 0;
+  }
+
+  /**
+   * Graceful shutdown within the deadline: report not ready, stop accepting connections and let
+   * in-flight calls finish, stop the watches, close the pools. Resolves with the exit code
+   * (1 when the deadline passed).
+   */
+  shutdown(): Promise<number> {
+    this.stopping ??= this.doShutdown();
+    return this.stopping;
+  }
+
+  private async doShutdown(): Promise<number> {
+    const { log } = this.options;
+    log.info('shutting down');
+    const work = (async () => {
+      const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+      this.server.closeIdleConnections();
+      await closed;
+      for (const inf of this.informers) inf.stop();
+      this.catalog.stop();
+      await this.pools.close(5);
+    })();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), this.options.shutdownTimeoutMs)));
+    const outcome = await Promise.race([work.then(() => 'ok' as const), deadline]);
+    clearTimeout(timer);
+    if (outcome === 'timeout') {
+      log.error({ timeoutMs: this.options.shutdownTimeoutMs }, 'shutdown deadline passed; dropping open connections');
+      this.server.closeAllConnections();
+      for (const inf of this.informers) inf.stop();
+      this.catalog.stop();
+      void this.pools.close(0);
+      return 1;
+    }
+    log.info('stopped');
+    return 0;
+  }
+}
+
+/** Runs the data plane until SIGTERM or SIGINT; resolves with the process exit code. */
+export async function runBridge(config: OperatorConfig): Promise<number> {
+  const log = createLogger('santokit-bridge', config.logLevel);
+  const client = await KubeClient.load({ ...(config.kubeconfig ? { kubeconfig: config.kubeconfig } : {}), ...(config.context ? { context: config.context } : {}) });
+  const bridge = new Bridge({
+    client,
+    log,
+    operatorNamespace: config.namespace,
+    host: config.bindAddress,
+    port: config.bridgePort,
+    resyncMs: config.resyncSeconds * 1000,
+    shutdownTimeoutMs: config.shutdownTimeoutSeconds * 1000,
+  });
+  const stopped = new Promise<number>((resolve) => {
+    const onSignal = (signal: string) => {
+      log.info({ signal }, 'signal received');
+      void bridge.shutdown().then(resolve);
+    };
+    process.once('SIGTERM', () => onSignal('SIGTERM'));
+    process.once('SIGINT', () => onSignal('SIGINT'));
+  });
+  await bridge.start();
+  log.info({ port: bridge.port, host: config.bindAddress }, 'data plane started');
+  return stopped;
+}

@@ -1,0 +1,211 @@
+import { describe, expect, it } from 'vitest';
+import { ForbiddenError, NotFoundError, SantokitError, UsageError } from '../../core/errors.ts';
+import { compilePermissions } from '../../core/permissions/policy.ts';
+import { declareSchema, parseSchemaFiles } from '../../core/schema/index.ts';
+import { parseCall } from './call.ts';
+import { planCall, type Caller, type QueryPlan } from './plan.ts';
+import { compileServedRelease, type ServedRelease } from './served-release.ts';
+
+const schemaYaml = `version: 1
+tables:
+  users:
+    id: { generate: ulid }
+    columns:
+      email: { type: string, nullable: false, unique: true }
+      name: { type: string }
+      owner_id: { type: string }
+      tier: { type: string }
+      age: { type: int }
+      settings: { type: json }
+  logs:
+    id: { generate: auto_increment }
+    columns:
+      message: { type: string }
+  tags:
+    id: { generate: client }
+    columns:
+      label: { type: string }
+`;
+
+const permissionsYaml = `tables:
+  users:
+    select:
+      - roles: [admin]
+        columns: ["*"]
+      - roles: [reader]
+        columns: [id, name]
+        condition: 'resource.owner_id == request.auth.sub'
+      - roles: [gold]
+        columns: [id, name, tier]
+        condition: 'resource.tier == "gold"'
+    insert:
+      - roles: [admin]
+        columns: [name, email]
+      - roles: [writer]
+        columns: [name, email]
+        condition: 'resource.owner_id == request.auth.sub'
+    update:
+      - roles: [writer]
+        columns: [name, owner_id]
+        condition: 'resource.owner_id == request.auth.sub'
+      - roles: [admin]
+    delete:
+      roles: [admin]
+  logs:
+    insert: { roles: [admin] }
+  tags:
+    insert: { roles: [admin], columns: [label] }
+`;
+
+const schema = declareSchema(parseSchemaFiles([{ path: 'schema/app.yaml', text: schemaYaml }]));
+const release: ServedRelease = compileServedRelease('rel-test', schema, compilePermissions({ path: 'config/permissions.yaml', text: permissionsYaml }, schema));
+
+const admin: Caller = { sub: 'akadmin', roles: ['admin'] };
+const reader: Caller = { sub: 'akreader', roles: ['reader'] };
+const writer: Caller = { sub: 'akwriter', roles: ['writer'] };
+
+function plan(caller: Caller, path: string, params: unknown = {}, rel: ServedRelease = release): QueryPlan {
+  return planCall(rel, parseCall({ path, params }), caller);
+}
+
+function refusal(run: () => unknown): { type: string; status: number; code: string; message: string } {
+  try {
+    run();
+  } catch (err) {
+    const e = err as SantokitError;
+    return { type: e.constructor.name, status: e.status, code: e.reason, message: e.message };
+  }
+  throw new Error('expected a refusal');
+}
+
+describe('permission decisions', () => {
+  it('the first rule whose roles match decides: admin reads every column, unconditioned', () => {
+    const p = plan(admin, 'db/users/select');
+    expect(p).toMatchObject({ kind: 'select', columns: ['id', 'email', 'name', 'owner_id', 'tier', 'age', 'settings'], filters: [] });
+  });
+
+  it('a caller with several roles is decided by the earliest matching rule, not the most generous', () => {
+    const p = plan({ sub: 'akboth', roles: ['reader', 'admin'] }, 'db/users/select');
+    expect(p).toMatchObject({ columns: ['id', 'email', 'name', 'owner_id', 'tier', 'age', 'settings'] });
+    const q = plan({ sub: 'akboth', roles: ['gold', 'reader'] }, 'db/users/select');
+    // reader's rule comes before gold's in the file
+    expect(q).toMatchObject({ columns: ['id', 'name'], filters: [{ column: 'owner_id', value: { kind: 'plain', value: 'akboth' } }] });
+  });
+
+  it('columns limit what select returns, and an auth.sub condition becomes a bound predicate ANDed with where', () => {
+    const p = plan(reader, 'db/users/select', { where: { name: 'Ann' } });
+    expect(p).toMatchObject({
+      columns: ['id', 'name'],
+      filters: [
+        { column: 'name', value: { kind: 'plain', value: 'Ann' } },
+        { column: 'owner_id', value: { kind: 'plain', value: 'akreader' } },
+      ],
+    });
+  });
+
+  it('a literal condition becomes a bound predicate', () => {
+    expect(plan({ sub: 'akg', roles: ['gold'] }, 'db/users/select')).toMatchObject({ filters: [{ column: 'tier', value: { kind: 'plain', value: 'gold' } }] });
+  });
+
+  it.each([
+    ['no rule for the role', { sub: 'x', roles: ['nobody'] }, 'db/users/select', {}, 403, 'PermissionDenied'],
+    ['no rule for the operation', reader, 'db/users/delete', { where: { id: 'u1' } }, 403, 'PermissionDenied'],
+    ['no rules for the table', admin, 'db/tags/select', {}, 403, 'PermissionDenied'],
+    ['selecting a column the rule hides', reader, 'db/users/select', { select: ['id', 'email'] }, 403, 'ColumnNotAllowed'],
+    ['filtering on a column the rule hides', reader, 'db/users/select', { where: { email: 'a@b.c' } }, 403, 'ColumnNotAllowed'],
+    ['ordering by a column the rule hides', reader, 'db/users/select', { orderBy: { email: 'asc' } }, 403, 'ColumnNotAllowed'],
+    ['writing a column the insert rule does not list', admin, 'db/users/insert', { data: { email: 'a@b.c', tier: 'gold' } }, 403, 'ColumnNotAllowed'],
+    ['updating a column the update rule does not list', writer, 'db/users/update', { where: { id: 'u1' }, data: { email: 'x@y.z' } }, 403, 'ColumnNotAllowed'],
+    ['inserting a row for another owner', writer, 'db/users/insert', { data: { email: 'a@b.c', owner_id: 'other' } }, 403, 'ColumnNotAllowed'],
+    ['moving a row out of the condition', writer, 'db/users/update', { where: { id: 'u1' }, data: { owner_id: 'someone-else' } }, 403, 'ConditionViolated'],
+    ['an unknown table', admin, 'db/nope/select', {}, 404, 'UnknownTable'],
+    ['an unknown column in where', admin, 'db/users/select', { where: { nope: 1 } }, 400, 'UnknownColumn'],
+    ['an unknown column in select', admin, 'db/users/select', { select: ['nope'] }, 400, 'UnknownColumn'],
+    ['an unknown column in orderBy', admin, 'db/users/select', { orderBy: { nope: 'asc' } }, 400, 'UnknownColumn'],
+    ['an unknown column in data', admin, 'db/users/insert', { data: { nope: 1 } }, 400, 'UnknownColumn'],
+    ['a wrong value type', admin, 'db/users/select', { where: { age: 'ten' } }, 400, 'InvalidValue'],
+    ['a fractional integer', admin, 'db/users/select', { where: { age: 1.5 } }, 400, 'InvalidValue'],
+    ['an object as a where value', admin, 'db/users/select', { where: { name: { $ne: 1 } } }, 400, 'InvalidValue'],
+    ['null for a NOT NULL column', admin, 'db/users/insert', { data: { email: null } }, 400, 'InvalidValue'],
+    ['a caller-supplied id under a generating policy', admin, 'db/users/insert', { data: { id: 'mine', email: 'a@b.c' } }, 400, 'IdGenerated'],
+    ['a caller-supplied id under auto_increment', admin, 'db/logs/insert', { data: { id: 5, message: 'hi' } }, 400, 'IdGenerated'],
+    ['no id under the client policy', admin, 'db/tags/insert', { data: { label: 'x' } }, 400, 'IdRequired'],
+  ] as const)('refuses %s', (_what, caller, path, params, status, code) => {
+    const r = refusal(() => plan(caller, path, params));
+    expect(r.status).toBe(status);
+    expect(r.code).toBe(code);
+  });
+
+  it('names the forbidden column in the message', () => {
+    expect(refusal(() => plan(admin, 'db/users/insert', { data: { email: 'a@b.c', tier: 'gold' } })).message).toContain('column tier of table users');
+  });
+
+  it('never puts a value in a message', () => {
+    const r = refusal(() => plan(admin, 'db/users/select', { where: { age: "1; DROP TABLE users" } }));
+    expect(r.message).not.toContain('DROP');
+  });
+});
+
+describe('plans', () => {
+  it('insert under a condition fills the condition column with the caller; a matching value is accepted', () => {
+    expect(plan(writer, 'db/users/insert', { data: { email: 'a@b.c' } })).toMatchObject({
+      kind: 'insert',
+      values: [
+        ['id', { kind: 'plain', value: expect.stringMatching(/^[0-9A-Z]{26}$/) }],
+        ['email', { kind: 'plain', value: 'a@b.c' }],
+        ['owner_id', { kind: 'plain', value: 'akwriter' }],
+      ],
+      returning: ['id', 'email', 'owner_id'],
+    });
+  });
+
+  it('update under a condition ANDs it with where, so another owner\'s row is simply not matched', () => {
+    expect(plan(writer, 'db/users/update', { where: { id: 'u1' }, data: { name: 'B' } })).toMatchObject({
+      kind: 'update',
+      set: [['name', { kind: 'plain', value: 'B' }]],
+      filters: [
+        { column: 'id', value: { kind: 'plain', value: 'u1' } },
+        { column: 'owner_id', value: { kind: 'plain', value: 'akwriter' } },
+      ],
+    });
+  });
+
+  it('where null becomes IS NULL; json values are bound as JSON', () => {
+    expect(plan(admin, 'db/users/select', { where: { name: null } })).toMatchObject({ filters: [{ column: 'name', value: { kind: 'null' } }] });
+    const p = plan({ sub: 'a', roles: ['admin'] }, 'db/users/update', { where: { id: 'u1' }, data: { settings: { theme: 'dark' } } });
+    expect(p).toMatchObject({ set: [['settings', { kind: 'json', value: { theme: 'dark' } }]] });
+  });
+
+  it('a client id is always writable; select defaults to the limit cap', () => {
+    expect(plan(admin, 'db/tags/insert', { data: { id: 't1', label: 'x' } })).toMatchObject({ values: [['id', { kind: 'plain', value: 't1' }], ['label', { kind: 'plain', value: 'x' }]] });
+    expect(plan(admin, 'db/users/select')).toMatchObject({ limit: 1000, offset: 0 });
+  });
+});
+
+describe('rules the data plane cannot enforce', () => {
+  const hand = (condition: unknown): ServedRelease =>
+    compileServedRelease('rel-hand', schema, { version: 1, tables: { users: { select: [{ roles: ['reader'], columns: '*', condition }, { roles: ['admin'], columns: '*', condition: null }] } } });
+
+  it.each([
+    ['an expression outside the grammar', 'resource.owner_id != request.auth.sub'],
+    ['a compiled condition of an unknown kind', { column: 'owner_id', equals: { kind: 'regex', value: '.*' } }],
+    ['a condition on a column the table lacks', { column: 'nope', equals: { kind: 'sub' } }],
+    ['a condition that is not an object', 42],
+  ])('%s is a 400 when it decides, never a pass', (_what, condition) => {
+    const r = refusal(() => plan(reader, 'db/users/select', {}, hand(condition)));
+    expect(r).toMatchObject({ status: 400, code: 'UnsupportedCondition' });
+    // a valid rule of another role still works
+    expect(plan(admin, 'db/users/select', {}, hand(condition))).toMatchObject({ kind: 'select' });
+  });
+
+  it('a rule whose roles cannot be read matches nobody (denies)', () => {
+    const rel = compileServedRelease('rel-hand', schema, { version: 1, tables: { users: { select: [{ roles: 'admin', columns: '*' }] } } });
+    expect(refusal(() => plan(admin, 'db/users/select', {}, rel))).toMatchObject({ status: 403 });
+  });
+});
+
+it('error classes are the shared hierarchy', () => {
+  expect(() => plan(admin, 'db/nope/select')).toThrow(NotFoundError);
+  expect(() => plan(reader, 'db/users/delete', { where: { id: 'x' } })).toThrow(ForbiddenError);
+  expect(() => plan(admin, 'db/users/select', { where: { nope: 1 } })).toThrow(UsageError);
+});

@@ -1,0 +1,186 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { expect } from 'vitest';
+import { adminKubeconfig, eventually, freePort, repoRoot, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess } from '../support/cluster.ts';
+import { createTestRepo, type TestRepo } from '../support/git-repo.ts';
+import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
+
+/**
+ * Helpers for data-plane tests: the real `santokit-operator bridge` process, calls over HTTP with
+ * fetch, and a project set up as a user would (stk project/env/connections/apply/apikey).
+ */
+
+export interface BridgeProcess {
+  readonly child: ChildProcess;
+  readonly port: number;
+  readonly url: string;
+  readonly logs: () => string;
+  readonly records: () => Array<Record<string, unknown>>;
+  readonly exited: Promise<number | null>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Starts `node dist/operator/main.js bridge` on a free port; resolves once /healthz answers. */
+export async function startBridge(options: { args?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<BridgeProcess> {
+  const port = await freePort();
+  const child = spawn(
+    process.execPath,
+    [path.join(repoRoot, 'dist/operator/main.js'), 'bridge', '--port', String(port), '--bind-address', '127.0.0.1', '--log-level', 'debug', ...(options.args ?? [])],
+    { env: { ...process.env, KUBECONFIG: adminKubeconfig(), ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let output = '';
+  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const url = `http://127.0.0.1:${port}`;
+  const bridge: BridgeProcess = {
+    child,
+    port,
+    url,
+    exited,
+    logs: () => output,
+    records: () =>
+      output
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+      child.kill(signal);
+      return exited;
+    },
+  };
+  await eventually(
+    async () => {
+      if (child.exitCode !== null) throw new Error(`bridge exited with ${child.exitCode}:\n${output}`);
+      const res = await fetch(`${url}/healthz`).catch(() => undefined);
+      return res?.status === 200 ? true : undefined;
+    },
+    { timeoutMs: 30_000, what: 'the bridge to listen' },
+  );
+  return bridge;
+}
+
+/** Resolves once /readyz answers 200 (every served environment loaded). */
+export async function waitBridgeReady(bridge: BridgeProcess, timeoutMs = 30_000): Promise<void> {
+  let last = '';
+  await eventually(
+    async () => {
+      const res = await fetch(`${bridge.url}/readyz`);
+      last = await res.text();
+      return res.status === 200 ? true : undefined;
+    },
+    { timeoutMs, what: `the bridge to be ready (last answer: ${last})` },
+  );
+}
+
+export interface CallResponse {
+  status: number;
+  body: { data?: unknown; error?: { code: string; message: string; requestId: string; hint?: string } };
+  requestId: string | null;
+}
+
+/** `POST /call` with an API key (or none) and optional routing hints. */
+export async function call(bridge: BridgeProcess, apiKey: string | undefined, path: string, params: unknown = {}, headers: Record<string, string> = {}): Promise<CallResponse> {
+  return callRaw(bridge, JSON.stringify({ path, params }), { ...(apiKey === undefined ? {} : { 'x-santokit-api-key': apiKey }), ...headers });
+}
+
+/** `POST /call` with a body as given (for malformed input). */
+export async function callRaw(bridge: BridgeProcess, body: string | Uint8Array, headers: Record<string, string> = {}, method = 'POST'): Promise<CallResponse> {
+  const res = await fetch(`${bridge.url}/call`, { method, headers: { 'content-type': 'application/json', ...headers }, ...(method === 'GET' || method === 'HEAD' ? {} : { body }) });
+  const text = await res.text();
+  let parsed: CallResponse['body'];
+  try {
+    parsed = JSON.parse(text) as CallResponse['body'];
+  } catch {
+    throw new Error(`/call answered ${res.status} with a body that is not JSON: ${text.slice(0, 200)}`);
+  }
+  return { status: res.status, body: parsed, requestId: res.headers.get('x-request-id') };
+}
+
+/** Asserts a successful call and returns its data. */
+export function dataOf<T = unknown>(res: CallResponse): T {
+  expect(res.status, JSON.stringify(res.body)).toBe(200);
+  return res.body.data as T;
+}
+
+/** Asserts an error answer in the envelope shape. */
+export function expectError(res: CallResponse, status: number, code?: string): void {
+  expect(res.status, JSON.stringify(res.body)).toBe(status);
+  expect(res.body.error).toBeDefined();
+  expect(typeof res.body.error?.message).toBe('string');
+  expect(res.body.error?.requestId).toBe(res.requestId);
+  if (code !== undefined) expect(res.body.error?.code).toBe(code);
+}
+
+export interface ApiKey {
+  keyId: string;
+  apiKey: string;
+}
+
+/**
+ * `stk apikey create --json`. With a bridge, also waits until the bridge's watch has the key (an
+ * empty body is then a 400, not a 401), so a test never races the informer.
+ */
+export async function createApiKey(project: string, env: string, roles: string[], name = uniqueName('key'), bridge?: BridgeProcess): Promise<ApiKey> {
+  const res = await stk(['apikey', 'create', '--project', project, '--env', env, '--name', name, '--roles', roles.join(','), '--json']);
+  expect(res.code, res.stderr).toBe(0);
+  const out = JSON.parse(res.stdout) as ApiKey;
+  if (bridge) {
+    await eventually(async () => ((await callRaw(bridge, '{}', { 'x-santokit-api-key': out.apiKey })).status === 400 ? true : undefined), { timeoutMs: 10_000, what: `the bridge to know key ${out.keyId}` });
+  }
+  return { keyId: out.keyId, apiKey: out.apiKey };
+}
+
+/** A project with environments, one database each (connection main) and a Git repository. */
+export interface DataplaneProject {
+  readonly project: string;
+  readonly namespace: string;
+  readonly repo: TestRepo;
+  readonly dbs: Record<string, TestDatabase>;
+  /** commits the files and runs `stk apply` on env; returns the release id */
+  apply(env: string, files: Record<string, string | null>, extra?: string[]): Promise<string>;
+  /** runs `stk apply` of an existing commit on env; returns the release id */
+  applyRef(env: string, ref: string, extra?: string[]): Promise<string>;
+  drop(): Promise<void>;
+}
+
+export async function createDataplaneProject(prefix: string, envs: string[]): Promise<DataplaneProject> {
+  const project = uniqueName(prefix);
+  expect((await stk(['project', 'create', project])).code).toBe(0);
+  const dbs: Record<string, TestDatabase> = {};
+  for (const e of envs) {
+    expect((await stk(['env', 'create', '--project', project, e])).code).toBe(0);
+    dbs[e] = await createTestDatabase(`${prefix}_${e}`);
+    const set = await stk(['connections', 'set', '--project', project, '--env', e, '--name', 'main', '--db-url', dbs[e].url]);
+    expect(set.code, set.stderr).toBe(0);
+  }
+  const repo = await createTestRepo(`stk-${prefix}`);
+  const applyRef = async (env: string, ref: string, extra: string[] = []): Promise<string> => {
+    const res = await stk(['apply', '--project', project, '--env', env, '--ref', ref, '--repo', repo.dir, ...extra]);
+    expect(res.code, res.stderr + res.stdout).toBe(0);
+    const id = /^releaseId=(rel-[0-9a-f]{16})$/m.exec(res.stdout)?.[1];
+    expect(id).toBeDefined();
+    return id!;
+  };
+  return {
+    project,
+    namespace: `stk-${project}`,
+    repo,
+    dbs,
+    applyRef,
+    async apply(env, files, extra = []) {
+      return applyRef(env, await repo.commit(files, `apply to ${env}`), extra);
+    },
+    async drop() {
+      for (const db of Object.values(dbs)) await db.drop();
+    },
+  };
+}
+
+/** Starts an operator with its own lease and waits for it. */
+export async function startDataplaneOperator(name: string): Promise<OperatorProcess> {
+  const operator = await startOperator({ leaseName: uniqueName(`lease-${name}`) });
+  await waitForOperatorReady(operator);
+  return operator;
+}
