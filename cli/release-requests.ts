@@ -3,6 +3,7 @@ import { Annotations, Kinds, type Environment, type ReleaseRequest, type Request
 import { ConflictError, NotFoundError, UnavailableError, type SantokitError } from '../core/errors.ts';
 import type { KubeClient, KubeObject } from '../core/kube/client.ts';
 import { waitForObject } from '../core/kube/wait.ts';
+import { whoAmI } from './identity.ts';
 
 type Env = Environment & KubeObject;
 
@@ -19,7 +20,9 @@ export async function requestEnvironmentChange(
   options: { setDesired: boolean; timeoutMs: number },
 ): Promise<{ outcome: RequestOutcome; env: Env }> {
   const id = randomBytes(8).toString('hex');
-  const full: ReleaseRequest = { id, ...request };
+  // Recorded in the Environment's history: who moved the pointer.
+  const by = (await whoAmI(client).catch(() => undefined))?.username;
+  const full: ReleaseRequest = { id, ...request, ...(by ? { by } : {}) };
   let previousDesired: string | undefined;
   // The operator writes status all the time, so the resourceVersion precondition may lose a race: read again and retry.
   for (let attempt = 0; ; attempt++) {

@@ -308,7 +308,7 @@ export class ReleasePipeline {
   private movePointer(run: PipelineRun, release: Rel, action: 'apply' | 'promote' | 'rollback'): void {
     const limit = run.env.spec.historyLimit ?? 20;
     if (run.status.currentRelease !== release.metadata.name) {
-      const entry = { release: release.metadata.name, ref: release.spec.ref, at: nowIso(), action };
+      const entry = { release: release.metadata.name, ref: release.spec.ref, at: nowIso(), action, by: run.request.by ?? 'spec' };
       run.status.history = [entry, ...(run.status.history ?? [])].slice(0, limit);
     }
     run.status.currentRelease = release.metadata.name;

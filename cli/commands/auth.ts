@@ -5,20 +5,7 @@ import { formatTable, printJson, println } from '../output.ts';
 import { run } from '../runner.ts';
 import { Session } from '../session.ts';
 import { namespaceOfProject } from './project.ts';
-
-interface UserInfo {
-  username: string;
-  groups: string[];
-}
-
-/** Who the API server says we are (SelfSubjectReview). */
-async function selfSubject(client: KubeClient): Promise<UserInfo> {
-  const review = await client.post<{ status?: { userInfo?: { username?: string; groups?: string[] } } }>('/apis/authentication.k8s.io/v1/selfsubjectreviews', {
-    apiVersion: 'authentication.k8s.io/v1',
-    kind: 'SelfSubjectReview',
-  });
-  return { username: review.status?.userInfo?.username ?? '(unknown)', groups: review.status?.userInfo?.groups ?? [] };
-}
+import { whoAmI, type UserInfo } from '../identity.ts';
 
 /** The questions `stk whoami` asks about a project: what a person usually wants to do there. */
 const projectActions: Array<{ action: string; verb: string; resource: string; group: string }> = [
@@ -52,7 +39,7 @@ export function registerAuthCommands(program: Command): void {
         let user: UserInfo;
         try {
           version = await client.request<{ gitVersion?: string }>('GET', '/version');
-          user = await selfSubject(client);
+          user = await whoAmI(client);
         } catch (err) {
           if (err instanceof UnauthorizedError) throw new UnauthorizedError(`the cluster at ${client.serverUrl} rejected your credentials`, { hint: 'refresh the token or client certificate in your kubeconfig' });
           throw err;
@@ -71,7 +58,7 @@ export function registerAuthCommands(program: Command): void {
       run(async (flags) => {
         const session = new Session(flags);
         const client = await session.client();
-        const user = await selfSubject(client);
+        const user = await whoAmI(client);
         const canCreateProjects = await canI(client, undefined, 'create', 'projects', 'santokit.io');
         const project = session.settings.project;
         let namespace: string | undefined;

@@ -221,7 +221,7 @@ export function registerReleaseCommands(program: Command): void {
       }),
     );
 
-  const release = program.command('release').description('releases: list, current, promote, rollback');
+  const release = program.command('release').description('releases: list, show, current, promote, rollback');
 
   release
     .command('list')
@@ -254,6 +254,36 @@ export function registerReleaseCommands(program: Command): void {
         const rows = releases.map((r) => ({ release: r.metadata.name, ref: r.spec.ref, created: r.metadata.creationTimestamp ?? '', serving: serving(r.metadata.name) }));
         if (flags.json) return printJson(rows);
         println(formatTable(['RELEASE', 'REF', 'SERVING'], rows.map((r) => [r.release, r.ref.slice(0, 12), r.serving.join(',') || '-'])));
+      }),
+    );
+
+  release
+    .command('show')
+    .description('one release: id, ref, source, created, its tables per connection, and which environments serve or served it')
+    .argument('<id>', 'release id')
+    .option('--project <project>', 'project (default: context)')
+    .action(
+      run(async (flags, [id]) => {
+        const session = new Session(flags);
+        const project = session.requireProject();
+        const client = await session.client();
+        const namespace = await namespaceOfProject(client, project);
+        const rel = await client.find<Rel>(Kinds.Release, String(id), namespace);
+        if (!rel) throw new NotFoundError(`release ${id} does not exist in project ${project}`, { reason: 'ReleaseNotFound', hint: 'list releases with `stk release list`' });
+        const envs = (await client.list<Env>(Kinds.Environment, { namespace })).items.sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+        const serving = envs.filter((e) => e.status?.currentRelease === rel.metadata.name).map((e) => e.metadata.name);
+        const served = envs.filter((e) => (e.status?.history ?? []).some((h) => h.release === rel.metadata.name)).map((e) => e.metadata.name);
+        const schema = rel.spec.schema as Record<string, { tables?: Record<string, unknown> }>;
+        const tables = Object.fromEntries(Object.keys(schema).sort().map((c) => [c, Object.keys(schema[c]?.tables ?? {}).sort()]));
+        const out = { releaseId: rel.metadata.name, ref: rel.spec.ref, repo: rel.spec.repo ?? null, created: rel.metadata.creationTimestamp ?? null, tables, serving, served };
+        if (flags.json) return printJson(out);
+        println(`releaseId=${out.releaseId}`);
+        println(`ref=${out.ref}`);
+        println(`repo=${out.repo ?? '-'}`);
+        println(`created=${out.created ?? '-'}`);
+        for (const [connection, names] of Object.entries(tables)) println(`tables ${connection}: ${names.join(', ') || '-'}`);
+        println(`serving: ${serving.join(', ') || '-'}`);
+        println(`served: ${served.join(', ') || '-'}`);
       }),
     );
 

@@ -91,6 +91,8 @@ export interface ReleaseHistoryEntry {
   ref?: string;
   at: string;
   action: 'apply' | 'promote' | 'rollback';
+  /** the user who asked (from the request), or `spec` when the desired pointer was written directly (GitOps) */
+  by?: string;
 }
 export type PipelineStepName = 'plan' | 'apply' | 'drift' | 'permissions' | 'release';
 export interface PipelineStep {
@@ -109,6 +111,8 @@ export interface ReleaseRequest {
   /** pipeline parts to run (apply only): default all */
   only?: Array<'schema' | 'permissions' | 'release'>;
   force?: boolean;
+  /** the Kubernetes user who made the request, as the API server named it to stk */
+  by?: string;
 }
 
 export interface PlannedConnection {

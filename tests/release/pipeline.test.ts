@@ -192,6 +192,16 @@ describe('release pipeline', () => {
     expect(notServed.code, notServed.stderr).toBe(2);
     expect(notServed.stderr).toContain('ReleaseNotInHistory');
 
+    expect((await env('prod')).status?.history?.[0]).toMatchObject({ release: devRelease, action: 'promote', by: 'santokit-admin' });
+    const show = await stk(['release', 'show', ...inProject(), devRelease]);
+    expect(show.code, show.stderr).toBe(0);
+    expect(show.stdout).toContain(`releaseId=${devRelease}\nref=${ref}\n`);
+    expect(show.stdout).toMatch(/^tables main: users$/m);
+    expect(show.stdout).toMatch(/^serving: prod$/m);
+    expect(show.stdout).toMatch(/^served: dev, prod$/m);
+    const missing = await stk(['release', 'show', ...inProject(), 'rel-0000000000000000']);
+    expect(missing.code).toBe(2);
+
     const list = await stk(['release', 'list', ...inProject(), '--env', 'dev', '--json']);
     const listed = JSON.parse(list.stdout) as { current: string; history: Array<{ release: string }> };
     expect(listed.current).toBe(previous);
