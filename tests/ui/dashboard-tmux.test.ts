@@ -51,7 +51,7 @@ describe('stk ui in a terminal', () => {
 
   it('navigates to prod, promotes the release dev serves, confirms, and shows prod serving it; q restores the shell', async () => {
     const command = [
-      'env', `KUBECONFIG=${adminKubeconfig()}`, 'TERM=xterm-256color', 'NO_COLOR=1',
+      'env', '-u', 'CI', `KUBECONFIG=${adminKubeconfig()}`, 'TERM=xterm-256color', 'NO_COLOR=1',
       process.execPath, path.join(repoRoot, 'dist/cli/main.js'), 'ui', '--project', w.project,
     ].map((a) => `'${a}'`).join(' ');
     const started = await tmux('new-session', '-d', '-x', '120', '-y', '40', '-s', 'ui', `${command}; echo STK_EXITED=$?; sleep 120`);
