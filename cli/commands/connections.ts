@@ -2,11 +2,13 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import { findCondition } from '../../core/api/conditions.ts';
-import { API_VERSION, Annotations, Kinds, type Connection } from '../../core/api/resources.ts';
+import { Annotations, Kinds, type Connection } from '../../core/api/resources.ts';
 import { ForbiddenError, NotFoundError, UnavailableError, UsageError, ValidationError } from '../../core/errors.ts';
 import type { KubeClient, KubeObject } from '../../core/kube/client.ts';
 import { waitForObject } from '../../core/kube/wait.ts';
 import { seal, sealingBinding } from '../../core/sealing.ts';
+import { addEmitOptions, emitTarget } from '../emit.ts';
+import { connectionManifest } from '../manifests.ts';
 import { formatTable, printJson, println } from '../output.ts';
 import { run, type Flags } from '../runner.ts';
 import { Session } from '../session.ts';
@@ -57,30 +59,39 @@ async function writeConnection(flags: Flags, mode: 'set' | 'rotate'): Promise<vo
   const secretRef = flags.secretRef as string | undefined;
   if ((url === undefined) === (secretRef === undefined)) throw new UsageError('pass exactly one of --db-url or --secret-ref <secret>/<key>');
 
-  const client = await session.client();
-  const namespace = await namespaceOfProject(client, project);
+  const dir = await emitTarget(flags);
+  // With --emit the cluster is asked only for the sealing certificate.
+  const namespace = dir ? dir.namespaceOf(project) : await namespaceOfProject(await session.client(), project);
   const objectName = connectionObjectName(env, name);
-  const existing = await client.find<Connection & KubeObject>(Kinds.Connection, objectName, namespace);
-  if (mode === 'rotate' && !existing) throw new NotFoundError(`connection ${name} does not exist in ${project}/${env}`, { hint: 'create it with `stk connections set`' });
-  if (mode === 'set' && !(await client.find(Kinds.Environment, env, namespace))) throw new NotFoundError(`environment ${env} does not exist in project ${project}`, { hint: `create it with \`stk env create --project ${project} ${env}\`` });
+  if (dir) {
+    dir.environment(project, env);
+    if (mode === 'rotate' && !dir.read(dir.connectionFile(project, objectName))) throw new NotFoundError(`connection ${name} of ${project}/${env} is not in ${dir.root}`, { hint: 'write it with `stk connections set --emit`' });
+  } else {
+    const client = await session.client();
+    const existing = await client.find<Connection & KubeObject>(Kinds.Connection, objectName, namespace);
+    if (mode === 'rotate' && !existing) throw new NotFoundError(`connection ${name} does not exist in ${project}/${env}`, { hint: 'create it with `stk connections set`' });
+    if (mode === 'set' && !(await client.find(Kinds.Environment, env, namespace))) throw new NotFoundError(`environment ${env} does not exist in project ${project}`, { hint: `create it with \`stk env create --project ${project} ${env}\`` });
+  }
 
   let spec: Connection['spec'];
   if (url !== undefined) {
-    const cert = await fetchSealingCert(client, String(flags.operatorNamespace ?? 'santokit-system'));
+    const cert = await fetchSealingCert(await session.client(), String(flags.operatorNamespace ?? 'santokit-system'));
     spec = { project, environment: env, name, engine: 'postgres', sealedUrl: seal(cert, url, sealingBinding('Connection', namespace, objectName)) };
   } else {
     const [secret, key] = secretRef!.split('/');
     if (!secret || !key) throw new UsageError('--secret-ref must look like <secret>/<key>');
     spec = { project, environment: env, name, engine: 'postgres', secretRef: { name: secret, key } };
   }
+  if (dir) {
+    // The sealed URL is bound to this project namespace and object name: safe to commit.
+    dir.write(dir.connectionFile(project, objectName), connectionManifest(objectName, namespace, spec));
+    const published = await dir.publish(flags, { title: `santokit: connection ${name} of ${project}/${env}`, body: `Connection ${name} of ${project}/${env} (${url !== undefined ? 'sealed URL' : `secret ${secretRef}`}).`, branch: `santokit/connection-${project}-${objectName}` });
+    return dir.report(flags, published);
+  }
   const probe = randomBytes(6).toString('hex');
   try {
     // A JSON merge patch would keep the other URL field: replace the spec wholesale through apply.
-    await client.apply<Connection & KubeObject>(
-      Kinds.Connection,
-      { apiVersion: API_VERSION, kind: 'Connection', metadata: { name: objectName, namespace, annotations: { [Annotations.probe]: probe } }, spec },
-      { fieldManager: FIELD_MANAGER, force: true },
-    );
+    await (await session.client()).apply<Connection & KubeObject>(Kinds.Connection, connectionManifest(objectName, namespace, spec, { [Annotations.probe]: probe }), { fieldManager: FIELD_MANAGER, force: true });
   } catch (err) {
     if (err instanceof ForbiddenError) throw new ForbiddenError(`forbidden: you may not write connections in project ${project}: ${err.message}`);
     throw err;
@@ -93,22 +104,24 @@ export function registerConnectionCommands(program: Command): void {
   const connections = program.command('connections').description('database connections of an environment');
   const target = (cmd: Command) => cmd.option('--project <project>', 'project (default: context)').option('--env <env>', 'environment (default: context)');
 
-  target(connections.command('set'))
-    .description('store a connection: the URL is sealed client-side and never printed again')
-    .option('--name <name>', 'connection name (default: context, else main)')
-    .option('--engine <engine>', 'database engine', 'postgres')
-    .option('--db-url <url>', 'database URL; "-" reads it from stdin')
-    .option('--secret-ref <secret/key>', 'use an existing Secret in the project namespace instead')
-    .option('--operator-namespace <namespace>', 'namespace of the operator (sealing certificate)', 'santokit-system')
-    .action(run((flags) => writeConnection(flags, 'set')));
+  addEmitOptions(
+    target(connections.command('set'))
+      .description('store a connection: the URL is sealed client-side and never printed again')
+      .option('--name <name>', 'connection name (default: context, else main)')
+      .option('--engine <engine>', 'database engine', 'postgres')
+      .option('--db-url <url>', 'database URL; "-" reads it from stdin')
+      .option('--secret-ref <secret/key>', 'use an existing Secret in the project namespace instead')
+      .option('--operator-namespace <namespace>', 'namespace of the operator (sealing certificate)', 'santokit-system'),
+  ).action(run((flags) => writeConnection(flags, 'set')));
 
-  target(connections.command('rotate'))
-    .description('replace the sealed URL (or the secret reference) of an existing connection')
-    .option('--name <name>', 'connection name (default: context, else main)')
-    .option('--db-url <url>', 'new database URL; "-" reads it from stdin')
-    .option('--secret-ref <secret/key>', 'use an existing Secret instead')
-    .option('--operator-namespace <namespace>', 'namespace of the operator (sealing certificate)', 'santokit-system')
-    .action(run((flags) => writeConnection(flags, 'rotate')));
+  addEmitOptions(
+    target(connections.command('rotate'))
+      .description('replace the sealed URL (or the secret reference) of an existing connection')
+      .option('--name <name>', 'connection name (default: context, else main)')
+      .option('--db-url <url>', 'new database URL; "-" reads it from stdin')
+      .option('--secret-ref <secret/key>', 'use an existing Secret instead')
+      .option('--operator-namespace <namespace>', 'namespace of the operator (sealing certificate)', 'santokit-system'),
+  ).action(run((flags) => writeConnection(flags, 'rotate')));
 
   target(connections.command('list'))
     .description('list connections: name, engine, target (no credentials) and reachability')

@@ -1,9 +1,11 @@
 import type { Command } from 'commander';
 import { findCondition } from '../../core/api/conditions.ts';
-import { API_VERSION, Kinds, projectNamespace, type Environment, type Project } from '../../core/api/resources.ts';
+import { Kinds, projectNamespace, type Environment, type Project } from '../../core/api/resources.ts';
 import { ConflictError, ForbiddenError, ValidationError } from '../../core/errors.ts';
 import type { KubeClient, KubeObject } from '../../core/kube/client.ts';
 import { waitForObject } from '../../core/kube/wait.ts';
+import { addEmitOptions, emitTarget } from '../emit.ts';
+import { environmentManifest, projectManifest } from '../manifests.ts';
 import { formatTable, printJson, println } from '../output.ts';
 import { run, type Flags } from '../runner.ts';
 import { Session } from '../session.ts';
@@ -54,38 +56,38 @@ export async function namespaceOfProject(client: KubeClient, project: string): P
 export function registerProjectCommands(program: Command): void {
   const project = program.command('project').description('projects: one per application, each with its own namespace');
 
-  project
+  const create = project
     .command('create')
     .description('create a project (and its namespace)')
     .argument('<project>', 'project name (DNS-1123 label)')
     .option('--namespace <namespace>', 'namespace to own (default stk-<project>)')
     .option('--no-wait', 'do not wait for the project to become Ready')
-    .option('--timeout <seconds>', 'how long to wait for Ready', '60')
-    .action(
-      run(async (flags, [name]) => {
-        if (!name || !dns1123Label.test(name) || name.length > 50) {
-          throw new ValidationError(`invalid project name "${name ?? ''}"`, [], { hint: 'use lowercase letters, digits and dashes, starting with a letter, at most 50 characters' });
-        }
-        const session = new Session(flags);
-        const obj: Project & KubeObject = {
-          apiVersion: API_VERSION,
-          kind: 'Project',
-          metadata: { name },
-          spec: flags.namespace ? { namespace: String(flags.namespace) } : {},
-        };
-        try {
-          await (await session.client()).create(Kinds.Project, obj);
-        } catch (err) {
-          if (err instanceof ConflictError && err.reason === 'AlreadyExists') throw new ConflictError(`project ${name} already exists`, { reason: 'AlreadyExists', hint: 'choose another name, or use it: `stk context set --project ' + name + '`' });
-          if (err instanceof ForbiddenError) throw new ForbiddenError(`forbidden: you may not create projects (create projects.santokit.io at cluster scope): ${err.message}`);
-          throw err;
-        }
-        const ready = flags.wait === false ? undefined : await waitReady<Project & KubeObject>(await session.client(), Kinds.Project, name, undefined, flags);
-        const namespace = ready?.status?.namespace ?? projectNamespace(obj);
-        if (flags.json) printJson({ project: name, namespace, ready: ready ? true : null });
-        else println(`project ${name} created (namespace ${namespace})`);
-      }),
-    );
+    .option('--timeout <seconds>', 'how long to wait for Ready', '60');
+  addEmitOptions(create).action(
+    run(async (flags, [name]) => {
+      if (!name || !dns1123Label.test(name) || name.length > 50) {
+        throw new ValidationError(`invalid project name "${name ?? ''}"`, [], { hint: 'use lowercase letters, digits and dashes, starting with a letter, at most 50 characters' });
+      }
+      const obj = projectManifest(name, flags.namespace === undefined ? undefined : String(flags.namespace));
+      const dir = await emitTarget(flags);
+      if (dir) {
+        dir.write(dir.projectFile(name), obj);
+        return dir.report(flags, await dir.publish(flags, { title: `santokit: project ${name}`, body: `Project ${name} (namespace ${projectNamespace(obj)}).`, branch: `santokit/project-${name}` }));
+      }
+      const session = new Session(flags);
+      try {
+        await (await session.client()).create(Kinds.Project, obj);
+      } catch (err) {
+        if (err instanceof ConflictError && err.reason === 'AlreadyExists') throw new ConflictError(`project ${name} already exists`, { reason: 'AlreadyExists', hint: 'choose another name, or use it: `stk context set --project ' + name + '`' });
+        if (err instanceof ForbiddenError) throw new ForbiddenError(`forbidden: you may not create projects (create projects.santokit.io at cluster scope): ${err.message}`);
+        throw err;
+      }
+      const ready = flags.wait === false ? undefined : await waitReady<Project & KubeObject>(await session.client(), Kinds.Project, name, undefined, flags);
+      const namespace = ready?.status?.namespace ?? projectNamespace(obj);
+      if (flags.json) printJson({ project: name, namespace, ready: ready ? true : null });
+      else println(`project ${name} created (namespace ${namespace})`);
+    }),
+  );
 
   project
     .command('list')
@@ -104,39 +106,42 @@ export function registerProjectCommands(program: Command): void {
 export function registerEnvCommands(program: Command): void {
   const env = program.command('env').description('environments of a project (dev, prod …)');
 
-  env
+  const create = env
     .command('create')
     .description('create an environment')
     .argument('<env>', 'environment name (DNS-1123 label)')
     .option('--project <project>', 'project (default: context)')
     .option('--no-wait', 'do not wait for the environment to become Ready')
-    .option('--timeout <seconds>', 'how long to wait for Ready', '60')
-    .action(
-      run(async (flags, [name]) => {
-        if (!name || !dns1123Label.test(name) || name.length > 40) {
-          throw new ValidationError(`invalid environment name "${name ?? ''}"`, [], { hint: 'use lowercase letters, digits and dashes, starting with a letter, at most 40 characters' });
-        }
-        const session = new Session(flags);
-        const projectName = session.requireProject();
-        const namespace = await namespaceOfProject(await session.client(), projectName);
-        const obj: Environment & KubeObject = {
-          apiVersion: API_VERSION,
-          kind: 'Environment',
-          metadata: { name, namespace },
-          spec: { project: projectName },
-        };
-        try {
-          await (await session.client()).create(Kinds.Environment, obj);
-        } catch (err) {
-          if (err instanceof ConflictError && err.reason === 'AlreadyExists') throw new ConflictError(`environment ${name} already exists in project ${projectName}`, { reason: 'AlreadyExists' });
-          if (err instanceof ForbiddenError) throw new ForbiddenError(`forbidden: you may not create environments in project ${projectName} (namespace ${namespace}): ${err.message}`);
-          throw err;
-        }
-        if (flags.wait !== false) await waitReady(await session.client(), Kinds.Environment, name, namespace, flags);
-        if (flags.json) printJson({ project: projectName, env: name, namespace });
-        else println(`environment ${name} created in project ${projectName}`);
-      }),
-    );
+    .option('--timeout <seconds>', 'how long to wait for Ready', '60');
+  addEmitOptions(create).action(
+    run(async (flags, [name]) => {
+      if (!name || !dns1123Label.test(name) || name.length > 40) {
+        throw new ValidationError(`invalid environment name "${name ?? ''}"`, [], { hint: 'use lowercase letters, digits and dashes, starting with a letter, at most 40 characters' });
+      }
+      const session = new Session(flags);
+      const projectName = session.requireProject();
+      const dir = await emitTarget(flags);
+      if (dir) {
+        const file = dir.environmentFile(projectName, name);
+        // Re-emitting keeps the release pointer the directory already holds.
+        const spec = dir.read<Environment>(file)?.spec ?? { project: projectName };
+        dir.write(file, environmentManifest(name, dir.namespaceOf(projectName), spec));
+        return dir.report(flags, await dir.publish(flags, { title: `santokit: environment ${projectName}/${name}`, body: `Environment ${name} of project ${projectName}.`, branch: `santokit/env-${projectName}-${name}` }));
+      }
+      const namespace = await namespaceOfProject(await session.client(), projectName);
+      const obj = environmentManifest(name, namespace, { project: projectName });
+      try {
+        await (await session.client()).create(Kinds.Environment, obj);
+      } catch (err) {
+        if (err instanceof ConflictError && err.reason === 'AlreadyExists') throw new ConflictError(`environment ${name} already exists in project ${projectName}`, { reason: 'AlreadyExists' });
+        if (err instanceof ForbiddenError) throw new ForbiddenError(`forbidden: you may not create environments in project ${projectName} (namespace ${namespace}): ${err.message}`);
+        throw err;
+      }
+      if (flags.wait !== false) await waitReady(await session.client(), Kinds.Environment, name, namespace, flags);
+      if (flags.json) printJson({ project: projectName, env: name, namespace });
+      else println(`environment ${name} created in project ${projectName}`);
+    }),
+  );
 
   env
     .command('list')

@@ -1,11 +1,14 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { findCondition } from '../../core/api/conditions.ts';
-import { API_VERSION, Kinds, type Connection, type Environment, type PipelineStep, type Release, type ReleaseRequest, type RequestOutcome } from '../../core/api/resources.ts';
+import { Kinds, type Connection, type Environment, type PipelineStep, type Release, type ReleaseRequest, type RequestOutcome } from '../../core/api/resources.ts';
 import { ConflictError, NotFoundError, UnavailableError, UsageError, ValidationError } from '../../core/errors.ts';
 import { KubeClient, type KubeObject } from '../../core/kube/client.ts';
 import type { BuiltRelease } from '../../core/release/build.ts';
 import { contextRoot } from '../context-file.ts';
+import { addEmitOptions, emitTarget } from '../emit.ts';
+import type { GitOpsDir } from '../gitops.ts';
+import { environmentManifest, releaseManifest, type GitHubReporting } from '../manifests.ts';
 import { formatTable, printJson, println } from '../output.ts';
 import { outcomeError, requestEnvironmentChange } from '../release-requests.ts';
 import { run, type Flags } from '../runner.ts';
@@ -60,20 +63,67 @@ async function checkConnections(client: KubeClient, namespace: string, env: stri
 }
 
 /** Creates the Release, or reuses the one with the same id (same content and ref). Returns whether it was created. */
-async function ensureRelease(client: KubeClient, namespace: string, built: BuiltRelease): Promise<boolean> {
+async function ensureRelease(client: KubeClient, namespace: string, built: BuiltRelease, github: GitHubReporting | undefined): Promise<boolean> {
   const existing = await client.find<Rel>(Kinds.Release, built.id, namespace);
   if (existing) {
     if (existing.spec.contentHash !== built.contentHash) throw new ConflictError(`release ${built.id} exists with other content (hash prefix collision)`);
     return false;
   }
-  const c = built.content;
-  await client.create<Rel>(Kinds.Release, {
-    apiVersion: API_VERSION,
-    kind: 'Release',
-    metadata: { name: built.id, namespace, labels: { 'santokit.io/project': c.project } },
-    spec: { project: c.project, ref: c.ref, ...(c.repo ? { repo: c.repo } : {}), contentHash: built.contentHash, schema: c.schema, permissions: c.permissions as unknown as Record<string, unknown> },
-  });
+  await client.create<Rel>(Kinds.Release, releaseManifest(built, namespace, github));
   return true;
+}
+
+/** `--github-repository` and `--github-token-secret` together: where the operator reports commit statuses. */
+function gitHubReporting(flags: Flags): GitHubReporting | undefined {
+  const repository = flags.githubRepository as string | undefined;
+  const secret = flags.githubTokenSecret as string | undefined;
+  if (repository === undefined && secret === undefined) return undefined;
+  const [name, key, ...rest] = String(secret ?? '').split('/');
+  if (!repository || !/^[\w.-]+\/[\w.-]+$/.test(repository) || !name || !key || rest.length > 0) {
+    throw new UsageError('commit statuses need both --github-repository <owner>/<name> and --github-token-secret <secret>/<key>');
+  }
+  return { repository, tokenSecretRef: { name, key } };
+}
+
+/** `stk apply --emit`: the Release and the environment's new pointer as files, no cluster needed. */
+async function emitApply(dir: GitOpsDir, flags: Flags, a: { project: string; envName: string; built: BuiltRelease; github: GitHubReporting | undefined }): Promise<void> {
+  const { project, envName, built } = a;
+  if (flags.dryRun || flags.only !== undefined) throw new UsageError('--emit writes the whole release: it does not go with --dry-run or --only');
+  const namespace = dir.namespaceOf(project);
+  const env = dir.environment(project, envName);
+  const declared = dir.connections(project, envName).map((c) => c.spec.name);
+  const missing = Object.keys(built.content.schema).sort().filter((n) => !declared.includes(n));
+  if (missing.length > 0) {
+    throw new ValidationError(`environment ${envName} has no connection named ${missing.join(', ')} in ${dir.root}, which the schema's tables use`, [], {
+      reason: 'ConnectionMissing',
+      hint: `write it: stk connections set --env ${envName} --name ${missing[0]} --db-url - --emit ${dir.root}`,
+    });
+  }
+  const file = dir.releaseFile(project, built.id);
+  const existing = dir.release(project, built.id);
+  if (existing && existing.spec.contentHash !== built.contentHash) throw new ConflictError(`${file} holds release ${built.id} with other content`);
+  dir.write(file, existing ?? releaseManifest(built, namespace, a.github));
+  const { force: _force, ...spec } = env.spec;
+  dir.write(dir.environmentFile(project, envName), environmentManifest(envName, namespace, { ...spec, release: built.id, ...(flags.force ? { force: true } : {}) }));
+  const ref = built.content.ref;
+  const published = await dir.publish(flags, {
+    title: `santokit: apply ${built.id} to ${project}/${envName}`,
+    body: `Release ${built.id} of ref ${ref}${flags.force ? ', destructive steps allowed (force)' : ''}.`,
+    branch: `santokit/${project}-${envName}-${built.id}`,
+  });
+  dir.report(flags, published, { releaseId: built.id });
+}
+
+/** `release promote|rollback --emit`: move the environment's pointer in the directory. */
+async function emitPointer(dir: GitOpsDir, flags: Flags, a: { project: string; envName: string; release: string; action: 'promote' | 'rollback' }): Promise<void> {
+  const { project, envName, release } = a;
+  const namespace = dir.namespaceOf(project);
+  const env = dir.environment(project, envName);
+  if (!dir.release(project, release)) throw new NotFoundError(`release ${release} is not in ${dir.root}`, { reason: 'ReleaseNotFound', hint: `write it with stk apply --emit ${dir.root}` });
+  const { force: _force, ...spec } = env.spec;
+  dir.write(dir.environmentFile(project, envName), environmentManifest(envName, namespace, { ...spec, release }));
+  const published = await dir.publish(flags, { title: `santokit: ${a.action} ${project}/${envName} to ${release}`, body: `${a.action === 'promote' ? 'Promote' : 'Roll back'} environment ${envName} to release ${release}.`, branch: `santokit/${project}-${envName}-${a.action}-${release}` });
+  dir.report(flags, published, { releaseId: release });
 }
 
 function stepLine(s: PipelineStep): string {
@@ -139,7 +189,7 @@ async function applyWithLivePipeline(
 }
 
 export function registerReleaseCommands(program: Command): void {
-  program
+  const apply = program
     .command('apply')
     .description('validate the repo at a Git ref, snapshot it as a Release and move an environment to it (plan → gates → apply → drift → permissions → release)')
     .requiredOption('--ref <ref>', 'Git ref (commit SHA, branch or tag) whose tree is released; never the working tree')
@@ -151,75 +201,80 @@ export function registerReleaseCommands(program: Command): void {
     .option('--force', 'apply destructive schema changes (on a terminal, after showing them and asking)')
     .option('--yes', 'answer yes to the confirmation of destructive steps (needed with --force only on a terminal)')
     .option('--timeout <seconds>', 'how long to wait for the operator', '120')
-    .action(
-      run(async (flags) => {
-        const session = new Session(flags);
-        const project = session.requireProject();
-        const envName = session.requireEnv();
-        const only = parseOnly(flags.only);
-        const repo = path.resolve(String(flags.repo ?? contextRoot()));
-        // Loaded here, not at start-up: the schema compilers are the heaviest part of stk.
-        const [{ readRepoAtRef }, { buildRelease }] = await Promise.all([import('../../core/release/source.ts'), import('../../core/release/build.ts')]);
-        const snapshot = await readRepoAtRef(repo, String(flags.ref));
-        const built = buildRelease(snapshot, { project, repo });
-        const client = await session.client();
-        const namespace = await namespaceOfProject(client, project);
-        if (!(await client.find<Env>(Kinds.Environment, envName, namespace))) throw new NotFoundError(`environment ${envName} does not exist in project ${project}`);
-        await checkConnections(client, namespace, envName, built);
-        const created = await ensureRelease(client, namespace, built);
+    .option('--github-repository <owner/name>', 'report the outcome per environment as commit statuses on this GitHub repository (with --github-token-secret)')
+    .option('--github-token-secret <secret/key>', 'a Secret in the project namespace holding the GitHub token for commit statuses');
+  addEmitOptions(apply).action(
+    run(async (flags) => {
+      const session = new Session(flags);
+      const project = session.requireProject();
+      const envName = session.requireEnv();
+      const only = parseOnly(flags.only);
+      const repo = path.resolve(String(flags.repo ?? contextRoot()));
+      // Loaded here, not at start-up: the schema compilers are the heaviest part of stk.
+      const [{ readRepoAtRef }, { buildRelease }] = await Promise.all([import('../../core/release/source.ts'), import('../../core/release/build.ts')]);
+      const snapshot = await readRepoAtRef(repo, String(flags.ref));
+      const built = buildRelease(snapshot, { project, repo });
+      const github = gitHubReporting(flags);
+      const dir = await emitTarget(flags);
+      if (dir) return emitApply(dir, flags, { project, envName, built, github });
+      const client = await session.client();
+      const namespace = await namespaceOfProject(client, project);
+      if (!(await client.find<Env>(Kinds.Environment, envName, namespace))) throw new NotFoundError(`environment ${envName} does not exist in project ${project}`);
+      await checkConnections(client, namespace, envName, built);
+      const created = await ensureRelease(client, namespace, built, github);
 
-        if (flags.dryRun) {
-          try {
-            const { outcome } = await requestEnvironmentChange(client, namespace, envName, { action: 'plan', release: built.id }, { setDesired: false, timeoutMs: timeoutMs(flags) });
-            if (outcome.outcome === 'Failed') throw outcomeError(outcome);
-            if (flags.json) return printJson({ releaseId: built.id, ref: built.content.ref, dryRun: true, plans: outcome.plans ?? [] });
-            println(`dry run: release ${built.id} (ref ${built.content.ref.slice(0, 12)}) for ${project}/${envName}; nothing changed`);
-            printPlans(outcome);
-            return;
-          } finally {
-            if (created) await client.delete(Kinds.Release, built.id, namespace);
-          }
-        }
-
-        const movesPointer = !only || only.includes('release');
-        const interactive = !flags.json && isInteractive();
-        const title = `release ${built.id} (ref ${built.content.ref.slice(0, 12)}) for ${project}/${envName}`;
-        const request = (force: boolean) => ({ action: 'apply' as const, release: built.id, ...(only ? { only } : {}), ...(force ? { force: true } : {}) });
-        const wait = { setDesired: movesPointer, timeoutMs: timeoutMs(flags) };
-
-        if (!interactive) {
-          const { outcome, env } = await requestEnvironmentChange(client, namespace, envName, request(Boolean(flags.force)), wait);
-          const steps = env.status?.steps ?? [];
-          if (flags.json) {
-            printJson({ releaseId: built.id, ref: built.content.ref, outcome: outcome.outcome, reason: outcome.reason ?? null, steps, plans: outcome.plans ?? [], drift: outcome.drift ?? [] });
-          } else {
-            println(title);
-            printPlans(outcome);
-            for (const s of steps) println(stepLine(s));
-          }
-          if (outcome.outcome === 'Failed') throw refusal(outcome);
-          if (!flags.json) println(`releaseId=${built.id}`);
-          return;
-        }
-
-        // On a terminal: destructive steps are shown and confirmed before they run.
-        const ui = await import('../ui/render.tsx');
-        let force = Boolean(flags.force);
-        if (force && !flags.yes) {
+      if (flags.dryRun) {
+        try {
           const { outcome } = await requestEnvironmentChange(client, namespace, envName, { action: 'plan', release: built.id }, { setDesired: false, timeoutMs: timeoutMs(flags) });
           if (outcome.outcome === 'Failed') throw outcomeError(outcome);
-          if (hasDestructiveSteps(outcome.plans) && !(await ui.renderPlanConfirm(outcome.plans ?? [], 'Apply these destructive steps?'))) throw cancelled();
+          if (flags.json) return printJson({ releaseId: built.id, ref: built.content.ref, dryRun: true, plans: outcome.plans ?? [] });
+          println(`dry run: release ${built.id} (ref ${built.content.ref.slice(0, 12)}) for ${project}/${envName}; nothing changed`);
+          printPlans(outcome);
+          return;
+        } finally {
+          if (created) await client.delete(Kinds.Release, built.id, namespace);
         }
-        let outcome = await applyWithLivePipeline(ui, client, namespace, envName, title, request(force), wait);
-        if (outcome.outcome === 'Failed' && outcome.reason === 'DestructiveChange' && !force) {
-          if (!(await ui.renderPlanConfirm(outcome.plans ?? [], 'The plan has destructive steps. Apply them (as --force)?'))) throw refusal(outcome);
-          force = true;
-          outcome = await applyWithLivePipeline(ui, client, namespace, envName, title, request(force), wait);
+      }
+
+      const movesPointer = !only || only.includes('release');
+      const interactive = !flags.json && isInteractive();
+      const title = `release ${built.id} (ref ${built.content.ref.slice(0, 12)}) for ${project}/${envName}`;
+      const request = (force: boolean) => ({ action: 'apply' as const, release: built.id, ...(only ? { only } : {}), ...(force ? { force: true } : {}) });
+      const wait = { setDesired: movesPointer, timeoutMs: timeoutMs(flags) };
+
+      if (!interactive) {
+        const { outcome, env } = await requestEnvironmentChange(client, namespace, envName, request(Boolean(flags.force)), wait);
+        const steps = env.status?.steps ?? [];
+        if (flags.json) {
+          printJson({ releaseId: built.id, ref: built.content.ref, outcome: outcome.outcome, reason: outcome.reason ?? null, steps, plans: outcome.plans ?? [], drift: outcome.drift ?? [] });
+        } else {
+          println(title);
+          printPlans(outcome);
+          for (const s of steps) println(stepLine(s));
         }
+        if (outcome.outcome === 'Failed') throw refusal(outcome);
+        if (!flags.json) println(`releaseId=${built.id}`);
+        return;
+      }
+
+      // On a terminal: destructive steps are shown and confirmed before they run.
+      const ui = await import('../ui/render.tsx');
+      let force = Boolean(flags.force);
+      if (force && !flags.yes) {
+        const { outcome } = await requestEnvironmentChange(client, namespace, envName, { action: 'plan', release: built.id }, { setDesired: false, timeoutMs: timeoutMs(flags) });
         if (outcome.outcome === 'Failed') throw outcomeError(outcome);
-        println(`releaseId=${built.id}`);
-      }),
-    );
+        if (hasDestructiveSteps(outcome.plans) && !(await ui.renderPlanConfirm(outcome.plans ?? [], 'Apply these destructive steps?'))) throw cancelled();
+      }
+      let outcome = await applyWithLivePipeline(ui, client, namespace, envName, title, request(force), wait);
+      if (outcome.outcome === 'Failed' && outcome.reason === 'DestructiveChange' && !force) {
+        if (!(await ui.renderPlanConfirm(outcome.plans ?? [], 'The plan has destructive steps. Apply them (as --force)?'))) throw refusal(outcome);
+        force = true;
+        outcome = await applyWithLivePipeline(ui, client, namespace, envName, title, request(force), wait);
+      }
+      if (outcome.outcome === 'Failed') throw outcomeError(outcome);
+      println(`releaseId=${built.id}`);
+    }),
+  );
 
   const release = program.command('release').description('releases: list, show, current, promote, rollback');
 
@@ -313,58 +368,68 @@ export function registerReleaseCommands(program: Command): void {
       }),
     );
 
-  release
+  const promote = release
     .command('promote')
     .description("point an environment at another environment's current release (or an explicit id); no DDL: its databases must already satisfy it")
     .option('--project <project>', 'project (default: context)')
     .option('--from <env>', 'source environment')
     .option('--release-id <id>', 'release to promote instead of the source environment\'s current one')
     .requiredOption('--to <env>', 'target environment')
-    .option('--timeout <seconds>', 'how long to wait for the operator', '120')
-    .action(
-      run(async (flags) => {
-        const session = new Session(flags);
-        const project = session.requireProject();
-        const client = await session.client();
-        const namespace = await namespaceOfProject(client, project);
-        let id = flags.releaseId as string | undefined;
-        if ((id === undefined) === (flags.from === undefined)) throw new UsageError('pass exactly one of --from <env> or --release-id <id>');
-        if (flags.from !== undefined) {
-          const source = await client.find<Env>(Kinds.Environment, String(flags.from), namespace);
-          if (!source) throw new NotFoundError(`environment ${String(flags.from)} does not exist in project ${project}`);
-          id = source.status?.currentRelease;
-          if (!id) throw new ConflictError(`environment ${String(flags.from)} serves no release yet: nothing to promote`);
-        }
-        if (!(await client.find<Rel>(Kinds.Release, id!, namespace))) throw new NotFoundError(`release ${id} does not exist in project ${project}`, { reason: 'ReleaseNotFound', hint: 'list releases with `stk release list`' });
-        const { outcome } = await requestEnvironmentChange(client, namespace, String(flags.to), { action: 'promote', release: id! }, { setDesired: true, timeoutMs: timeoutMs(flags) });
-        if (outcome.outcome === 'Failed') throw outcomeError(outcome);
-        if (flags.json) return printJson({ env: flags.to, releaseId: id });
-        println(`environment ${String(flags.to)} now serves ${id}`);
-        println(`releaseId=${id}`);
-      }),
-    );
+    .option('--timeout <seconds>', 'how long to wait for the operator', '120');
+  addEmitOptions(promote).action(
+    run(async (flags) => {
+      const session = new Session(flags);
+      const project = session.requireProject();
+      let id = flags.releaseId as string | undefined;
+      if ((id === undefined) === (flags.from === undefined)) throw new UsageError('pass exactly one of --from <env> or --release-id <id>');
+      const dir = await emitTarget(flags);
+      if (dir) {
+        // The directory is the desired state: promote what the source environment is set to there.
+        if (flags.from !== undefined) id = dir.environment(project, String(flags.from)).spec.release;
+        if (!id) throw new ConflictError(`environment ${String(flags.from)} names no release in ${dir.root}: nothing to promote`);
+        return emitPointer(dir, flags, { project, envName: String(flags.to), release: id, action: 'promote' });
+      }
+      const client = await session.client();
+      const namespace = await namespaceOfProject(client, project);
+      if (flags.from !== undefined) {
+        const source = await client.find<Env>(Kinds.Environment, String(flags.from), namespace);
+        if (!source) throw new NotFoundError(`environment ${String(flags.from)} does not exist in project ${project}`);
+        id = source.status?.currentRelease;
+        if (!id) throw new ConflictError(`environment ${String(flags.from)} serves no release yet: nothing to promote`);
+      }
+      if (!(await client.find<Rel>(Kinds.Release, id!, namespace))) throw new NotFoundError(`release ${id} does not exist in project ${project}`, { reason: 'ReleaseNotFound', hint: 'list releases with `stk release list`' });
+      const { outcome } = await requestEnvironmentChange(client, namespace, String(flags.to), { action: 'promote', release: id! }, { setDesired: true, timeoutMs: timeoutMs(flags) });
+      if (outcome.outcome === 'Failed') throw outcomeError(outcome);
+      if (flags.json) return printJson({ env: flags.to, releaseId: id });
+      println(`environment ${String(flags.to)} now serves ${id}`);
+      println(`releaseId=${id}`);
+    }),
+  );
 
-  release
+  const rollback = release
     .command('rollback')
     .description('point an environment back at a release it served before; no DDL is undone')
     .option('--project <project>', 'project (default: context)')
     .option('--env <env>', 'environment (default: context)')
     .requiredOption('--to-release-id <id>', 'a release from the environment\'s history')
-    .option('--timeout <seconds>', 'how long to wait for the operator', '120')
-    .action(
-      run(async (flags) => {
-        const session = new Session(flags);
-        const project = session.requireProject();
-        const envName = session.requireEnv();
-        const client = await session.client();
-        const namespace = await namespaceOfProject(client, project);
-        const id = String(flags.toReleaseId);
-        if (!(await client.find<Rel>(Kinds.Release, id, namespace))) throw new NotFoundError(`release ${id} does not exist in project ${project}`, { reason: 'ReleaseNotFound', hint: `see the history with \`stk release list --env ${envName}\`` });
-        const { outcome } = await requestEnvironmentChange(client, namespace, envName, { action: 'rollback', release: id }, { setDesired: true, timeoutMs: timeoutMs(flags) });
-        if (outcome.outcome === 'Failed') throw outcomeError(outcome);
-        if (flags.json) return printJson({ env: envName, releaseId: id });
-        println(`environment ${envName} rolled back to ${id}`);
-        println(`releaseId=${id}`);
-      }),
-    );
+    .option('--timeout <seconds>', 'how long to wait for the operator', '120');
+  addEmitOptions(rollback).action(
+    run(async (flags) => {
+      const session = new Session(flags);
+      const project = session.requireProject();
+      const envName = session.requireEnv();
+      const id = String(flags.toReleaseId);
+      const dir = await emitTarget(flags);
+      // Synced, a pointer back to a release the environment served is a rollback: no DDL.
+      if (dir) return emitPointer(dir, flags, { project, envName, release: id, action: 'rollback' });
+      const client = await session.client();
+      const namespace = await namespaceOfProject(client, project);
+      if (!(await client.find<Rel>(Kinds.Release, id, namespace))) throw new NotFoundError(`release ${id} does not exist in project ${project}`, { reason: 'ReleaseNotFound', hint: `see the history with \`stk release list --env ${envName}\`` });
+      const { outcome } = await requestEnvironmentChange(client, namespace, envName, { action: 'rollback', release: id }, { setDesired: true, timeoutMs: timeoutMs(flags) });
+      if (outcome.outcome === 'Failed') throw outcomeError(outcome);
+      if (flags.json) return printJson({ env: envName, releaseId: id });
+      println(`environment ${envName} rolled back to ${id}`);
+      println(`releaseId=${id}`);
+    }),
+  );
 }

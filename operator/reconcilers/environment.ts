@@ -24,7 +24,8 @@ const projectWaitMs = 5_000;
  * An Environment is Ready once its Project exists and owns its namespace, and its current release
  * is the desired one. Requests from `stk` (annotation `santokit.io/request`: apply, plan, promote,
  * rollback) run the release pipeline once each, their outcome recorded in `status.lastRequest`;
- * a change of `spec.release` without a request (GitOps) runs a full apply.
+ * a change of `spec.release` without a request (GitOps) runs a full apply, or a rollback when the
+ * environment has served that release before.
  */
 export class EnvironmentReconciler implements Reconciler {
   readonly name = 'environment';
@@ -81,7 +82,11 @@ export class EnvironmentReconciler implements Reconciler {
           // A request already decided this very spec: do not run it again as an apply.
           const decided = status.lastRequest && status.lastRequest.release === desired && status.lastRequest.generation === generation;
           if (decided && status.lastRequest?.outcome === 'Failed' && !status.lastRequest.retryable) return;
-          return this.handle(scope, { id: `spec-${generation}`, action: 'apply', release: desired, force: Boolean(obj.spec.force) });
+          // A release this environment served before is a rollback (a `git revert` of a promote):
+          // the pointer moves back and no DDL runs. Anything else is applied through every gate.
+          const served = (status.history ?? []).some((h) => h.release === desired);
+          const action = served ? 'rollback' : 'apply';
+          return this.handle(scope, { id: `spec-${generation}`, action, release: desired, force: Boolean(obj.spec.force) });
         }
         const serving = status.currentRelease ? `serving release ${status.currentRelease}` : 'no release applied yet';
         status.conditions = markReady(status.conditions, Reason.Succeeded, serving, generation);
