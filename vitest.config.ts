@@ -11,7 +11,7 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: 'unit', include: ['core/**/*.test.ts', 'operator/**/*.test.ts', 'cli/**/*.test.{ts,tsx}'] },
+        test: { name: 'unit', include: ['core/**/*.test.ts', 'operator/**/*.test.ts', 'cli/**/*.test.{ts,tsx}', 'config/**/*.test.ts'] },
       },
       {
         extends: true,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Santokit needs on a fresh Debian machine: system packages (Postgres 15 server
-# binaries, OpenSSH server for bootstrap tests, tmux for the terminal UI test, openssl), then the
+# binaries, OpenSSH server for bootstrap tests, tmux for the terminal UI test, openssl, Lua for the
+# Argo CD health checks in config/argocd/), then the
 # npm dependencies, including the pinned Node 24 that every npm script runs on.
 # Go (for building the local control plane in hack/) must already be installed.
 set -euo pipefail
@@ -12,6 +13,7 @@ command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need_apt+=(openssh-s
 command -v tmux >/dev/null 2>&1 || need_apt+=(tmux)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v git >/dev/null 2>&1 || need_apt+=(git)
+command -v lua5.4 >/dev/null 2>&1 || need_apt+=(lua5.4)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: please install these Debian packages first: ${need_apt[*]}" >&2
