@@ -19,6 +19,8 @@ import {
 import { formatTable, printJson, println } from '../output.ts';
 import { run, type Flags } from '../runner.ts';
 import { Session } from '../session.ts';
+import { gaveUp, hostProgress } from '../ui/components/InfraHostsStore.ts';
+import { isInteractive } from '../ui/terminal.ts';
 import { namespaceOfProject } from './project.ts';
 
 /**
@@ -27,7 +29,8 @@ import { namespaceOfProject } from './project.ts';
  * `up` reads the file from a Git ref (never the working tree), checks it and the Secrets it
  * names, writes one InfraHost per host by server-side apply, and waits (by watch) for the
  * operator to answer this run of each host (operator/infra/run.ts). Output is a table sorted by
- * host with nothing in it that changes between identical runs. Exit codes (DESIGN §5): 0 every
+ * host with nothing in it that changes between identical runs; on a terminal, live rows per host
+ * (fed by the same watch) come first, then the same table. Exit codes (DESIGN §5): 0 every
  * host ready; 10 some hosts failed bootstrap while others are ready; 1 invalid file, missing
  * credentials or a key the cloud does not know; 2 the cluster refused the resources; 3 the cloud
  * API failed, bootstrap could not run anywhere, or no answer came in time.
@@ -136,13 +139,38 @@ async function up(flags: Flags): Promise<void> {
     }
   }
 
-  const [reports, pruned] = await Promise.all([
-    Promise.all(applied.map(({ host, generation }) => waitForRun(client, namespace, host, requestId, generation, timeoutMs))),
-    flags.prune === true ? Promise.all(stale.map((e) => deleteAndWait(client, e, timeoutMs))) : Promise.resolve([]),
-  ]);
-
-  const multiEnv = new Set(reports.map((r) => r.environment)).size > 1;
+  const multiEnv = new Set(desired.map((h) => h.environment)).size > 1;
   const label = (r: { environment: string; host: string }) => (multiEnv ? `${r.environment}/${r.host}` : r.host);
+
+  // On a terminal, one live row per host; React and Ink load only here (`stk --help` stays light).
+  const view =
+    !flags.json && isInteractive()
+      ? (await import('../ui/render.tsx')).renderInfraHosts(
+          `stk infra up: ${desired.length} host${desired.length === 1 ? '' : 's'} of ${project} at ${ref} (commit ${file.commit.slice(0, 12)})`,
+          desired.map((h) => ({ key: h.resourceName, label: label(h) })),
+        )
+      : undefined;
+  let reports: HostReport[];
+  let pruned: DeleteResult[];
+  try {
+    [reports, pruned] = await Promise.all([
+      Promise.all(
+        applied.map(async ({ host, generation }) => {
+          const run = { requestId, generation };
+          const onChange = view === undefined ? undefined : (obj: Obj) => view.update(hostProgress(obj, run));
+          const report = await waitForRun(client, namespace, host, requestId, generation, timeoutMs, onChange);
+          if (view !== undefined && report.outcome.kind === 'pending') {
+            view.update(gaveUp(view.last(host.resourceName), host.resourceName, { code: report.outcome.reason, message: report.outcome.message }));
+          }
+          return report;
+        }),
+      ),
+      flags.prune === true ? Promise.all(stale.map((e) => deleteAndWait(client, e, timeoutMs))) : Promise.resolve([]),
+    ]);
+  } finally {
+    await view?.finish();
+  }
+
   const sorted = [...reports].sort((a, b) => compare(label(a), label(b)));
   if (flags.json) {
     printJson({
@@ -268,8 +296,19 @@ async function applyHost(client: KubeClient, namespace: string, h: DesiredHost, 
   }
 }
 
-/** Waits for the operator to answer run `requestId` of one host (its run record says handled). */
-async function waitForRun(client: KubeClient, namespace: string, h: DesiredHost, requestId: string, generation: number, timeoutMs: number): Promise<HostReport> {
+/**
+ * Waits for the operator to answer run `requestId` of one host (its run record says handled);
+ * `onChange` sees every version of the host the watch delivers on the way.
+ */
+async function waitForRun(
+  client: KubeClient,
+  namespace: string,
+  h: DesiredHost,
+  requestId: string,
+  generation: number,
+  timeoutMs: number,
+  onChange?: (obj: Obj) => void,
+): Promise<HostReport> {
   let last: Obj | undefined;
   try {
     last = await waitForObject<Obj>(
@@ -280,6 +319,7 @@ async function waitForRun(client: KubeClient, namespace: string, h: DesiredHost,
       (obj) => {
         if (obj === undefined) throw new ConflictError(`InfraHost ${h.resourceName} was deleted while stk was waiting for it`);
         last = obj;
+        onChange?.(obj);
         const record = parseRun(obj.metadata.annotations?.[ANNOTATION_RUN]);
         return record?.request === requestId && record.handled === true && record.generation >= generation;
       },

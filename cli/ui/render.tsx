@@ -1,6 +1,8 @@
 import { render, renderToString } from 'ink';
 import type { PipelineStep, PlannedConnection } from '../../core/api/resources.ts';
 import { Dashboard, type DashboardActions, type DashboardSource } from './components/Dashboard.tsx';
+import { InfraHosts } from './components/InfraHosts.tsx';
+import { InfraHostsStore, type HostProgress } from './components/InfraHostsStore.ts';
 import { PipelineSteps } from './components/PipelineSteps.tsx';
 import { PlanDiff } from './components/PlanDiff.tsx';
 import { PlanConfirm } from './components/PlanConfirm.tsx';
@@ -34,6 +36,36 @@ export function renderPipeline(title: string): PipelineHandle {
     update: (steps) => store.update(steps),
     async finish(outcome) {
       store.finish(outcome);
+      await new Promise((r) => setTimeout(r, 20));
+      app.unmount();
+      await app.waitUntilExit();
+    },
+  };
+}
+
+export interface InfraHostsHandle {
+  /** the latest reading of one host (see `hostProgress`); a settled host's row is final */
+  update(progress: HostProgress): void;
+  /** the progress last given for a host */
+  last(key: string): HostProgress | undefined;
+  /** stops the live rows and lets Ink print the last frame */
+  finish(): Promise<void>;
+}
+
+/** Draws one live row per host of a `stk infra up` run until `finish`. */
+export function renderInfraHosts(title: string, hosts: ReadonlyArray<{ key: string; label: string }>): InfraHostsHandle {
+  const store = new InfraHostsStore(hosts, Date.now());
+  const app = render(
+    <ColorProvider color={colorEnabled()}>
+      <InfraHosts title={title} store={store} />
+    </ColorProvider>,
+    { exitOnCtrlC: true, patchConsole: false },
+  );
+  return {
+    update: (progress) => store.update(progress),
+    last: (key) => store.last(key),
+    async finish() {
+      store.finish();
       await new Promise((r) => setTimeout(r, 20));
       app.unmount();
       await app.waitUntilExit();

@@ -1,0 +1,112 @@
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { formatTable } from '../../cli/output.ts';
+import { adminKubeconfig, eventually, repoRoot, runCommand, uniqueName } from '../support/cluster.ts';
+import { HOSTS_YAML, World } from './world.ts';
+
+/**
+ * The real `stk infra up` in a real terminal (tmux, 240x50: wide enough that no row wraps) against the DigitalOcean simulator
+ * and real sshds: one live row per host, then the same table as without a terminal.
+ */
+describe('stk infra up in a terminal', () => {
+  let world: World | undefined;
+  let socket: string | undefined;
+  const tmux = (...args: string[]) => runCommand('tmux', ['-L', socket ?? '', ...args], { timeoutMs: 10_000 });
+  const screen = async () => (await tmux('capture-pane', '-p', '-J', '-t', 'up')).stdout;
+
+  afterEach(async () => {
+    if (socket !== undefined) await tmux('kill-server');
+    socket = undefined;
+    await world?.close();
+    world = undefined;
+  });
+
+  /** Starts `stk infra up --env staging` in a tmux session inside the world's repository. */
+  async function startUp(w: World): Promise<void> {
+    socket = uniqueName('stk-infra-up');
+    const command = [
+      'env', '-u', 'CI', `KUBECONFIG=${adminKubeconfig()}`, 'TERM=xterm-256color', 'NO_COLOR=1',
+      process.execPath, path.join(repoRoot, 'dist/cli/main.js'), 'infra', 'up', '--env', 'staging', '--project', w.project, '--timeout', '90',
+    ].map((a) => `'${a}'`).join(' ');
+    const started = await tmux('new-session', '-d', '-x', '240', '-y', '50', '-c', w.repo, '-s', 'up', `${command}; echo STK_EXITED=$?; sleep 120`);
+    expect(started.code, started.stderr).toBe(0);
+  }
+
+  async function waitForScreen(w: World, test: (text: string) => boolean, what: string, timeoutMs = 90_000): Promise<string> {
+    let last = '';
+    try {
+      return await eventually(
+        async () => {
+          last = await screen();
+          return test(last) ? last : undefined;
+        },
+        { timeoutMs, intervalMs: 200, what },
+      );
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\n--- screen ---\n${last}\n--- operator ---\n${w.operatorLogs().slice(-4000)}`);
+    }
+  }
+
+  it('shows a row per host reaching ready, then the summary table, and exits 0', async () => {
+    // Given two fresh hosts and infra/hosts.yaml committed
+    const w = (world = await World.start());
+    await w.host('staging', 'app-1');
+    await w.host('staging', 'db-1');
+    await w.commitHosts(HOSTS_YAML);
+
+    // When stk infra up runs on a terminal
+    await startUp(w);
+
+    // Then the rows appear under the title, and each host reaches ready
+    await waitForScreen(w, (s) => s.includes(`stk infra up: 2 hosts of ${w.project} at HEAD`) && /^app-1\s+\S+ provisioning/m.test(s) && /^db-1\s+\S+ provisioning/m.test(s), 'a row per host');
+    const done = await waitForScreen(w, (s) => s.includes('STK_EXITED='), 'stk infra up to exit');
+    expect(done).toContain('STK_EXITED=0');
+    for (const h of ['app-1', 'db-1']) {
+      expect(done).toMatch(new RegExp(`^${h}\\s+✔ provisioning ✔ ssh ✔ docker ✔ tailscale ✔ ready \\d\\S*$`, 'm'));
+    }
+    // Every row is printed once: no spinner is left behind, and no host shows twice
+    expect(done).not.toMatch(/[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]/);
+    expect(done.match(/✔ ready/g)).toHaveLength(2);
+
+    // And the summary table is the one stk prints without a terminal
+    const app = await w.infraHost('staging-app-1');
+    const db = await w.infraHost('staging-db-1');
+    const table = formatTable(['HOST', 'DROPLET', 'IP', 'ACTION', 'BOOTSTRAP'], [
+      ['app-1', app.status?.providerId ?? '', app.status?.publicIPv4 ?? '', 'created', 'ok'],
+      ['db-1', db.status?.providerId ?? '', db.status?.publicIPv4 ?? '', 'created', 'ok'],
+    ]);
+    expect(done).toContain(`${table}\nSTK_EXITED=0`);
+    expect(app.status?.phase).toBe('Ready');
+    expect(db.status?.phase).toBe('Ready');
+  }, 180_000);
+
+  it('shows a failed host with a cross, its result code and message, while the other becomes ready, and exits 10', async () => {
+    // Given two fresh hosts, and apt-get failing to install Docker on db-1
+    const w = (world = await World.start());
+    await w.host('staging', 'app-1');
+    const db = await w.host('staging', 'db-1');
+    await db.sshd?.script('apt-get', [{ exitCode: 0 }, { exitCode: 100, stderr: 'E: Unable to locate package docker.io\n' }]);
+    await w.commitHosts(HOSTS_YAML);
+
+    // When stk infra up runs on a terminal
+    await startUp(w);
+
+    // Then db-1's row stops at docker with the code and message, app-1's reaches ready
+    const done = await waitForScreen(w, (s) => s.includes('STK_EXITED='), 'stk infra up to exit');
+    expect(done).toContain('STK_EXITED=10');
+    expect(done).toMatch(/^db-1\s+✔ provisioning ✔ ssh ✘ docker docker_install_failed: .*exited 100: E: Unable to locate package docker\.io/m);
+    expect(done).toMatch(/^app-1\s+✔ provisioning ✔ ssh ✔ docker ✔ tailscale ✔ ready /m);
+    const dbHost = await w.infraHost('staging-db-1');
+    expect(dbHost.status?.steps).toEqual({ ssh: 'ready', docker: 'docker_install_failed', network: 'not_run' });
+
+    // And the table and the error summary are those of a run without a terminal
+    const app = await w.infraHost('staging-app-1');
+    expect(done).toContain(
+      formatTable(['HOST', 'DROPLET', 'IP', 'ACTION', 'BOOTSTRAP'], [
+        ['app-1', app.status?.providerId ?? '', app.status?.publicIPv4 ?? '', 'created', 'ok'],
+        ['db-1', dbHost.status?.providerId ?? '', dbHost.status?.publicIPv4 ?? '', 'created', 'docker_install_failed'],
+      ]),
+    );
+    expect(done).toContain('stk: 1 of 2 hosts not ready:');
+  }, 180_000);
+});
