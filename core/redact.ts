@@ -13,6 +13,8 @@ const patterns: ReadonlyArray<[RegExp, string]> = [
   [/\bdop_v1_[a-f0-9]{16,}\b/g, '***'],
   [/\btskey-[a-z]+-[A-Za-z0-9-]{6,}\b/g, '***'],
   [/\bstk_[A-Za-z0-9_-]{16,}\b/g, '***'],
+  // GitHub tokens: classic and fine-grained personal, OAuth, app and refresh tokens
+  [/\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})\b/g, '***'],
   [/-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/g, '***'],
 ];
 

@@ -52,16 +52,7 @@ export const projectClusterRoles: Array<{ name: string; rules: object[] }> = [
 export async function bootstrapOperator(client: KubeClient, namespace: string, log: Logger): Promise<void> {
   await ensureNamespace(client, namespace);
   const certPem = await ensureSealingKey(client, namespace, log);
-  await client.apply(
-    Kinds.ConfigMap,
-    {
-      apiVersion: 'v1',
-      kind: 'ConfigMap',
-      metadata: { name: SEALING_CONFIGMAP, namespace, labels: { 'app.kubernetes.io/managed-by': 'santokit' } },
-      data: { 'tls.crt': certPem, keyId: sealingKeyId(certPem) },
-    },
-    { fieldManager: FIELD_MANAGER, force: true },
-  );
+  await writeSealingCertificate(client, namespace, certPem);
   await publishSealingCertificate(client, namespace);
   for (const role of projectClusterRoles) {
     await client.apply(
@@ -76,6 +67,20 @@ export async function bootstrapOperator(client: KubeClient, namespace: string, l
     );
   }
   log.info({ namespace }, 'bootstrap complete');
+}
+
+/** The certificate `stk` seals with (and its key id), in a ConfigMap anyone signed in may read. */
+export async function writeSealingCertificate(client: KubeClient, namespace: string, certPem: string): Promise<void> {
+  await client.apply(
+    Kinds.ConfigMap,
+    {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: SEALING_CONFIGMAP, namespace, labels: { 'app.kubernetes.io/managed-by': 'santokit' } },
+      data: { 'tls.crt': certPem, keyId: sealingKeyId(certPem) },
+    },
+    { fieldManager: FIELD_MANAGER, force: true },
+  );
 }
 
 /** Every authenticated user may read the sealing certificate: `stk connections set` seals with it. */

@@ -32,6 +32,14 @@ export const operatorConfigSpec = {
     description: 'base URL of the DigitalOcean API (tests point it at a simulator)',
     schema: { pattern: '^https?://' },
   },
+  githubApiUrl: {
+    type: 'string',
+    flag: 'github-api-url',
+    env: 'SANTOKIT_GITHUB_API_URL',
+    default: 'https://api.github.com',
+    description: 'base URL of the GitHub REST API for commit statuses (GitHub Enterprise: https://<host>/api/v3; tests point it at a stand-in)',
+    schema: { pattern: '^https?://' },
+  },
   sshPort: {
     type: 'integer',
     flag: 'ssh-port',

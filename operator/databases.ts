@@ -3,8 +3,8 @@ import type { Logger } from 'pino';
 import { Kinds, type Connection } from '../core/api/resources.ts';
 import { NotFoundError, UnavailableError, ValidationError, type SantokitError } from '../core/errors.ts';
 import type { KubeClient, KubeObject } from '../core/kube/client.ts';
-import { sealingBinding, unseal } from '../core/sealing.ts';
-import { SEALING_SECRET } from './bootstrap.ts';
+import { sealingBinding } from '../core/sealing.ts';
+import { SealingKeyring } from './sealing-keys.ts';
 
 /** Named reasons for connection failures: what `stk connections test` prints. */
 export const ConnectionReason = {
@@ -48,36 +48,28 @@ export function parseDatabaseUrl(url: string): URL {
  * changes and closed on shutdown.
  */
 export class Databases {
-  private privateKey: string | undefined;
+  private readonly keyring: SealingKeyring;
   private readonly pools = new Map<string, { version: string; sql: postgres.Sql }>();
 
   constructor(
     private readonly client: KubeClient,
-    private readonly operatorNamespace: string,
+    operatorNamespace: string,
     private readonly log: Logger,
     private readonly maxPoolSize = 5,
-  ) {}
+  ) {
+    this.keyring = new SealingKeyring(client, operatorNamespace);
+  }
 
   /** The URL of a connection. Never log or print it. */
   async resolveUrl(conn: Connection): Promise<string> {
     const namespace = conn.metadata.namespace!;
-    if (conn.spec.sealedUrl) {
-      this.privateKey ??= await this.loadPrivateKey();
-      return unseal(this.privateKey, conn.spec.sealedUrl, sealingBinding('Connection', namespace, conn.metadata.name));
-    }
+    if (conn.spec.sealedUrl) return this.keyring.open(conn.spec.sealedUrl, sealingBinding('Connection', namespace, conn.metadata.name));
     const ref = conn.spec.secretRef;
     if (!ref) throw new ValidationError('the connection has neither sealedUrl nor secretRef');
     const secret = await this.client.find<SecretObject>(Kinds.Secret, ref.name, namespace);
     const value = secret?.data?.[ref.key];
     if (!value) throw new NotFoundError(`secret ${ref.name} has no key ${ref.key}`, { reason: ConnectionReason.SecretNotFound });
     return Buffer.from(value, 'base64').toString('utf8');
-  }
-
-  private async loadPrivateKey(): Promise<string> {
-    const secret = await this.client.get<SecretObject>(Kinds.Secret, SEALING_SECRET, this.operatorNamespace);
-    const key = secret.data?.['tls.key'];
-    if (!key) throw new UnavailableError(`the sealing key secret ${SEALING_SECRET} has no tls.key`);
-    return Buffer.from(key, 'base64').toString('utf8');
   }
 
   /** A pool for the connection; a changed connection (new resourceVersion of its spec) gets a new pool. */

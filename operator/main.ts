@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
-import { isSantokitError, ValidationError } from '../core/errors.ts';
+import { asSantokitError, isSantokitError, ValidationError } from '../core/errors.ts';
 import { KubeClient } from '../core/kube/client.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import { bootstrapOperator } from './bootstrap.ts';
@@ -10,7 +10,9 @@ import { Databases } from './databases.ts';
 import { ConnectionReconciler } from './reconcilers/connection.ts';
 import { EnvironmentReconciler } from './reconcilers/environment.ts';
 import { ReleaseReconciler } from './reconcilers/release.ts';
+import { CommitStatusReporter } from './github/commit-status.ts';
 import { ReleasePipeline } from './pipeline.ts';
+import { connectionsOnRetiredKeys, dropRetiredSealingKeys, rotateSealingKey } from './sealing-keys.ts';
 import { InfraHostReconciler } from './reconcilers/infrahost.ts';
 import { ProjectReconciler } from './reconcilers/project.ts';
 import { EventRecorder } from './runtime/events.ts';
@@ -33,7 +35,40 @@ function main(argv: string[]): void {
     const config = configOrExit(cmd.optsWithGlobals<Record<string, string | undefined>>());
     process.exitCode = await runBridge(config);
   });
+  const sealingKey = program.command('sealing-key').description('the key pair `stk` seals connection URLs with (run with an admin kubeconfig)');
+  addConfigOptions(sealingKey.command('rotate').description('make a new key pair current; the previous key keeps opening existing values until they are sealed again')).action(
+    async (_opts: Record<string, string | undefined>, cmd: Command) => {
+      process.exitCode = await runSealingKeyCommand(configOrExit(cmd.optsWithGlobals<Record<string, string | undefined>>()), 'rotate');
+    },
+  );
+  addConfigOptions(sealingKey.command('drop-retired').description('forget retired keys; refused while any Connection is still sealed for one')).action(
+    async (_opts: Record<string, string | undefined>, cmd: Command) => {
+      process.exitCode = await runSealingKeyCommand(configOrExit(cmd.optsWithGlobals<Record<string, string | undefined>>()), 'drop-retired');
+    },
+  );
   void program.parseAsync(argv);
+}
+
+/** `santokit-operator sealing-key rotate|drop-retired`: one step of a key rotation, then exit. */
+async function runSealingKeyCommand(config: OperatorConfig, action: 'rotate' | 'drop-retired'): Promise<number> {
+  const log = createLogger('santokit-operator', config.logLevel);
+  try {
+    const client = await KubeClient.load({ ...(config.kubeconfig ? { kubeconfig: config.kubeconfig } : {}), ...(config.context ? { context: config.context } : {}) });
+    if (action === 'rotate') {
+      const r = await rotateSealingKey(client, config.namespace, log);
+      process.stdout.write(`sealing key rotated: current ${r.currentKeyId}, previous ${r.previousKeyId} retired (still opens existing values)\n`);
+      const stale = await connectionsOnRetiredKeys(client, config.namespace);
+      process.stdout.write(`${stale.length} connection(s) to seal again with \`stk connections rotate\`${stale.length ? `: ${stale.map((s) => s.connection).join(', ')}` : ''}\n`);
+    } else {
+      const dropped = await dropRetiredSealingKeys(client, config.namespace, log);
+      process.stdout.write(dropped.length ? `dropped retired key(s) ${dropped.join(', ')}\n` : 'no retired keys\n');
+    }
+    return 0;
+  } catch (err) {
+    const e = asSantokitError(err);
+    process.stderr.write(`santokit-operator: ${e.message}\n${e.hint ? `hint: ${e.hint}\n` : ''}`);
+    return e.exitCode;
+  }
 }
 
 function addConfigOptions(cmd: Command): Command {
@@ -96,7 +131,8 @@ async function runManager(config: OperatorConfig): Promise<number> {
   manager.onShutdown('database pools', () => databases.close());
   const pipeline = new ReleasePipeline(client, databases, events);
   manager.addController(new EnvironmentReconciler(client, events, pipeline, config.driftIntervalSeconds * 1000), { watches: [EnvironmentReconciler.watchProjects(environments)], concurrency: 4 });
-  manager.addController(new ReleaseReconciler(client, events, environments), { watches: [ReleaseReconciler.watchEnvironments()] });
+  const commitStatuses = new CommitStatusReporter({ baseUrl: config.githubApiUrl, log: log.child({ component: 'github' }) });
+  manager.addController(new ReleaseReconciler(client, events, environments, commitStatuses), { watches: [ReleaseReconciler.watchEnvironments()] });
 
   manager.addController(new ConnectionReconciler(client, events, databases, config.probeIntervalSeconds * 1000));
   manager.addController(

@@ -182,7 +182,19 @@ export interface ReleaseSpec {
   permissions: Record<string, unknown>;
   github?: { repository: string; tokenSecretRef: SecretKeyRef };
 }
-export type Release = Resource<ReleaseSpec>;
+/** A GitHub commit status the operator posted for one environment (context `santokit/<env>`). */
+export interface GitHubStatusReport {
+  environment: string;
+  state: 'pending' | 'success' | 'failure' | 'error';
+  description: string;
+}
+export interface ReleaseStatus extends CommonStatus {
+  /** environments whose current release this is (sorted) */
+  servedBy?: string[];
+  /** the commit statuses posted on spec.ref, one per environment: a resync or restart does not post them again */
+  github?: GitHubStatusReport[];
+}
+export type Release = Resource<ReleaseSpec, ReleaseStatus>;
 
 export interface InfraHostSpec {
   project: string;
