@@ -1,0 +1,39 @@
+# syntax=docker/dockerfile:1
+# The Santokit image: one image, two entry points.
+#   santokit-operator           the controller manager (the ENTRYPOINT)
+#   santokit-operator bridge    the data plane (pass `bridge` as the first argument)
+# charts/santokit runs both from it. Node comes from the node:24 base image; the `node`
+# devDependency that pins Node for development is not installed in the runtime stage.
+
+ARG NODE_IMAGE=node:24-bookworm
+ARG NODE_RUNTIME_IMAGE=node:24-bookworm-slim
+
+# --- build: compile TypeScript (core/, operator/, cli/) into dist/ -----------------------------
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY core ./core
+COPY operator ./operator
+COPY cli ./cli
+# JSON Schemas are imported by the code (and emitted into dist/schema).
+COPY schema ./schema
+RUN npm run build
+
+# --- runtime: production dependencies, the compiled code, CRDs and schemas ---------------------
+FROM ${NODE_RUNTIME_IMAGE} AS runtime
+ENV NODE_ENV=production
+WORKDIR /app
+COPY package.json package-lock.json ./
+# --ignore-scripts: the only install scripts among production dependencies build optional native
+# speed-ups for ssh2 (it falls back to pure JavaScript); the runtime image has no compiler.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+COPY --from=build /app/dist ./dist
+COPY crds ./crds
+COPY schema ./schema
+# The node image's `node` user, numerically, so Kubernetes can verify runAsNonRoot.
+USER 1000:1000
+# Probes and metrics (operator), data plane (bridge).
+EXPOSE 8081 8080
+ENTRYPOINT ["node", "/app/dist/operator/main.js"]

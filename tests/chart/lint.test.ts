@@ -1,0 +1,171 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import YAML from 'yaml';
+import { repoRoot, uniqueName } from '../support/cluster.ts';
+import { chartDir, findObject, helm, renderChart, type RenderedObject } from './helm.ts';
+
+/**
+ * The chart on its own: helm lint, the CRD copies, and what the default values render (the
+ * contract a cluster operator relies on: leader election, probes, security context, RBAC shape).
+ */
+
+interface Container {
+  name: string;
+  args: string[];
+  env?: Array<{ name: string; valueFrom?: unknown }>;
+  ports: Array<{ name: string; containerPort: number }>;
+  startupProbe?: { httpGet: { path: string; port: string } };
+  livenessProbe: { httpGet: { path: string; port: string } };
+  readinessProbe: { httpGet: { path: string; port: string } };
+  resources: { requests: Record<string, string>; limits: Record<string, string> };
+  securityContext: Record<string, unknown>;
+}
+interface Deployment extends RenderedObject {
+  spec: { replicas: number; template: { spec: { serviceAccountName: string; securityContext: Record<string, unknown>; containers: Container[] } } };
+}
+interface Rule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+  resourceNames?: string[];
+}
+
+const flag = (args: string[], name: string) => args[args.indexOf(name) + 1];
+
+describe('chart lint', () => {
+  it('helm lint is clean, also with --strict', async () => {
+    for (const args of [['lint', chartDir], ['lint', '--strict', chartDir]]) {
+      const res = await helm(args);
+      expect(res.code, res.stdout + res.stderr).toBe(0);
+      expect(res.stdout).toContain('1 chart(s) linted, 0 chart(s) failed');
+      expect(res.stdout).not.toMatch(/\[(WARNING|ERROR)\]/);
+    }
+  });
+
+  it('the chart CRDs are byte-identical copies of crds/', () => {
+    const source = fs.readdirSync(path.join(repoRoot, 'crds')).filter((f) => f.endsWith('.yaml')).sort();
+    const copies = fs.readdirSync(path.join(chartDir, 'crds')).sort();
+    expect(copies).toEqual(source);
+    expect(source).toHaveLength(5);
+    for (const file of source) {
+      const a = fs.readFileSync(path.join(repoRoot, 'crds', file));
+      const b = fs.readFileSync(path.join(chartDir, 'crds', file));
+      expect(b.equals(a), `charts/santokit/crds/${file} differs from crds/${file}: copy it again`).toBe(true);
+    }
+  });
+
+  it('the image the chart runs matches the Dockerfile: entry point, bridge subcommand, numeric non-root user', () => {
+    const dockerfile = fs.readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8');
+    expect(dockerfile).toMatch(/^ENTRYPOINT \["node", "\/app\/dist\/operator\/main\.js"\]$/m);
+    expect(fs.existsSync(path.join(repoRoot, 'dist/operator/main.js'))).toBe(true);
+    const user = /^USER (\d+):(\d+)$/m.exec(dockerfile);
+    const values = YAML.parse(fs.readFileSync(path.join(chartDir, 'values.yaml'), 'utf8')) as { podSecurityContext: { runAsUser: number; runAsGroup: number } };
+    expect(user?.slice(1).map(Number)).toEqual([values.podSecurityContext.runAsUser, values.podSecurityContext.runAsGroup]);
+    expect(values.podSecurityContext.runAsUser).toBeGreaterThan(0);
+  });
+});
+
+describe('chart defaults', () => {
+  const namespace = uniqueName('stk-render');
+  let objects: RenderedObject[];
+  let operator: Deployment;
+  let bridge: Deployment;
+  let op: Container;
+  let br: Container;
+
+  beforeAll(async () => {
+    objects = await renderChart({ release: 'santokit', namespace });
+    operator = findObject(objects, 'Deployment', '-operator') as Deployment;
+    bridge = findObject(objects, 'Deployment', '-bridge') as Deployment;
+    op = operator.spec.template.spec.containers[0]!;
+    br = bridge.spec.template.spec.containers[0]!;
+  });
+
+  it('runs two operator replicas that elect a leader over a Lease in the release namespace', () => {
+    expect(operator.spec.replicas).toBe(2);
+    expect(flag(op.args, '--leader-elect')).toBe('true');
+    expect(flag(op.args, '--namespace')).toBe(namespace);
+    expect(flag(op.args, '--lease-name')).toBe('santokit-operator');
+    expect(op.env).toContainEqual({ name: 'SANTOKIT_IDENTITY', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } });
+  });
+
+  it('probes /healthz and /readyz on the health port, which also serves metrics', () => {
+    expect(op.ports).toEqual([{ name: 'metrics', containerPort: 8081, protocol: 'TCP' }]);
+    expect(flag(op.args, '--health-port')).toBe('8081');
+    expect(op.startupProbe?.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
+    expect(op.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
+    expect(op.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
+    expect(br.args[0]).toBe('bridge');
+    expect(flag(br.args, '--port')).toBe('8080');
+    expect(br.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'http' });
+    expect(br.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'http' });
+    const metrics = findObject(objects, 'Service', '-operator-metrics') as RenderedObject & { spec: { ports: Array<{ targetPort: string }> } };
+    expect(metrics.spec.ports[0]!.targetPort).toBe('metrics');
+    const service = findObject(objects, 'Service', '-bridge') as RenderedObject & { spec: { ports: Array<{ targetPort: string }> } };
+    expect(service.spec.ports[0]!.targetPort).toBe('http');
+  });
+
+  it('runs both containers restricted: non-root, read-only root, no escalation, no capabilities, RuntimeDefault seccomp', () => {
+    for (const d of [operator, bridge]) {
+      const pod = d.spec.template.spec;
+      expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+      expect(pod.containers[0]!.securityContext).toMatchObject({
+        runAsNonRoot: true,
+        readOnlyRootFilesystem: true,
+        allowPrivilegeEscalation: false,
+        capabilities: { drop: ['ALL'] },
+        seccompProfile: { type: 'RuntimeDefault' },
+      });
+      expect(pod.containers[0]!.resources.requests).toMatchObject({ cpu: expect.any(String), memory: expect.any(String) });
+      expect(pod.containers[0]!.resources.limits).toMatchObject({ memory: expect.any(String) });
+    }
+  });
+
+  it('gives each component its own ServiceAccount, and renders no ServiceMonitor by default', () => {
+    const accounts = objects.filter((o) => o.kind === 'ServiceAccount').map((o) => o.metadata.name);
+    expect(accounts).toEqual(expect.arrayContaining([operator.spec.template.spec.serviceAccountName, bridge.spec.template.spec.serviceAccountName]));
+    expect(operator.spec.template.spec.serviceAccountName).not.toBe(bridge.spec.template.spec.serviceAccountName);
+    expect(objects.filter((o) => o.kind === 'ServiceMonitor')).toEqual([]);
+  });
+
+  it('grants RBAC without wildcards; namespace-local rules sit in a Role of the release namespace', () => {
+    const roles = objects.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role') as Array<RenderedObject & { rules: Rule[] }>;
+    expect(roles.map((r) => r.kind).sort()).toEqual(['ClusterRole', 'ClusterRole', 'Role']);
+    for (const role of roles) {
+      for (const rule of role.rules) {
+        for (const v of [...rule.apiGroups, ...rule.resources, ...rule.verbs, ...(rule.resourceNames ?? [])]) expect(v, `${role.metadata.name}: ${JSON.stringify(rule)}`).not.toContain('*');
+      }
+    }
+    const role = findObject(objects, 'Role', '-operator') as RenderedObject & { rules: Rule[] };
+    expect(role.metadata.namespace).toBe(namespace);
+    expect(role.rules).toContainEqual({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: ['santokit-operator'], verbs: ['get', 'patch'] });
+    const clusterRole = findObject(objects, 'ClusterRole', '-operator') as RenderedObject & { rules: Rule[] };
+    expect(clusterRole.rules.some((r) => r.resources.includes('leases'))).toBe(false);
+    // The project ClusterRoles may be written by name only.
+    const rbacRule = clusterRole.rules.find((r) => r.resources.includes('clusterroles'))!;
+    expect(rbacRule.resourceNames).toEqual(['santokit-project-admin', 'santokit-project-deployer', 'santokit-project-viewer']);
+    for (const binding of objects.filter((o) => o.kind === 'ClusterRoleBinding' || o.kind === 'RoleBinding') as Array<RenderedObject & { subjects: Array<{ kind: string; namespace: string }> }>) {
+      expect(binding.subjects).toEqual([expect.objectContaining({ kind: 'ServiceAccount', namespace })]);
+    }
+  });
+
+  it('refuses several operator replicas without leader election', async () => {
+    const res = await helm(['template', 'santokit', chartDir, '--namespace', namespace, '--set', 'operator.leaderElection.enabled=false']);
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toContain('operator.leaderElection.enabled=false needs operator.replicaCount=1');
+    const single = await renderChart({ release: 'santokit', namespace, set: ['operator.leaderElection.enabled=false', 'operator.replicaCount=1'] });
+    const args = (findObject(single, 'Deployment', '-operator') as Deployment).spec.template.spec.containers[0]!.args;
+    expect(flag(args, '--leader-elect')).toBe('false');
+    expect((findObject(single, 'Role', '-operator') as RenderedObject & { rules: Rule[] }).rules.some((r) => r.resources.includes('leases'))).toBe(false);
+  });
+
+  it('renders one ServiceMonitor per component when enabled', async () => {
+    const withMonitor = await renderChart({ release: 'santokit', namespace, set: ['metrics.serviceMonitor.enabled=true', 'metrics.serviceMonitor.labels.release=prom'] });
+    const monitors = withMonitor.filter((o) => o.kind === 'ServiceMonitor') as Array<RenderedObject & { spec: { endpoints: Array<{ port: string; path: string }> } }>;
+    expect(monitors.map((m) => [m.apiVersion, m.metadata.name, m.metadata.labels?.release, m.spec.endpoints[0]!.port, m.spec.endpoints[0]!.path])).toEqual([
+      ['monitoring.coreos.com/v1', 'santokit-operator', 'prom', 'metrics', '/metrics'],
+      ['monitoring.coreos.com/v1', 'santokit-bridge', 'prom', 'http', '/metrics'],
+    ]);
+  });
+});
