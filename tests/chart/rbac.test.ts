@@ -10,6 +10,7 @@ import { adminClient, eventually, freePort, kubectl, repoRoot, startOperator, st
 import { createTestRepo, type TestRepo } from '../support/git-repo.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import { createNamespace, findObject, renderChart, serviceAccountKubeconfig, toYamlStream, type RenderedObject } from './helm.ts';
+import { schemaV1, schemaDropName, columnsOf } from '../support/fixtures.ts';
 
 /**
  * The chart's RBAC is enough, and only what is needed: its ServiceAccounts, ClusterRoles, Roles
@@ -24,21 +25,6 @@ const client = await adminClient();
 const EventKind: KindInfo = { group: '', version: 'v1', kind: 'Event', plural: 'events', namespaced: true };
 const rbacKinds = new Set(['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding']);
 
-const schemaV1 = `version: 1
-tables:
-  users:
-    id: { generate: ulid }
-    columns:
-      email: { type: string, nullable: false, unique: true }
-      name: { type: string }
-`;
-const schemaDropName = `version: 1
-tables:
-  users:
-    id: { generate: ulid }
-    columns:
-      email: { type: string, nullable: false, unique: true }
-`;
 const permissions = `tables:
   users:
     select:
@@ -62,11 +48,6 @@ function argsWithout(deployment: Deployment, drop: string[]): string[] {
     else out.push(args[i]!);
   }
   return out;
-}
-
-async function columnsOf(sql: postgres.Sql, table: string): Promise<string[]> {
-  const rows = await sql<{ column_name: string }[]>`SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = ${table} ORDER BY column_name`;
-  return rows.map((r) => r.column_name);
 }
 
 describe('chart RBAC', () => {

@@ -3,6 +3,7 @@ import { Kinds, type Environment } from '../../core/api/resources.ts';
 import type { KubeObject } from '../../core/kube/client.ts';
 import { adminClient, eventually, stk, type OperatorProcess } from '../support/cluster.ts';
 import { call, createApiKey, createDataplaneProject, dataOf, expectError, startBridge, startDataplaneOperator, waitBridgeReady, type ApiKey, type BridgeProcess, type DataplaneProject } from './support.ts';
+import { schemaV1, schemaV2 } from '../support/fixtures.ts';
 
 /**
  * OPERATOR-005 through the data plane: each environment serves its *current* release and the
@@ -11,14 +12,6 @@ import { call, createApiKey, createDataplaneProject, dataOf, expectError, startB
 
 const client = await adminClient();
 
-const schemaV1 = `version: 1
-tables:
-  users:
-    id: { generate: ulid }
-    columns:
-      email: { type: string, nullable: false, unique: true }
-      name: { type: string }
-`;
 // v1b: v1's schema with v2's rules (a permissions-only release: promote needs no DDL)
 const permissionsV1b = `tables:
   users:
@@ -29,9 +22,6 @@ const permissionsV1b = `tables:
         columns: [id, name]
     insert: { roles: [admin] }
 `;
-// v2 adds a column and rules (auditors may read users; admins may update)
-const schemaV2 = `${schemaV1}      age: { type: int }
-`;
 const permissionsV1 = `tables:
   users:
     select:
@@ -39,6 +29,7 @@ const permissionsV1 = `tables:
         columns: ["*"]
     insert: { roles: [admin] }
 `;
+// v2: schemaV2 adds a column; auditors may read users, admins may update
 const permissionsV2 = `tables:
   users:
     select:

@@ -13,6 +13,7 @@ import { adminClient, eventually, startOperator, stk, uniqueName, waitForOperato
 import { createTestRepo, type TestRepo } from '../support/git-repo.ts';
 import { startGitHubApi, type GitHubApi } from '../support/github-api.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
+import { schemaV1, schemaDropName, permissions } from '../support/fixtures.ts';
 
 /**
  * GitHub commit statuses: a Release with `spec.github` has its outcome per environment posted on its
@@ -24,28 +25,6 @@ const client = await adminClient();
 const repository = 'acme/app';
 const goodToken = `ghp_${'G00d'.repeat(9)}`;
 const badToken = `ghp_${'BadT'.repeat(9)}`;
-
-const schemaV1 = `version: 1
-tables:
-  users:
-    id: { generate: ulid }
-    columns:
-      email: { type: string, nullable: false, unique: true }
-      name: { type: string }
-`;
-const schemaDropName = `version: 1
-tables:
-  users:
-    id: { generate: ulid }
-    columns:
-      email: { type: string, nullable: false, unique: true }
-`;
-const permissions = `tables:
-  users:
-    select:
-      - roles: [admin]
-        columns: ["*"]
-`;
 
 type Rel = Release & KubeObject;
 

@@ -8,6 +8,7 @@ import { releaseManifest } from '../../cli/manifests.ts';
 import { adminClient, eventually, kubectl, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess } from '../support/cluster.ts';
 import { createTestRepo, type TestRepo } from '../support/git-repo.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
+import { schemaV1, schemaDropName, permissions } from '../support/fixtures.ts';
 
 /**
  * A Release reports the pipeline outcome itself (kstatus), so Flux (`wait: true`) and Argo CD see
@@ -16,28 +17,6 @@ import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
  */
 
 const client = await adminClient();
-
-const schemaV1 = `version: 1
-tables:
-  users:
-    id: { generate: ulid }
-    columns:
-      email: { type: string, nullable: false, unique: true }
-      name: { type: string }
-`;
-const schemaDropName = `version: 1
-tables:
-  users:
-    id: { generate: ulid }
-    columns:
-      email: { type: string, nullable: false, unique: true }
-`;
-const permissions = `tables:
-  users:
-    select:
-      - roles: [admin]
-        columns: ["*"]
-`;
 
 type Rel = Release & KubeObject;
 

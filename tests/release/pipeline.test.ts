@@ -5,6 +5,7 @@ import type { KubeObject } from '../../core/kube/client.ts';
 import { adminClient, kubectl, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess } from '../support/cluster.ts';
 import { createTestRepo, type TestRepo } from '../support/git-repo.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
+import { schemaV1, schemaV2, schemaDropName, permissions, columnsOf } from '../support/fixtures.ts';
 
 /**
  * The release pipeline end to end (OPERATOR-001, OPERATOR-005, flows 01/06/07/08): the built stk,
@@ -13,35 +14,6 @@ import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
  */
 
 const client = await adminClient();
-
-const schemaV1 = `version: 1
-tables:
-  users:
-    id: { generate: ulid }
-    columns:
-      email: { type: string, nullable: false, unique: true }
-      name: { type: string }
-`;
-const schemaV2 = `${schemaV1}      age: { type: int }
-`;
-const schemaDropName = `version: 1
-tables:
-  users:
-    id: { generate: ulid }
-    columns:
-      email: { type: string, nullable: false, unique: true }
-`;
-const permissions = `tables:
-  users:
-    select:
-      - roles: [admin]
-        columns: ["*"]
-`;
-
-async function columnsOf(sql: postgres.Sql, table: string): Promise<string[]> {
-  const rows = await sql<{ column_name: string }[]>`SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = ${table} ORDER BY column_name`;
-  return rows.map((r) => r.column_name);
-}
 
 describe('release pipeline', () => {
   let operator: OperatorProcess;

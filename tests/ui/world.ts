@@ -2,6 +2,7 @@ import { expect } from 'vitest';
 import { startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess } from '../support/cluster.ts';
 import { createTestRepo, type TestRepo } from '../support/git-repo.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
+export { permissions, schemaDropName, schemaV1, schemaV2 } from '../support/fixtures.ts';
 
 /** A project with dev and prod (one reachable `main` connection each), a Git repo and a running operator. */
 export interface UiWorld {
@@ -13,30 +14,6 @@ export interface UiWorld {
   inProject: string[];
   stop(): Promise<void>;
 }
-
-export const schemaV1 = `version: 1
-tables:
-  users:
-    id: { generate: ulid }
-    columns:
-      email: { type: string, nullable: false, unique: true }
-      name: { type: string }
-`;
-export const schemaV2 = `${schemaV1}      age: { type: int }
-`;
-export const schemaDropName = `version: 1
-tables:
-  users:
-    id: { generate: ulid }
-    columns:
-      email: { type: string, nullable: false, unique: true }
-`;
-export const permissions = `tables:
-  users:
-    select:
-      - roles: [admin]
-        columns: ["*"]
-`;
 
 export async function createUiWorld(prefix: string): Promise<UiWorld> {
   const operator = await startOperator({ leaseName: uniqueName(`lease-${prefix}`) });
