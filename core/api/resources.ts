@@ -221,6 +221,8 @@ export interface InfraHostStatus extends CommonStatus {
   hostKeyFingerprint?: string;
   action?: 'created' | 'unchanged' | 'reconciled';
   steps?: Record<string, string>;
+  /** while a bootstrap runs: the step at work (its result lands in `steps` when the run ends) */
+  bootstrapStage?: 'ssh' | 'docker' | 'network';
   drift?: string[];
 }
 export type InfraHost = Resource<InfraHostSpec, InfraHostStatus>;

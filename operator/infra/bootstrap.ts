@@ -92,6 +92,8 @@ export interface BootstrapOptions {
   readonly commandTimeoutMs?: number;
   readonly logger?: Logger;
   readonly signal?: AbortSignal;
+  /** told when a step starts, so the host's status can show where the bootstrap is */
+  readonly onStage?: (stage: StepName) => void;
 }
 
 /** The remote commands, exported so tests and docs name the same strings. */
@@ -153,15 +155,19 @@ class BootstrapRun {
       this.#log.warn({ code: 'config_invalid' }, problem);
       return this.#result({ step: 'config', code: 'config_invalid', message: problem });
     }
+    const stage = (name: StepName) => this.#o.onStage?.(name);
     try {
+      stage('ssh');
       const ssh = await this.#ready();
       this.#steps.push(ssh);
       if (!ssh.ok) return this.#result();
 
+      if (this.#o.docker.enabled) stage('docker');
       const docker = this.#o.docker.enabled ? await this.#docker() : step('docker', true, false, 'disabled', 'Docker is disabled in the spec');
       this.#steps.push(docker);
       if (!docker.ok) return this.#result();
 
+      if (this.#o.tailscale !== undefined) stage('network');
       const network = this.#o.tailscale === undefined ? step('network', true, false, 'disabled', 'no Tailscale configured') : await this.#tailscale(this.#o.tailscale);
       this.#steps.push(network);
       return this.#result();

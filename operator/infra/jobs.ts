@@ -1,4 +1,4 @@
-import type { BootstrapResult } from './bootstrap.ts';
+import type { BootstrapResult, StepName } from './bootstrap.ts';
 
 /**
  * Bootstraps in flight, one per InfraHost key. SSH readiness and installs take minutes; a
@@ -10,6 +10,8 @@ export interface BootstrapJob {
   /** what the job was started for (host id, address, bootstrap settings); another identity is another job */
   readonly identity: string;
   readonly startedAt: number;
+  /** the step at work, once the job has started one */
+  readonly stage?: StepName;
   /** set once the job has finished */
   readonly result?: BootstrapResult;
   /** set when the job threw (a bug, not a host problem: bootstrapHost reports those as results) */
@@ -19,6 +21,7 @@ export interface BootstrapJob {
 interface Entry {
   identity: string;
   startedAt: number;
+  stage?: StepName;
   controller: AbortController;
   result?: BootstrapResult;
   error?: unknown;
@@ -32,11 +35,13 @@ export class BootstrapJobs {
   }
 
   /** Starts a job for `key`, aborting one with another identity. */
-  start(key: string, identity: string, run: (signal: AbortSignal) => Promise<BootstrapResult>, now = Date.now()): BootstrapJob {
+  start(key: string, identity: string, run: (signal: AbortSignal, onStage: (stage: StepName) => void) => Promise<BootstrapResult>, now = Date.now()): BootstrapJob {
     this.cancel(key);
     const entry: Entry = { identity, startedAt: now, controller: new AbortController() };
     this.#jobs.set(key, entry);
-    run(entry.controller.signal).then(
+    run(entry.controller.signal, (stage) => {
+      entry.stage = stage;
+    }).then(
       (result) => {
         entry.result = result;
       },

@@ -5,7 +5,7 @@ import { InternalError, isSantokitError, NotFoundError, SantokitError, Validatio
 import { isAlreadyExists, type KubeClient, type KubeObject } from '../../core/kube/client.ts';
 import { createLogger, type Logger } from '../../core/log.ts';
 import { redactSecrets } from '../../core/redact.ts';
-import { bootstrapHost, stepCodes, type BootstrapFailureCode, type BootstrapResult } from '../infra/bootstrap.ts';
+import { bootstrapHost, stepCodes, type BootstrapFailureCode, type BootstrapResult, type StepName } from '../infra/bootstrap.ts';
 import { DigitalOceanProvider } from '../infra/digitalocean.ts';
 import {
   CloudConflictError,
@@ -127,6 +127,7 @@ const FAILURE_REASONS: Record<BootstrapFailureCode, string> = {
 
 /** How often a pass looks at a running bootstrap job. */
 const JOB_POLL_MS = 2_000;
+const stageLabel = { ssh: 'waiting for SSH and cloud-init', docker: 'installing Docker', network: 'joining the tailnet' } as const;
 /** A host that needs a person (duplicates, powered off) is looked at again this often. */
 const BLOCKED_RECHECK_MS = 60_000;
 
@@ -224,6 +225,7 @@ export class InfraHostReconciler implements Reconciler {
     // A bootstrap job is running for what this status already describes: just look again soon.
     const running = this.#jobs.get(key);
     if (!newRun && running !== undefined && running.result === undefined && running.error === undefined && status.observedGeneration === generation) {
+      showStage(status, running.stage);
       return { requeueAfterMs: JOB_POLL_MS };
     }
 
@@ -455,7 +457,7 @@ export class InfraHostReconciler implements Reconciler {
       const expectedHostKey = nonEmpty(status.hostKeyFingerprint);
       const ssh = this.options.ssh ?? {};
       const log = context.log.child({ component: 'bootstrap', providerId: host.id });
-      this.#jobs.start(key, identity, (signal) =>
+      this.#jobs.start(key, identity, (signal, onStage) =>
         bootstrapHost({
           target: {
             host: address,
@@ -471,13 +473,14 @@ export class InfraHostReconciler implements Reconciler {
           readinessTimeoutMs: ssh.readyTimeoutMs ?? 5 * 60_000,
           logger: log,
           signal,
+          onStage,
         }),
       );
       log.info({ address }, 'bootstrap started');
     }
-    const sshReady = status.conditions?.find((c) => c.type === InfraHostCondition.SSHReady)?.status === 'True';
-    const message = `bootstrapping droplet ${host.id} over SSH at ${address}`;
-    status.phase = sshReady ? 'Bootstrapping' : 'WaitingForSSH';
+    const stage = this.#jobs.get(key)?.stage;
+    showStage(status, stage);
+    const message = `bootstrapping droplet ${host.id} over SSH at ${address}${stage === undefined ? '' : ` (${stageLabel[stage]})`}`;
     if (status.conditions?.find((c) => c.type === 'Ready')?.status === 'True') {
       // A re-check of a ready host (a new run): it stays Ready while Docker and Tailscale are verified.
       status.conditions = setCondition(status.conditions, { type: 'Reconciling', status: 'True', reason: InfraHostReason.Bootstrapping, message }, generation);
@@ -494,6 +497,7 @@ export class InfraHostReconciler implements Reconciler {
       throw new InternalError(`bootstrap of droplet ${host.id} failed unexpectedly: ${error instanceof Error ? error.message : String(error)}`);
     }
     status.steps = stepCodes(result);
+    delete status.bootstrapStage;
     if (status.hostKeyFingerprint === undefined && result.hostKeyFingerprint !== undefined && result.steps[0]?.ok === true) {
       status.hostKeyFingerprint = result.hostKeyFingerprint;
     }
@@ -811,6 +815,17 @@ export function generatedKeySecretName(infraHostName: string): string {
 function hostSpecOf(o: Obj): HostSpec {
   const s = o.spec;
   return { project: s.project, environment: s.environment, host: s.host, region: s.region, size: s.size, image: s.image, tags: s.tags ?? [] };
+}
+
+/**
+ * Where a running bootstrap is, read at each poll: `stk infra up` draws it live. The step results
+ * land in `status.steps` when the job ends.
+ */
+function showStage(status: InfraHostStatus, stage: StepName | undefined): void {
+  if (stage === undefined) delete status.bootstrapStage;
+  else status.bootstrapStage = stage;
+  const sshReady = stage === undefined ? status.conditions?.find((c) => c.type === InfraHostCondition.SSHReady)?.status === 'True' : stage !== 'ssh';
+  status.phase = sshReady ? 'Bootstrapping' : 'WaitingForSSH';
 }
 
 function readyMessage(host: CloudHost, steps: Record<string, string> | undefined): string {

@@ -6,6 +6,7 @@ import type { KubeClient, KubeObject } from '../../core/kube/client.ts';
 import { redactSecrets } from '../../core/redact.ts';
 import type { ReconcileContext, ReconcileRequest, ReconcileResult } from './controller.ts';
 import type { EventRecorder } from './events.ts';
+import { mergePatchOf } from '../../core/kube/merge-patch.ts';
 
 export const FIELD_MANAGER = 'santokit-operator';
 
@@ -92,7 +93,9 @@ function makeScope<T extends Resource<unknown, S>, S extends CommonStatus>(obj: 
 async function writeStatus<T extends Resource<unknown, S>, S extends CommonStatus>(options: SkeletonOptions<T, S>, obj: T, status: S): Promise<void> {
   status.observedGeneration = obj.metadata.generation;
   if (isDeepStrictEqual(status, obj.status ?? {})) return;
-  await options.client.patch(options.kind, obj.metadata.name, obj.metadata.namespace, { status }, { subresource: 'status', fieldManager: FIELD_MANAGER });
+  // A diff, not the whole status: fields the reconcile removed must be sent as null to go away.
+  const patch = { status: mergePatchOf(obj.status ?? {}, status) };
+  await options.client.patch(options.kind, obj.metadata.name, obj.metadata.namespace, patch, { subresource: 'status', fieldManager: FIELD_MANAGER });
   const before = findCondition(obj.status, 'Ready');
   const after = findCondition(status, 'Ready');
   if (after && (before?.status !== after.status || before?.reason !== after.reason)) {

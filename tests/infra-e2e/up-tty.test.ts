@@ -85,19 +85,25 @@ describe('stk infra up in a terminal', () => {
     const w = (world = await World.start());
     await w.host('staging', 'app-1');
     const db = await w.host('staging', 'db-1');
-    await db.sshd?.script('apt-get', [{ exitCode: 0 }, { exitCode: 100, stderr: 'E: Unable to locate package docker.io\n' }]);
+    // (the install takes a few seconds, so the row can be seen at work on docker)
+    await db.sshd?.script('apt-get', [{ exitCode: 0 }, { exitCode: 100, sleepSeconds: 6, stderr: 'E: Unable to locate package docker.io\n' }]);
     await w.commitHosts(HOSTS_YAML);
 
     // When stk infra up runs on a terminal
     await startUp(w);
 
-    // Then db-1's row stops at docker with the code and message, app-1's reaches ready
+    // Then db-1's row shows docker at work while the operator reports that stage, ssh passed
+    await waitForScreen(w, (s) => /^db-1\s+✔ provisioning ✔ ssh [⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] docker · tailscale/m.test(s), 'db-1 at work on docker');
+    expect((await w.infraHost('staging-db-1')).status).toMatchObject({ phase: 'Bootstrapping', bootstrapStage: 'docker' });
+
+    // And its row stops at docker with the code and message, app-1's reaches ready
     const done = await waitForScreen(w, (s) => s.includes('STK_EXITED='), 'stk infra up to exit');
     expect(done).toContain('STK_EXITED=10');
     expect(done).toMatch(/^db-1\s+✔ provisioning ✔ ssh ✘ docker docker_install_failed: .*exited 100: E: Unable to locate package docker\.io/m);
     expect(done).toMatch(/^app-1\s+✔ provisioning ✔ ssh ✔ docker ✔ tailscale ✔ ready /m);
     const dbHost = await w.infraHost('staging-db-1');
     expect(dbHost.status?.steps).toEqual({ ssh: 'ready', docker: 'docker_install_failed', network: 'not_run' });
+    expect(dbHost.status?.bootstrapStage).toBeUndefined();
 
     // And the table and the error summary are those of a run without a terminal
     const app = await w.infraHost('staging-app-1');

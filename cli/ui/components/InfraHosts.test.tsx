@@ -70,6 +70,17 @@ describe('hostProgress', () => {
     expect(stages(p)).toBe('provisioning:done ssh:running docker:pending tailscale:pending ready:pending');
   });
 
+  it('follows the step the operator names while the bootstrap runs: the steps before it passed', () => {
+    const at = (bootstrapStage: InfraHostStatus['bootstrapStage'], bootstrap?: InfraHost['spec']['bootstrap']) =>
+      stages(hostProgress(host('staging-app-1', { request: 'req-2' }, { ...waitingForSsh, phase: 'Bootstrapping', bootstrapStage }, bootstrap), RUN));
+    expect(at('ssh')).toBe('provisioning:done ssh:running docker:pending tailscale:pending ready:pending');
+    expect(at('docker')).toBe('provisioning:done ssh:done docker:running tailscale:pending ready:pending');
+    expect(at('network')).toBe('provisioning:done ssh:done docker:done tailscale:running ready:pending');
+    expect(at('network', { docker: { enabled: false }, tailscale: { authKeySecretRef: { name: 'ts', key: 'authkey' } } })).toBe('provisioning:done ssh:done docker:skipped tailscale:running ready:pending');
+    // A stage left over from another run means nothing to this one.
+    expect(stages(hostProgress(host('staging-app-1', { request: 'req-1' }, { ...waitingForSsh, bootstrapStage: 'network' }), RUN))).toBe('provisioning:running ssh:pending docker:pending tailscale:pending ready:pending');
+  });
+
   it('marks switched-off stages as skipped from the start', () => {
     const p = hostProgress(host('staging-app-1', { request: 'req-2' }, waitingForSsh, { docker: { enabled: false } }), RUN);
     expect(stages(p)).toBe('provisioning:done ssh:running docker:skipped tailscale:skipped ready:pending');

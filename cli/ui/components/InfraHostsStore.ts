@@ -70,8 +70,20 @@ export function hostProgress(obj: InfraHost & { metadata: { name: string; annota
   states.set('ready', 'pending');
 
   if (!settled) {
-    // The bootstrap job reports its steps only when it ends: until then SSH is the stage at work.
-    if (provisioned && states.get('ssh') === 'pending') states.set('ssh', 'running');
+    // While the bootstrap runs, the operator names the step at work (`status.bootstrapStage`);
+    // the steps before it passed. Their result codes land in `status.steps` when the run ends.
+    const at = status?.bootstrapStage;
+    if (provisioned && at !== undefined) {
+      for (const stage of ['ssh', 'docker', 'tailscale'] as const) {
+        if (STEP_OF[stage] === at) {
+          states.set(stage, 'running');
+          break;
+        }
+        if (states.get(stage) === 'pending') states.set(stage, 'done');
+      }
+    } else if (provisioned && states.get('ssh') === 'pending') {
+      states.set('ssh', 'running');
+    }
     return { key: obj.metadata.name, stages: stagesOf(states), settled: false };
   }
 
