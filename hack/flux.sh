@@ -39,6 +39,8 @@ readonly CONTROLLERS=(source-controller kustomize-controller)
 
 log() { printf '[flux] %s\n' "$*" >&2; }
 die() { printf '[flux] error: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=lib/processes.sh
+source "${SCRIPT_DIR}/lib/processes.sh"
 
 usage() {
   sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}" >&2
@@ -56,60 +58,22 @@ load_cluster_env() {
 
 kubectl_admin() { "${SANTOKIT_KUBECTL}" --kubeconfig="${KUBECONFIG}" "$@"; }
 
-# Pid of a running controller, or nothing. The program name check keeps a stale
-# pid file from pointing us at an unrelated process.
+# Pid of a running controller, or nothing.
 controller_pid() {
-  local c=$1 pid="" stat state argv0=""
-  [[ -r "$(pid_file "${c}")" ]] && pid=$(<"$(pid_file "${c}")")
-  [[ "${pid}" =~ ^[0-9]+$ ]] || return 0
-  { read -r stat <"/proc/${pid}/stat"; } 2>/dev/null || return 0
-  state=${stat##*) }
-  state=${state%% *}
-  [[ "${state}" != Z && "${state}" != X ]] || return 0
-  { IFS= read -r -d '' argv0 <"/proc/${pid}/cmdline"; } 2>/dev/null || true
-  [[ "${argv0##*/}" == "${c}" ]] && echo "${pid}"
+  local pid=""
+  [[ -r "$(pid_file "$1")" ]] && pid=$(<"$(pid_file "$1")")
+  if pid_alive_as "${pid}" "$1"; then echo "${pid}"; fi
   return 0
 }
 
 is_running() { [[ -n "$(controller_pid "$1")" ]]; }
 
-# Distinct free loopback ports, asked of the kernel while all are held open.
-pick_free_ports() {
-  "${NODE:-node}" -e '
-    const net = require("net");
-    const n = Number(process.argv[1]);
-    const servers = [];
-    for (let i = 0; i < n; i++) {
-      const s = net.createServer();
-      s.listen(0, "127.0.0.1", () => {
-        servers.push(s);
-        if (servers.length === n) {
-          console.log(servers.map((x) => x.address().port).join(" "));
-          servers.forEach((x) => x.close());
-        }
-      });
-    }' "$1"
-}
 
 # Ports are chosen once per state directory, so a restart keeps the artifact
 # URLs that GitRepository statuses already advertise.
 load_ports() {
-  if [[ ! -r "${PORTS_FILE}" ]]; then
-    mkdir -p "${FLUX_STATE}"
-    local p
-    read -r -a p <<<"$(pick_free_ports 5)"
-    ((${#p[@]} == 5)) || die "could not pick free ports"
-    cat >"${PORTS_FILE}.tmp" <<EOF
-SOURCE_STORAGE_PORT=${p[0]}
-SOURCE_METRICS_PORT=${p[1]}
-SOURCE_HEALTH_PORT=${p[2]}
-KUSTOMIZE_METRICS_PORT=${p[3]}
-KUSTOMIZE_HEALTH_PORT=${p[4]}
-EOF
-    mv "${PORTS_FILE}.tmp" "${PORTS_FILE}"
-  fi
-  # shellcheck source=/dev/null
-  source "${PORTS_FILE}"
+  mkdir -p "${FLUX_STATE}"
+  load_ports_file "${PORTS_FILE}" SOURCE_STORAGE_PORT SOURCE_METRICS_PORT SOURCE_HEALTH_PORT KUSTOMIZE_METRICS_PORT KUSTOMIZE_HEALTH_PORT
 }
 
 health_port() {
@@ -131,27 +95,6 @@ controller_ready() {
   [[ "${response}" == 'HTTP/1.'?' 200'* ]]
 }
 
-# Own session (outlives this script, not hit by the caller's signals), output to
-# the log, pid written by the child before exec.
-start_daemon() {
-  local c=$1
-  shift
-  local pidf
-  pidf=$(pid_file "${c}")
-  rm -f "${pidf}"
-  printf '\n===== %s starting %s =====\n' "$(date -u +%FT%TZ)" "${c}" >>"$(log_file "${c}")"
-  # shellcheck disable=SC2016 # $$, $0 and $@ are the child's
-  RUNTIME_NAMESPACE="${NAMESPACE}" KUBECONFIG="${KUBECONFIG}" \
-    setsid bash -c 'echo $$ >"$0"; exec "$@"' "${pidf}" "$@" \
-    </dev/null >>"$(log_file "${c}")" 2>&1 &
-  disown $! 2>/dev/null || true
-  local i
-  for ((i = 0; i < 50; i++)); do
-    [[ -s "${pidf}" ]] && return 0
-    sleep 0.1
-  done
-  die "${c} did not start; see $(log_file "${c}")"
-}
 
 start_controller() {
   local c=$1 bin=$2
@@ -165,7 +108,7 @@ start_controller() {
   case "${c}" in
     source-controller)
       mkdir -p "${STORAGE_DIR}"
-      start_daemon "${c}" "${bin}/source-controller" \
+      start_daemon "${c}" env RUNTIME_NAMESPACE="${NAMESPACE}" KUBECONFIG="${KUBECONFIG}" "${bin}/source-controller" \
         --storage-path="${STORAGE_DIR}" \
         --storage-addr="127.0.0.1:${SOURCE_STORAGE_PORT}" \
         --storage-adv-addr="127.0.0.1:${SOURCE_STORAGE_PORT}" \
@@ -177,7 +120,7 @@ start_controller() {
     kustomize-controller)
       # --requeue-dependency: a Kustomization whose dependsOn is not ready yet
       # looks again after 2 s instead of the default 30 s.
-      start_daemon "${c}" "${bin}/kustomize-controller" \
+      start_daemon "${c}" env RUNTIME_NAMESPACE="${NAMESPACE}" KUBECONFIG="${KUBECONFIG}" "${bin}/kustomize-controller" \
         --requeue-dependency=2s \
         --metrics-addr="127.0.0.1:${KUSTOMIZE_METRICS_PORT}" \
         --health-addr="127.0.0.1:${KUSTOMIZE_HEALTH_PORT}" \
@@ -201,19 +144,11 @@ wait_ready() {
 }
 
 stop_controller() {
-  local c=$1 pid i
+  local c=$1 pid
   pid=$(controller_pid "${c}")
   if [[ -n "${pid}" ]]; then
     log "stopping ${c} (pid ${pid})"
-    kill -TERM "${pid}" 2>/dev/null || true
-    for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
-      is_running "${c}" || break
-      sleep 0.1
-    done
-    if is_running "${c}"; then
-      log "${c} ignored SIGTERM for ${STOP_TIMEOUT}s; sending SIGKILL"
-      kill -KILL "${pid}" 2>/dev/null || true
-    fi
+    stop_pid "${pid}" "${c}" "${c}"
   fi
   rm -f "$(pid_file "${c}")"
 }
@@ -236,8 +171,6 @@ cmd_up() {
   flux_dir=$(bash "${SCRIPT_DIR}/build-flux.sh" | tail -n 1)
   [[ -x "${flux_dir}/bin/source-controller" ]] || die "build-flux.sh did not produce binaries"
   mkdir -p "${RUN_DIR}" "${LOG_DIR}"
-  # The pick of free ports runs on the pinned Node when it is installed.
-  if [[ -x "${REPO_ROOT}/node_modules/.bin/node" ]]; then NODE="${REPO_ROOT}/node_modules/.bin/node"; fi
   load_ports
   install_crds "${flux_dir}"
   for c in "${CONTROLLERS[@]}"; do

@@ -22,6 +22,7 @@ import {
 import { startGitHttpServer, type BareRepo, type GitHttpServer } from '../support/git-http.ts';
 import { createTestRepo, type TestRepo } from '../support/git-repo.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
+import { schemaV1, schemaV2, schemaDropName, permissions, columnsOf } from '../support/fixtures.ts';
 
 /**
  * GitOps end to end with real Flux: `stk --emit` writes Santokit manifests into a Git repository,
@@ -32,37 +33,8 @@ import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 
 const client = await adminClient();
 
-const schemaV1 = `version: 1
-tables:
-  users:
-    id: { generate: ulid }
-    columns:
-      email: { type: string, nullable: false, unique: true }
-      name: { type: string }
-`;
-const schemaV2 = `${schemaV1}      age: { type: int }
-`;
-const schemaDropName = `version: 1
-tables:
-  users:
-    id: { generate: ulid }
-    columns:
-      email: { type: string, nullable: false, unique: true }
-`;
-const permissions = `tables:
-  users:
-    select:
-      - roles: [admin]
-        columns: ["*"]
-`;
-
 type Rel = Release & KubeObject;
 type Env = Environment & KubeObject;
-
-async function columnsOf(sql: postgres.Sql, table: string): Promise<string[]> {
-  const rows = await sql<{ column_name: string }[]>`SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = ${table} ORDER BY column_name`;
-  return rows.map((r) => r.column_name);
-}
 
 describe('GitOps with Flux', () => {
   let operator: OperatorProcess;
