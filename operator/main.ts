@@ -135,12 +135,13 @@ async function runManager(config: OperatorConfig): Promise<number> {
   manager.addController(new ReleaseReconciler(client, events, environments, commitStatuses), { watches: [ReleaseReconciler.watchEnvironments()] });
 
   manager.addController(new ConnectionReconciler(client, events, databases, config.probeIntervalSeconds * 1000));
-  manager.addController(
-    new InfraHostReconciler(client, events, {
-      digitaloceanApiUrl: config.digitaloceanApiUrl,
-      ssh: { port: config.sshPort, user: config.sshUser, readyTimeoutMs: config.sshReadyTimeoutSeconds * 1000 },
-    }),
-  );
+  const infraHosts = new InfraHostReconciler(client, events, {
+    digitaloceanApiUrl: config.digitaloceanApiUrl,
+    ssh: { port: config.sshPort, user: config.sshUser, readyTimeoutMs: config.sshReadyTimeoutSeconds * 1000 },
+  });
+  manager.addController(infraHosts);
+  // Bootstraps in flight are aborted (their SSH sessions closed): the next leader starts them again.
+  manager.onShutdown('bootstrap jobs', async () => infraHosts.stopBootstraps());
 
   abort.signal.addEventListener('abort', () => void manager.shutdown(0));
   await manager.start();

@@ -60,6 +60,11 @@ export class BootstrapJobs {
     return entry;
   }
 
+  /** Aborts every job (shutdown). */
+  cancelAll(): void {
+    for (const key of [...this.#jobs.keys()]) this.cancel(key);
+  }
+
   cancel(key: string): void {
     const entry = this.#jobs.get(key);
     if (entry === undefined) return;

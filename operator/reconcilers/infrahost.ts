@@ -196,6 +196,11 @@ export class InfraHostReconciler implements Reconciler {
     return result;
   }
 
+  /** Aborts every bootstrap in flight (operator shutdown): bootstrap detects before it changes, so the next run resumes safely. */
+  stopBootstraps(): void {
+    this.#jobs.cancelAll();
+  }
+
   /** Writes the run record after the status, with `handled` once the run has settled. */
   async #writeRun(request: ReconcileRequest, pass: Pass): Promise<void> {
     if (pass.run === undefined) return;
