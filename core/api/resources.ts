@@ -144,6 +144,8 @@ export interface EnvironmentStatus extends CommonStatus {
   liveSchemaHash?: string;
   steps?: PipelineStep[];
   lastRequest?: RequestOutcome;
+  /** id of the last request annotation answered; `lastRequest` may since hold a spec (GitOps) change */
+  handledRequest?: string;
 }
 export type Environment = Resource<EnvironmentSpec, EnvironmentStatus>;
 

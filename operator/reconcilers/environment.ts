@@ -19,6 +19,8 @@ import type { EventRecorder } from '../runtime/events.ts';
 import { reconcileWithStatus, type ReconcileScope } from '../runtime/skeleton.ts';
 
 const projectWaitMs = 5_000;
+/** id prefix of the requests the reconciler makes itself for a changed `spec.release` */
+const SPEC_REQUEST = 'spec-';
 
 /**
  * An Environment is Ready once its Project exists and owns its namespace, and its current release
@@ -74,8 +76,10 @@ export class EnvironmentReconciler implements Reconciler {
           return { requeueAfterMs: projectWaitMs };
         }
 
+        // An annotation is answered once: a later GitOps change of the spec must not make the
+        // request stk made before look new again (that would move the pointer back).
         const pending = parseRequest(obj);
-        if (pending && pending.id !== status.lastRequest?.id) return this.handle(scope, pending);
+        if (pending && pending.id !== (status.handledRequest ?? status.lastRequest?.id)) return this.handle(scope, pending);
 
         const desired = obj.spec.release;
         if (desired && desired !== status.currentRelease) {
@@ -86,7 +90,7 @@ export class EnvironmentReconciler implements Reconciler {
           // the pointer moves back and no DDL runs. Anything else is applied through every gate.
           const served = (status.history ?? []).some((h) => h.release === desired);
           const action = served ? 'rollback' : 'apply';
-          return this.handle(scope, { id: `spec-${generation}`, action, release: desired, force: Boolean(obj.spec.force) });
+          return this.handle(scope, { id: `${SPEC_REQUEST}${generation}`, action, release: desired, force: Boolean(obj.spec.force) });
         }
         const serving = status.currentRelease ? `serving release ${status.currentRelease}` : 'no release applied yet';
         status.conditions = markReady(status.conditions, Reason.Succeeded, serving, generation);
@@ -109,6 +113,7 @@ export class EnvironmentReconciler implements Reconciler {
   private async handle(scope: ReconcileScope<Environment, EnvironmentStatus>, request: ReleaseRequest): Promise<void> {
     const { obj, status, generation, context } = scope;
     const outcome: RequestOutcome = { id: request.id, action: request.action, release: request.release, outcome: 'Succeeded', generation };
+    if (!request.id.startsWith(SPEC_REQUEST)) status.handledRequest = request.id;
     status.conditions = markReconciling(status.conditions, Reason.Progressing, `${request.action} ${request.release}`, generation);
     try {
       const result = await this.pipeline.run({ env: obj as Environment & KubeObject, status, request, log: context.log });
@@ -124,7 +129,7 @@ export class EnvironmentReconciler implements Reconciler {
       if (err.retryable) {
         // Back off and retry when the spec asks for it; a request from stk is answered once.
         status.conditions = markRetrying(status.conditions, err.reason, message, generation);
-        if (request.id.startsWith('spec-')) throw err;
+        if (request.id.startsWith(SPEC_REQUEST)) throw err;
         return;
       }
       // A gate refused or input is wrong: the previous release keeps serving until something changes.

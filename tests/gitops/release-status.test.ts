@@ -96,6 +96,33 @@ describe('release status for GitOps tools', () => {
     expect(wide.stdout).toContain(env);
   });
 
+  it('a GitOps change after an stk apply is answered once: the pointer does not swing back to what stk asked for', async () => {
+    const env = await newEnvironment('mixed');
+    const viaStk = await repo.commit({ 'schema/app.yaml': schemaV1, 'config/permissions.yaml': permissions }, 'v1 by stk');
+    const applied = await stk(['apply', '--project', project, '--env', env, '--ref', viaStk, '--repo', repo.dir]);
+    expect(applied.code, applied.stderr).toBe(0);
+    const first = /^releaseId=(rel-[0-9a-f]{16})$/m.exec(applied.stdout)![1]!;
+    // The same schema with another rule: moving between the two runs no DDL either way.
+    const rules = `${permissions}    insert:\n      - roles: [admin]\n`;
+    const ref = await repo.commit({ 'config/permissions.yaml': rules }, 'v2 by GitOps');
+    const built = buildRelease(await readRepoAtRef(repo.dir, ref), { project, repo: repo.dir });
+    await client.create(Kinds.Release, releaseManifest(built, namespace));
+    const second = await client.get<Rel>(Kinds.Release, built.id, namespace);
+
+    await setDesired(env, { release: second.metadata.name });
+    await eventually(async () => ((await client.get<Environment & KubeObject>(Kinds.Environment, env, namespace)).status?.currentRelease === second.metadata.name ? true : undefined), {
+      what: 'the GitOps release to serve',
+      timeoutMs: 45_000,
+    });
+    // A later request (a drift check) is answered after anything the spec change set off.
+    const drift = await stk(['schema', 'drift', '--project', project, '--env', env]);
+    expect(drift.code, drift.stderr).toBe(0);
+    const after = await client.get<Environment & KubeObject>(Kinds.Environment, env, namespace);
+    expect(after.status?.currentRelease).toBe(second.metadata.name);
+    expect((after.status?.history ?? []).map((h) => h.release)).toEqual([second.metadata.name, first]);
+    expect(findCondition(after.status, 'Ready')?.status).toBe('True');
+  });
+
   it('a destructive release without spec.force is Stalled (DestructiveChange, Ready=False); spec.force=true makes it Ready', async () => {
     const env = await newEnvironment('destr');
     const v1 = await createRelease(schemaV1, 'v1 for destructive');
