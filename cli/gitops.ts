@@ -109,7 +109,7 @@ export class GitOpsDir {
 }
 
 /** Byte-stable YAML of one object: no line folding, keys in the order the manifest builders give. */
-export function toYaml(obj: unknown): string {
+function toYaml(obj: unknown): string {
   return YAML.stringify(obj, { lineWidth: 0, minContentWidth: 0, aliasDuplicateObjects: false });
 }
 
@@ -124,7 +124,7 @@ export interface Published {
  * After the files are written: commit them (`--commit`), or commit them on a new branch, push it
  * and open a pull request (`--pull-request`). Only the files this command wrote are committed.
  */
-export async function publish(dir: GitOpsDir, flags: Flags, message: { title: string; body: string; branch: string }): Promise<Published> {
+async function publish(dir: GitOpsDir, flags: Flags, message: { title: string; body: string; branch: string }): Promise<Published> {
   const files = [...dir.changed].sort();
   const out: Published = { files };
   if (!flags.commit && !flags.pullRequest) return out;
@@ -212,7 +212,7 @@ function firstLine(err: unknown): string {
 }
 
 /** What an emitting command prints: the files written, the commit and pull request, then key=value lines. */
-export function reportEmitted(flags: Flags, published: Published, extra: Record<string, string> = {}): void {
+function reportEmitted(flags: Flags, published: Published, extra: Record<string, string> = {}): void {
   if (flags.json) return printJson({ ...extra, ...published });
   for (const f of published.files) println(`wrote ${f}`);
   if (published.files.length === 0) println('nothing changed: the directory already holds these manifests');

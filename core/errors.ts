@@ -135,6 +135,26 @@ export class UnavailableError extends SantokitError {
   }
 }
 
+/** 413: the body is larger than the server accepts. */
+export class PayloadTooLargeError extends SantokitError {
+  readonly status = 413;
+  readonly exitCode = ExitCode.invalidInput;
+  readonly retryable = false;
+  constructor(message: string, options: SantokitErrorOptions = {}) {
+    super(message, 'PayloadTooLarge', options);
+  }
+}
+
+/** 405: the route exists but not for this method. */
+export class MethodNotAllowedError extends SantokitError {
+  readonly status = 405;
+  readonly exitCode = ExitCode.invalidInput;
+  readonly retryable = false;
+  constructor(message: string, options: SantokitErrorOptions = {}) {
+    super(message, 'MethodNotAllowed', options);
+  }
+}
+
 /** Some items succeeded and some failed (e.g. hosts): the CLI exits 10. */
 export class PartialFailureError extends SantokitError {
   readonly status = 207;

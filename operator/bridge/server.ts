@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type postgres from 'postgres';
 import type { Logger } from 'pino';
-import { ExitCode, ForbiddenError, InternalError, isSantokitError, SantokitError, UnauthorizedError, type SantokitErrorOptions } from '../../core/errors.ts';
+import { ForbiddenError, InternalError, isSantokitError, MethodNotAllowedError, PayloadTooLargeError, UnauthorizedError, type SantokitError } from '../../core/errors.ts';
 import { parseCallBody } from './call.ts';
 import type { Serving } from './catalog.ts';
 import { executePlan, type CallResult } from './execute.ts';
@@ -32,26 +32,6 @@ export interface CallDependencies {
   log: Logger;
   /** largest accepted body */
   maxBodyBytes: number;
-}
-
-/** 413: the body is larger than the data plane accepts. */
-export class PayloadTooLargeError extends SantokitError {
-  readonly status = 413;
-  readonly exitCode = ExitCode.invalidInput;
-  readonly retryable = false;
-  constructor(message: string, options: SantokitErrorOptions = {}) {
-    super(message, 'PayloadTooLarge', options);
-  }
-}
-
-/** 405: the route exists but not for this method. */
-export class MethodNotAllowedError extends SantokitError {
-  readonly status = 405;
-  readonly exitCode = ExitCode.invalidInput;
-  readonly retryable = false;
-  constructor(message: string, options: SantokitErrorOptions = {}) {
-    super(message, 'MethodNotAllowed', options);
-  }
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;

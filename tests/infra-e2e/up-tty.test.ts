@@ -1,7 +1,8 @@
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { formatTable } from '../../cli/output.ts';
-import { adminKubeconfig, eventually, repoRoot, runCommand, uniqueName } from '../support/cluster.ts';
+import { adminKubeconfig, repoRoot } from '../support/cluster.ts';
+import { startTerminal, type Terminal } from '../support/tmux.ts';
 import { HOSTS_YAML, World } from './world.ts';
 
 /**
@@ -10,42 +11,33 @@ import { HOSTS_YAML, World } from './world.ts';
  */
 describe('stk infra up in a terminal', () => {
   let world: World | undefined;
-  let socket: string | undefined;
-  const tmux = (...args: string[]) => runCommand('tmux', ['-L', socket ?? '', ...args], { timeoutMs: 10_000 });
-  const screen = async () => (await tmux('capture-pane', '-p', '-J', '-t', 'up')).stdout;
+  let term: Terminal | undefined;
 
   afterEach(async () => {
-    if (socket !== undefined) await tmux('kill-server');
-    socket = undefined;
+    await term?.close();
+    term = undefined;
     await world?.close();
     world = undefined;
   });
 
-  /** Starts `stk infra up --env staging` in a tmux session inside the world's repository. */
-  async function startUp(w: World): Promise<void> {
-    socket = uniqueName('stk-infra-up');
-    const command = [
-      'env', '-u', 'CI', `KUBECONFIG=${adminKubeconfig()}`, 'TERM=xterm-256color', 'NO_COLOR=1',
-      process.execPath, path.join(repoRoot, 'dist/cli/main.js'), 'infra', 'up', '--env', 'staging', '--project', w.project, '--timeout', '90',
-    ].map((a) => `'${a}'`).join(' ');
-    const started = await tmux('new-session', '-d', '-x', '240', '-y', '50', '-c', w.repo, '-s', 'up', `${command}; echo STK_EXITED=$?; sleep 120`);
-    expect(started.code, started.stderr).toBe(0);
+  /** Starts `stk infra up --env staging` in a terminal inside the world's repository. */
+  async function startUp(w: World): Promise<Terminal> {
+    term = await startTerminal({
+      argv: [
+        'env', '-u', 'CI', `KUBECONFIG=${adminKubeconfig()}`, 'TERM=xterm-256color', 'NO_COLOR=1',
+        process.execPath, path.join(repoRoot, 'dist/cli/main.js'), 'infra', 'up', '--env', 'staging', '--project', w.project, '--timeout', '90',
+      ],
+      width: 240,
+      height: 50,
+      cwd: w.repo,
+      joinWrapped: true,
+    });
+    return term;
   }
 
-  async function waitForScreen(w: World, test: (text: string) => boolean, what: string, timeoutMs = 90_000): Promise<string> {
-    let last = '';
-    try {
-      return await eventually(
-        async () => {
-          last = await screen();
-          return test(last) ? last : undefined;
-        },
-        { timeoutMs, intervalMs: 200, what },
-      );
-    } catch (err) {
-      throw new Error(`${(err as Error).message}\n--- screen ---\n${last}\n--- operator ---\n${w.operatorLogs().slice(-4000)}`);
-    }
-  }
+  /** Waits for the screen; a failure shows the operator's last log lines too. */
+  const waitForScreen = (w: World, t: Terminal, test: (text: string) => boolean, what: string) =>
+    t.waitFor(test, what, { timeoutMs: 90_000, context: () => w.operatorLogs().slice(-4000) });
 
   it('shows a row per host reaching ready, then the summary table, and exits 0', async () => {
     // Given two fresh hosts and infra/hosts.yaml committed
@@ -55,11 +47,11 @@ describe('stk infra up in a terminal', () => {
     await w.commitHosts(HOSTS_YAML);
 
     // When stk infra up runs on a terminal
-    await startUp(w);
+    const t = await startUp(w);
 
     // Then the rows appear under the title, and each host reaches ready
-    await waitForScreen(w, (s) => s.includes(`stk infra up: 2 hosts of ${w.project} at HEAD`) && /^app-1\s+\S+ provisioning/m.test(s) && /^db-1\s+\S+ provisioning/m.test(s), 'a row per host');
-    const done = await waitForScreen(w, (s) => s.includes('STK_EXITED='), 'stk infra up to exit');
+    await waitForScreen(w, t, (s) => s.includes(`stk infra up: 2 hosts of ${w.project} at HEAD`) && /^app-1\s+\S+ provisioning/m.test(s) && /^db-1\s+\S+ provisioning/m.test(s), 'a row per host');
+    const done = await waitForScreen(w, t, (s) => s.includes('STK_EXITED='), 'stk infra up to exit');
     expect(done).toContain('STK_EXITED=0');
     for (const h of ['app-1', 'db-1']) {
       expect(done).toMatch(new RegExp(`^${h}\\s+✔ provisioning ✔ ssh ✔ docker ✔ tailscale ✔ ready \\d\\S*$`, 'm'));
@@ -90,14 +82,14 @@ describe('stk infra up in a terminal', () => {
     await w.commitHosts(HOSTS_YAML);
 
     // When stk infra up runs on a terminal
-    await startUp(w);
+    const t = await startUp(w);
 
     // Then db-1's row shows docker at work while the operator reports that stage, ssh passed
-    await waitForScreen(w, (s) => /^db-1\s+✔ provisioning ✔ ssh [⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] docker · tailscale/m.test(s), 'db-1 at work on docker');
+    await waitForScreen(w, t, (s) => /^db-1\s+✔ provisioning ✔ ssh [⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] docker · tailscale/m.test(s), 'db-1 at work on docker');
     expect((await w.infraHost('staging-db-1')).status).toMatchObject({ phase: 'Bootstrapping', bootstrapStage: 'docker' });
 
     // And its row stops at docker with the code and message, app-1's reaches ready
-    const done = await waitForScreen(w, (s) => s.includes('STK_EXITED='), 'stk infra up to exit');
+    const done = await waitForScreen(w, t, (s) => s.includes('STK_EXITED='), 'stk infra up to exit');
     expect(done).toContain('STK_EXITED=10');
     expect(done).toMatch(/^db-1\s+✔ provisioning ✔ ssh ✘ docker docker_install_failed: .*exited 100: E: Unable to locate package docker\.io/m);
     expect(done).toMatch(/^app-1\s+✔ provisioning ✔ ssh ✔ docker ✔ tailscale ✔ ready /m);

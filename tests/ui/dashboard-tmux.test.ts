@@ -2,7 +2,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Kinds, type Environment } from '../../core/api/resources.ts';
 import type { KubeObject } from '../../core/kube/client.ts';
-import { adminClient, adminKubeconfig, eventually, repoRoot, runCommand, stk, uniqueName } from '../support/cluster.ts';
+import { adminClient, adminKubeconfig, repoRoot, stk } from '../support/cluster.ts';
+import { startTerminal, type Terminal } from '../support/tmux.ts';
 import { createUiWorld, permissions, schemaV1, type UiWorld } from './world.ts';
 
 /**
@@ -10,28 +11,11 @@ import { createUiWorld, permissions, schemaV1, type UiWorld } from './world.ts';
  * operator: navigate to an environment, promote, confirm, and watch the pointer move on screen.
  */
 const client = await adminClient();
-const socket = uniqueName('stk-ui-test');
-const tmux = (...args: string[]) => runCommand('tmux', ['-L', socket, ...args], { timeoutMs: 10_000 });
-const screen = async () => (await tmux('capture-pane', '-p', '-t', 'ui')).stdout;
-
-async function waitForScreen(test: (text: string) => boolean, what: string, timeoutMs = 30_000): Promise<string> {
-  let last = '';
-  try {
-    return await eventually(
-      async () => {
-        last = await screen();
-        return test(last) ? last : undefined;
-      },
-      { timeoutMs, intervalMs: 150, what },
-    );
-  } catch (err) {
-    throw new Error(`${(err as Error).message}\n--- screen ---\n${last}`);
-  }
-}
 
 describe('stk ui in a terminal', () => {
   let w: UiWorld;
   let release: string;
+  let term: Terminal | undefined;
 
   beforeAll(async () => {
     w = await createUiWorld('uitmux');
@@ -45,34 +29,34 @@ describe('stk ui in a terminal', () => {
   });
 
   afterAll(async () => {
-    await tmux('kill-server');
+    await term?.close();
     await w?.stop();
   });
 
   it('navigates to prod, promotes the release dev serves, confirms, and shows prod serving it; q restores the shell', async () => {
-    const command = [
-      'env', '-u', 'CI', `KUBECONFIG=${adminKubeconfig()}`, 'TERM=xterm-256color', 'NO_COLOR=1',
-      process.execPath, path.join(repoRoot, 'dist/cli/main.js'), 'ui', '--project', w.project,
-    ].map((a) => `'${a}'`).join(' ');
-    const started = await tmux('new-session', '-d', '-x', '120', '-y', '40', '-s', 'ui', `${command}; echo STK_EXITED=$?; sleep 120`);
-    expect(started.code, started.stderr).toBe(0);
+    term = await startTerminal({
+      argv: ['env', '-u', 'CI', `KUBECONFIG=${adminKubeconfig()}`, 'TERM=xterm-256color', 'NO_COLOR=1', process.execPath, path.join(repoRoot, 'dist/cli/main.js'), 'ui', '--project', w.project],
+      width: 120,
+      height: 40,
+    });
+    const t = term;
 
-    await waitForScreen((s) => /› dev\s+rel-/.test(s) && /\n\s+prod\s+-\s/.test(s), 'the environments of the project');
-    await tmux('send-keys', '-t', 'ui', 'Down');
-    await waitForScreen((s) => /› prod/.test(s), 'prod selected');
-    await tmux('send-keys', '-t', 'ui', 'p');
-    await waitForScreen((s) => s.includes('promote into prod: choose a release') && s.includes(`› ${release}`), 'the release picker');
-    await tmux('send-keys', '-t', 'ui', 'Enter');
-    await waitForScreen((s) => s.includes(`promote prod: no release → ${release}`) && s.includes('served by dev') && s.includes('Promote? (y/N)'), 'the confirmation');
+    await t.waitFor((s) => /› dev\s+rel-/.test(s) && /\n\s+prod\s+-\s/.test(s), 'the environments of the project');
+    await t.send('Down');
+    await t.waitFor((s) => /› prod/.test(s), 'prod selected');
+    await t.send('p');
+    await t.waitFor((s) => s.includes('promote into prod: choose a release') && s.includes(`› ${release}`), 'the release picker');
+    await t.send('Enter');
+    await t.waitFor((s) => s.includes(`promote prod: no release → ${release}`) && s.includes('served by dev') && s.includes('Promote? (y/N)'), 'the confirmation');
     expect((await client.get<Environment & KubeObject>(Kinds.Environment, 'prod', w.namespace)).status?.currentRelease).toBeUndefined();
-    await tmux('send-keys', '-t', 'ui', 'y');
+    await t.send('y');
 
-    const after = await waitForScreen((s) => s.includes(`environment prod now serves ${release}`) && new RegExp(`› prod\\s+${release}`).test(s), 'prod to serve the release', 60_000);
+    const after = await t.waitFor((s) => s.includes(`environment prod now serves ${release}`) && new RegExp(`› prod\\s+${release}`).test(s), 'prod to serve the release', { timeoutMs: 60_000 });
     expect(after).toMatch(new RegExp(`dev\\s+${release}`));
     expect((await client.get<Environment & KubeObject>(Kinds.Environment, 'prod', w.namespace)).status?.currentRelease).toBe(release);
 
-    await tmux('send-keys', '-t', 'ui', 'q');
-    const shell = await waitForScreen((s) => s.includes('STK_EXITED='), 'stk ui to exit');
+    await t.send('q');
+    const shell = await t.waitFor((s) => s.includes('STK_EXITED='), 'stk ui to exit');
     expect(shell).toContain('STK_EXITED=0');
     // The alternate screen is gone: the dashboard left nothing behind on the terminal.
     expect(shell).not.toContain('promote into');
