@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { kubectl, uniqueName } from '../support/cluster.ts';
+import { kubectl, uniqueName, expectExit, type RunResult } from '../support/cluster.ts';
 import { createNamespace, renderChart, toYamlStream, type RenderedObject } from './helm.ts';
 
 /**
@@ -11,7 +11,7 @@ import { createNamespace, renderChart, toYamlStream, type RenderedObject } from 
 /** The Prometheus Operator's CRD is not installed in the test cluster: ServiceMonitors are only checked as rendered. */
 const notInstalledKinds = new Set(['ServiceMonitor']);
 
-async function dryRun(objects: RenderedObject[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function dryRun(objects: RenderedObject[]): Promise<RunResult> {
   return kubectl(['apply', '--server-side', '--dry-run=server', '--field-manager=santokit-chart-test', '-f', '-'], { input: toYamlStream(objects) });
 }
 
@@ -36,7 +36,7 @@ describe('chart dry run', () => {
 
       const checked = objects.filter((o) => !notInstalledKinds.has(o.kind));
       const res = await dryRun(checked);
-      expect(res.code, res.stderr).toBe(0);
+      expectExit(res);
       // PodSecurity warns on workload templates that would be rejected in this namespace.
       expect(res.stderr).not.toMatch(/violate PodSecurity/);
       // One line per object: `<kind>[.<group>]/<name> serverside-applied (server dry run)`.

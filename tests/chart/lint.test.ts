@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
-import { repoRoot, uniqueName } from '../support/cluster.ts';
+import { repoRoot, uniqueName, expectExit } from '../support/cluster.ts';
 import { chartDir, findObject, helm, renderChart, type RenderedObject } from './helm.ts';
 
 /**
@@ -37,7 +37,7 @@ describe('chart lint', () => {
   it('helm lint is clean, also with --strict', async () => {
     for (const args of [['lint', chartDir], ['lint', '--strict', chartDir]]) {
       const res = await helm(args);
-      expect(res.code, res.stdout + res.stderr).toBe(0);
+      expectExit(res);
       expect(res.stdout).toContain('1 chart(s) linted, 0 chart(s) failed');
       expect(res.stdout).not.toMatch(/\[(WARNING|ERROR)\]/);
     }

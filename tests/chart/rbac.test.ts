@@ -6,7 +6,7 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Kinds, type Environment, type KindInfo } from '../../core/api/resources.ts';
 import type { KubeObject } from '../../core/kube/client.ts';
-import { adminClient, eventually, freePort, kubectl, repoRoot, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess } from '../support/cluster.ts';
+import { adminClient, eventually, freePort, kubectl, repoRoot, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess, expectExit } from '../support/cluster.ts';
 import { createTestRepo, type TestRepo } from '../support/git-repo.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import { createNamespace, findObject, renderChart, serviceAccountKubeconfig, toYamlStream, type RenderedObject } from './helm.ts';
@@ -68,15 +68,15 @@ describe('chart RBAC', () => {
     const project = uniqueName(prefix);
     projects.push(project);
     const created = await stk(['project', 'create', project]);
-    expect(created.code, created.stderr).toBe(0);
+    expectExit(created);
     const db: Record<string, TestDatabase> = {};
     for (const e of envs) {
       const env = await stk(['env', 'create', '--project', project, e]);
-      expect(env.code, env.stderr).toBe(0);
+      expectExit(env);
       db[e] = await createTestDatabase(`chart_${e}`);
       dbs.push(db[e]);
       const set = await stk(['connections', 'set', '--project', project, '--env', e, '--name', 'main', '--db-url', db[e].url, '--operator-namespace', namespace]);
-      expect(set.code, set.stderr).toBe(0);
+      expectExit(set);
     }
     return { project, db };
   }
@@ -85,7 +85,7 @@ describe('chart RBAC', () => {
     await createNamespace(namespace);
     objects = await renderChart({ release, namespace });
     const installed = await kubectl(['apply', '--server-side', '--field-manager=santokit-chart-test', '-f', '-'], { input: toYamlStream(objects.filter((o) => rbacKinds.has(o.kind))) });
-    expect(installed.code, installed.stderr).toBe(0);
+    expectExit(installed);
 
     const operatorDeployment = findObject(objects, 'Deployment', '-operator') as Deployment;
     const bridgeDeployment = findObject(objects, 'Deployment', '-bridge') as Deployment;
@@ -149,11 +149,11 @@ describe('chart RBAC', () => {
     const nsOf = `stk-${project}`;
     const env = (name: string) => client.get<Environment & KubeObject>(Kinds.Environment, name, nsOf);
     const tested = await stk(['connections', 'test', '--project', project, '--env', 'dev']);
-    expect(tested.code, tested.stderr + tested.stdout).toBe(0);
+    expectExit(tested);
 
     const v1 = await repo.commit({ 'schema/app.yaml': schemaV1, 'config/permissions.yaml': permissions }, 'v1');
     const applied = await stk(['apply', '--project', project, '--env', 'dev', '--ref', v1, '--repo', repo.dir]);
-    expect(applied.code, applied.stderr + applied.stdout).toBe(0);
+    expectExit(applied);
     const releaseId = /^releaseId=(rel-[0-9a-f]{16})$/m.exec(applied.stdout)?.[1];
     expect(releaseId).toBeDefined();
     expect(await columnsOf(db.dev!.sql, 'users')).toEqual(['email', 'id', 'name']);
@@ -162,15 +162,15 @@ describe('chart RBAC', () => {
 
     const drop = await repo.commit({ 'schema/app.yaml': schemaDropName, 'config/permissions.yaml': permissions }, 'drop name');
     const refused = await stk(['apply', '--project', project, '--env', 'dev', '--ref', drop, '--repo', repo.dir]);
-    expect(refused.code, refused.stderr).toBe(2);
+    expectExit(refused, 2);
     expect(refused.stderr).toContain('DestructiveChange');
     expect(await columnsOf(db.dev!.sql, 'users')).toEqual(['email', 'id', 'name']);
     expect((await env('dev')).status?.currentRelease).toBe(releaseId);
 
     const schemaOnly = await stk(['apply', '--project', project, '--env', 'prod', '--ref', v1, '--repo', repo.dir, '--only', 'schema']);
-    expect(schemaOnly.code, schemaOnly.stderr).toBe(0);
+    expectExit(schemaOnly);
     const promoted = await stk(['release', 'promote', '--project', project, '--from', 'dev', '--to', 'prod']);
-    expect(promoted.code, promoted.stderr).toBe(0);
+    expectExit(promoted);
     expect((await env('prod')).status?.currentRelease).toBe(releaseId);
     expect(await columnsOf(db.prod!.sql, 'users')).toEqual(['email', 'id', 'name']);
 
@@ -184,9 +184,9 @@ describe('chart RBAC', () => {
     const { project, db } = await createProject('chartcall', ['dev']);
     const ref = await repo.commit({ 'schema/app.yaml': schemaV1, 'config/permissions.yaml': permissions }, 'serve');
     const applied = await stk(['apply', '--project', project, '--env', 'dev', '--ref', ref, '--repo', repo.dir]);
-    expect(applied.code, applied.stderr + applied.stdout).toBe(0);
+    expectExit(applied);
     const key = await stk(['apikey', 'create', '--project', project, '--env', 'dev', '--name', 'chart', '--roles', 'admin', '--json']);
-    expect(key.code, key.stderr).toBe(0);
+    expectExit(key);
     const { apiKey } = JSON.parse(key.stdout) as { apiKey: string };
 
     const call = async (path: string, params: unknown) => {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Kinds } from '../../core/api/resources.ts';
 import type { KubeObject } from '../../core/kube/client.ts';
-import { adminClient, eventually, kubectl, stk, type OperatorProcess } from '../support/cluster.ts';
+import { adminClient, eventually, kubectl, stk, type OperatorProcess, expectExit } from '../support/cluster.ts';
 import { call, createApiKey, createDataplaneProject, dataOf, expectError, startBridge, startDataplaneOperator, waitBridgeReady, type BridgeProcess, type DataplaneProject } from './support.ts';
 
 /** Flow 02: API keys created, listed, used, rotated and revoked as a user would, enforced by the data plane. */
@@ -40,7 +40,7 @@ describe('stk apikey and the data plane', () => {
   const outputs: string[] = [];
   const list = async (): Promise<ListedKey[]> => {
     const res = await stk(['apikey', 'list', '--project', p.project, '--json']);
-    expect(res.code, res.stderr).toBe(0);
+    expectExit(res);
     return JSON.parse(res.stdout) as ListedKey[];
   };
 
@@ -60,7 +60,7 @@ describe('stk apikey and the data plane', () => {
 
   it('create prints keyId and apiKey once; only a salted hash is stored, in a Secret bound to the env', async () => {
     const res = await stk(['apikey', 'create', '--project', p.project, '--env', 'dev', '--name', 'web', '--roles', 'reader,admin']);
-    expect(res.code, res.stderr).toBe(0);
+    expectExit(res);
     const keyId = /^keyId=(ak[0-9a-f]{16})$/m.exec(res.stdout)?.[1];
     const apiKey = /^apiKey=(stk_\S+)$/m.exec(res.stdout)?.[1];
     expect(keyId).toBeDefined();
@@ -118,7 +118,7 @@ describe('stk apikey and the data plane', () => {
     dataOf(await call(bridge, newKey.apiKey, 'db/notes/insert', { data: { body: 'from new' } }));
 
     const revoked = await stk(['apikey', 'revoke', '--project', p.project, '--key-id', oldKey.keyId]);
-    expect(revoked.code, revoked.stderr).toBe(0);
+    expectExit(revoked);
     const started = Date.now();
     await eventually(async () => ((await call(bridge, oldKey.apiKey, 'db/notes/select')).status === 401 ? true : undefined), { timeoutMs: 5_000, intervalMs: 100, what: 'the revoked key to be refused' });
     expect(Date.now() - started).toBeLessThan(5_000);
@@ -127,7 +127,7 @@ describe('stk apikey and the data plane', () => {
 
     expect((await list()).find((k) => k.keyId === oldKey.keyId)).toMatchObject({ status: 'revoked' });
     const again = await stk(['apikey', 'revoke', '--project', p.project, '--key-id', oldKey.keyId]);
-    expect(again.code).toBe(0);
+    expectExit(again);
     expect(again.stdout).toContain('already revoked');
   });
 
@@ -140,16 +140,16 @@ describe('stk apikey and the data plane', () => {
 
   it('refuses bad commands with the documented exit codes', async () => {
     const unknownEnv = await stk(['apikey', 'create', '--project', p.project, '--env', 'staging', '--name', 'x', '--roles', 'reader']);
-    expect(unknownEnv.code).toBe(2);
+    expectExit(unknownEnv, 2);
     expect(unknownEnv.stderr).toContain('environment staging does not exist');
     const noRoles = await stk(['apikey', 'create', '--project', p.project, '--env', 'dev', '--name', 'x']);
-    expect(noRoles.code).toBe(1);
+    expectExit(noRoles, 1);
     const badRole = await stk(['apikey', 'create', '--project', p.project, '--env', 'dev', '--name', 'x', '--roles', 'drop table']);
-    expect(badRole.code).toBe(1);
+    expectExit(badRole, 1);
     const unknownKey = await stk(['apikey', 'revoke', '--project', p.project, '--key-id', 'ak0000000000000000']);
-    expect(unknownKey.code).toBe(2);
+    expectExit(unknownKey, 2);
     const malformed = await stk(['apikey', 'revoke', '--project', p.project, '--key-id', 'nope']);
-    expect(malformed.code).toBe(1);
+    expectExit(malformed, 1);
   });
 
   it('plaintext keys never appear in the data plane or operator logs', () => {

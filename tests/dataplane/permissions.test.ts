@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_VERSION, Kinds, type Environment, type Release } from '../../core/api/resources.ts';
 import type { KubeObject } from '../../core/kube/client.ts';
-import { adminClient, eventually, stk, type OperatorProcess } from '../support/cluster.ts';
+import { adminClient, eventually, stk, type OperatorProcess, expectExit } from '../support/cluster.ts';
 import { call, createApiKey, createDataplaneProject, dataOf, expectError, startBridge, startDataplaneOperator, waitBridgeReady, type ApiKey, type BridgeProcess, type CallResponse, type DataplaneProject } from './support.ts';
 
 /**
@@ -167,7 +167,7 @@ describe('permissions', () => {
       const bad = permissions.replace(`'resource.tier == "gold"'`, `'resource.tier != "gold" || true'`);
       const ref = await p.repo.commit({ 'schema/app.yaml': schema, 'config/permissions.yaml': bad }, 'bad condition');
       const res = await stk(['apply', '--project', p.project, '--env', 'dev', '--ref', ref, '--repo', p.repo.dir]);
-      expect(res.code).toBe(1);
+      expectExit(res, 1);
       expect(res.stderr).toContain('unsupported condition');
     });
 

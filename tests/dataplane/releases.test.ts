@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Kinds, type Environment } from '../../core/api/resources.ts';
 import type { KubeObject } from '../../core/kube/client.ts';
-import { adminClient, eventually, stk, type OperatorProcess } from '../support/cluster.ts';
+import { adminClient, eventually, stk, type OperatorProcess, expectExit } from '../support/cluster.ts';
 import { call, createApiKey, createDataplaneProject, dataOf, expectError, startBridge, startDataplaneOperator, waitBridgeReady, type ApiKey, type BridgeProcess, type DataplaneProject } from './support.ts';
 import { schemaV1, schemaV2 } from '../support/fixtures.ts';
 
@@ -82,13 +82,13 @@ describe('the data plane follows release pointer moves', () => {
     const v1b = await p.apply('dev', { 'schema/app.yaml': schemaV1, 'config/permissions.yaml': permissionsV1b });
     expectError(await call(bridge, keys['staging-auditor']!.apiKey, 'db/users/select'), 403, 'PermissionDenied');
     const promoted = await stk(['release', 'promote', '--project', p.project, '--from', 'dev', '--to', 'staging']);
-    expect(promoted.code, promoted.stderr).toBe(0);
+    expectExit(promoted);
     expect(await current('staging')).toBe(v1b);
     expect(await until(keys['staging-auditor']!, 'db/users/select', {}, 200)).toBeLessThan(5_000);
     expect(dataOf(await call(bridge, keys['staging-auditor']!.apiKey, 'db/users/select'))).toEqual([{ id: expect.any(String), name: 'Prod' }]);
 
     const rolled = await stk(['release', 'rollback', '--project', p.project, '--env', 'staging', '--to-release-id', v1]);
-    expect(rolled.code, rolled.stderr).toBe(0);
+    expectExit(rolled);
     expect(await until(keys['staging-auditor']!, 'db/users/select', {}, 403)).toBeLessThan(5_000);
     expectError(await call(bridge, keys['staging-auditor']!.apiKey, 'db/users/select'), 403, 'PermissionDenied');
     const moves = bridge.records().filter((r) => r.msg === 'serving release' && r.environment === `${p.namespace}/staging`).map((r) => r.release);
@@ -112,13 +112,13 @@ describe('the data plane follows release pointer moves', () => {
     // prod's database needs v2's schema first (promote moves a pointer, never DDL)
     const ref = (await client.get<KubeObject & { spec: { ref: string } }>(Kinds.Release, v2, p.namespace)).spec.ref;
     const schemaOnly = await stk(['apply', '--project', p.project, '--env', 'prod', '--ref', ref, '--repo', p.repo.dir, '--only', 'schema']);
-    expect(schemaOnly.code, schemaOnly.stderr).toBe(0);
+    expectExit(schemaOnly);
     expect(await current('prod')).toBe(v1);
     // DDL alone changes nothing the data plane serves
     expectError(await call(bridge, keys['prod-admin']!.apiKey, 'db/users/select', { select: ['id', 'age'] }), 400, 'UnknownColumn');
 
     const promoted = await stk(['release', 'promote', '--project', p.project, '--from', 'dev', '--to', 'prod']);
-    expect(promoted.code, promoted.stderr).toBe(0);
+    expectExit(promoted);
     expect(await current('prod')).toBe(v2);
     const ms = await until(keys['prod-auditor']!, 'db/users/select', {}, 200);
     expect(ms).toBeLessThan(5_000);
@@ -129,7 +129,7 @@ describe('the data plane follows release pointer moves', () => {
 
   it('after rollback, the old behaviour is back: the column is not selectable and the old rule decides', async () => {
     const rolled = await stk(['release', 'rollback', '--project', p.project, '--env', 'prod', '--to-release-id', v1]);
-    expect(rolled.code, rolled.stderr).toBe(0);
+    expectExit(rolled);
     expect(await current('prod')).toBe(v1);
     const ms = await until(keys['prod-auditor']!, 'db/users/select', {}, 403);
     expect(ms).toBeLessThan(5_000);

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { expect } from 'vitest';
-import { adminKubeconfig, eventually, freePort, repoRoot, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess } from '../support/cluster.ts';
+import { adminKubeconfig, eventually, freePort, repoRoot, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess, expectExit } from '../support/cluster.ts';
 import { createTestRepo, type TestRepo } from '../support/git-repo.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 
@@ -124,7 +124,7 @@ export interface ApiKey {
  */
 export async function createApiKey(project: string, env: string, roles: string[], name = uniqueName('key'), bridge?: BridgeProcess): Promise<ApiKey> {
   const res = await stk(['apikey', 'create', '--project', project, '--env', env, '--name', name, '--roles', roles.join(','), '--json']);
-  expect(res.code, res.stderr).toBe(0);
+  expectExit(res);
   const out = JSON.parse(res.stdout) as ApiKey;
   if (bridge) {
     await eventually(async () => ((await callRaw(bridge, '{}', { 'x-santokit-api-key': out.apiKey })).status === 400 ? true : undefined), { timeoutMs: 10_000, what: `the bridge to know key ${out.keyId}` });
@@ -147,18 +147,18 @@ export interface DataplaneProject {
 
 export async function createDataplaneProject(prefix: string, envs: string[]): Promise<DataplaneProject> {
   const project = uniqueName(prefix);
-  expect((await stk(['project', 'create', project])).code).toBe(0);
+  expectExit(await stk(['project', 'create', project]));
   const dbs: Record<string, TestDatabase> = {};
   for (const e of envs) {
-    expect((await stk(['env', 'create', '--project', project, e])).code).toBe(0);
+    expectExit(await stk(['env', 'create', '--project', project, e]));
     dbs[e] = await createTestDatabase(`${prefix}_${e}`);
     const set = await stk(['connections', 'set', '--project', project, '--env', e, '--name', 'main', '--db-url', dbs[e].url]);
-    expect(set.code, set.stderr).toBe(0);
+    expectExit(set);
   }
   const repo = await createTestRepo(`stk-${prefix}`);
   const applyRef = async (env: string, ref: string, extra: string[] = []): Promise<string> => {
     const res = await stk(['apply', '--project', project, '--env', env, '--ref', ref, '--repo', repo.dir, ...extra]);
-    expect(res.code, res.stderr + res.stdout).toBe(0);
+    expectExit(res);
     const id = /^releaseId=(rel-[0-9a-f]{16})$/m.exec(res.stdout)?.[1];
     expect(id).toBeDefined();
     return id!;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { eventually, kubectl, uniqueName } from '../support/cluster.ts';
+import { eventually, kubectl, uniqueName, expectExit } from '../support/cluster.ts';
 
 /** The API server itself enforces the CRD schemas: what it accepts and rejects, with which message. */
 
@@ -9,7 +9,7 @@ const release = (name: string, namespace: string, spec: Record<string, unknown>)
 async function withNamespace(): Promise<string> {
   const ns = uniqueName('crd');
   const res = await kubectl(['create', 'namespace', ns]);
-  expect(res.code, res.stderr).toBe(0);
+  expectExit(res);
   return ns;
 }
 
@@ -33,14 +33,14 @@ describe('CRDs', () => {
 
   it('kubectl apply -f crds/ is idempotent', async () => {
     const res = await kubectl(['apply', '-f', 'crds/']);
-    expect(res.code, res.stderr).toBe(0);
+    expectExit(res);
     expect(res.stdout).toMatch(/projects\.santokit\.io (unchanged|configured)/);
   });
 
   it('accepts a valid Release and shows id, ref, ready and age as printer columns', async () => {
     const ns = await withNamespace();
     const ok = await kubectl(['apply', '-f', '-'], { input: release('r-0123abcd', ns, { project: 'demo', ref: 'abc1234', schema: {}, permissions: {} }) });
-    expect(ok.code, ok.stderr).toBe(0);
+    expectExit(ok);
     const get = await kubectl(['get', 'releases', '-n', ns]);
     expect(get.stdout.split('\n')[0]).toMatch(/^NAME\s+REF\s+PROJECT\s+READY\s+AGE$/);
     expect(get.stdout).toMatch(/r-0123abcd\s+abc1234\s+demo/);
@@ -67,7 +67,7 @@ describe('CRDs', () => {
     const ns = await withNamespace();
     const name = uniqueName('r');
     const created = await kubectl(['create', '-f', '-'], { input: release(name, ns, { project: 'demo', ref: 'abc1234', schema: {}, permissions: {} }) });
-    expect(created.code, created.stderr).toBe(0);
+    expectExit(created);
     const patched = await kubectl(['patch', 'release', name, '-n', ns, '--type', 'merge', '-p', '{"spec":{"ref":"def5678"}}']);
     expect(patched.code).not.toBe(0);
     expect(patched.stderr).toContain('Release spec is immutable');
@@ -98,7 +98,7 @@ describe('CRDs', () => {
   it('makes the project of an Environment immutable', async () => {
     const ns = await withNamespace();
     const env = { apiVersion: 'santokit.io/v1alpha1', kind: 'Environment', metadata: { name: 'dev', namespace: ns }, spec: { project: 'demo' } };
-    expect((await kubectl(['create', '-f', '-'], { input: JSON.stringify(env) })).code).toBe(0);
+    expectExit(await kubectl(['create', '-f', '-'], { input: JSON.stringify(env) }));
     const res = await kubectl(['patch', 'environment', 'dev', '-n', ns, '--type', 'merge', '-p', '{"spec":{"project":"other"}}']);
     expect(res.code).not.toBe(0);
     expect(res.stderr).toContain('spec.project is immutable');

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Kinds } from '../../core/api/resources.ts';
 import type { KubeObject } from '../../core/kube/client.ts';
-import { adminClient, eventually, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess } from '../support/cluster.ts';
+import { adminClient, eventually, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess, expectExit } from '../support/cluster.ts';
 
 const client = await adminClient();
 
@@ -29,7 +29,7 @@ describe('leader election', () => {
     expect(lease.spec.holderIdentity).toBe(a.identity);
 
     const first = uniqueName('first');
-    expect((await stk(['project', 'create', first])).code).toBe(0);
+    expectExit(await stk(['project', 'create', first]));
     expect(reconciledBy(a, first)).toBe(true);
     expect(reconciledBy(b, first)).toBe(false);
 
@@ -43,7 +43,7 @@ describe('leader election', () => {
 
     const second = uniqueName('second');
     const res = await stk(['project', 'create', second]);
-    expect(res.code, res.stderr).toBe(0);
+    expectExit(res);
     expect(reconciledBy(b, second)).toBe(true);
   });
 });

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Kinds, type Project } from '../../core/api/resources.ts';
 import type { KubeObject } from '../../core/kube/client.ts';
-import { adminClient, eventually, runCommand, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess, repoRoot } from '../support/cluster.ts';
+import { adminClient, eventually, runCommand, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess, repoRoot, expectExit } from '../support/cluster.ts';
 import path from 'node:path';
 
 const client = await adminClient();
@@ -15,7 +15,7 @@ describe('operator runtime', () => {
 
   it('exits non-zero naming every invalid config value', async () => {
     const res = await runCommand(process.execPath, [path.join(repoRoot, 'dist/operator/main.js'), '--health-port', 'not-a-port'], { env: { ...process.env, SANTOKIT_LEASE_DURATION: '0' } });
-    expect(res.code).toBe(1);
+    expectExit(res, 1);
     expect(res.stderr).toContain('invalid configuration (2 problems)');
     expect(res.stderr).toContain('--health-port: must be an integer, got "not-a-port"');
     expect(res.stderr).toContain('SANTOKIT_LEASE_DURATION: must be >= 2');
@@ -27,7 +27,7 @@ describe('operator runtime', () => {
     await waitForOperatorReady(op);
     expect((await fetch(`http://127.0.0.1:${op.healthPort}/healthz`)).status).toBe(200);
     const name = uniqueName('metrics');
-    expect((await stk(['project', 'create', name])).code).toBe(0);
+    expectExit(await stk(['project', 'create', name]));
     const metrics = await (await fetch(`http://127.0.0.1:${op.healthPort}/metrics`)).text();
     expect(metrics).toMatch(/santokit_reconcile_total\{controller="project",result="success"\} [1-9]/);
     expect(metrics).toContain('santokit_reconcile_duration_seconds_bucket');
@@ -53,17 +53,17 @@ describe('operator runtime', () => {
     started.push(op);
     await waitForOperatorReady(op);
     const before = uniqueName('before');
-    expect((await stk(['project', 'create', before])).code).toBe(0);
+    expectExit(await stk(['project', 'create', before]));
 
     const cluster = (cmd: string, component: string) => runCommand('bash', [path.join(repoRoot, 'hack/cluster.sh'), cmd, component], { env: { ...process.env, SANTOKIT_STATE_DIR: process.env.SANTOKIT_STATE_DIR }, timeoutMs: 120_000 });
     const stopped = await cluster('stop', 'apiserver');
-    expect(stopped.code, stopped.stderr).toBe(0);
+    expectExit(stopped);
     const started2 = await cluster('start', 'apiserver');
-    expect(started2.code, started2.stderr).toBe(0);
+    expectExit(started2);
 
     const after = uniqueName('after');
     const res = await stk(['project', 'create', after, '--timeout', '90']);
-    expect(res.code, `${res.stderr}\n${op.logs().slice(-3000)}`).toBe(0);
+    expectExit(res);
     const project = await client.get<Project & KubeObject>(Kinds.Project, after);
     expect(project.status?.namespace).toBe(`stk-${after}`);
     expect(op.child.exitCode).toBeNull();

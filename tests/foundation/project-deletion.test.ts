@@ -1,7 +1,7 @@
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Kinds } from '../../core/api/resources.ts';
-import { adminClient, env, eventually, kubectl, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess } from '../support/cluster.ts';
+import { adminClient, env, eventually, kubectl, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess, expectExit } from '../support/cluster.ts';
 
 const client = await adminClient();
 
@@ -20,8 +20,8 @@ describe('project deletion', () => {
   it('cascades to the namespace and its contents, and leaves databases alone', async () => {
     const name = uniqueName('doomed');
     const namespace = `stk-${name}`;
-    expect((await stk(['project', 'create', name])).code).toBe(0);
-    expect((await stk(['env', 'create', '--project', name, 'dev'])).code).toBe(0);
+    expectExit(await stk(['project', 'create', name]));
+    expectExit(await stk(['env', 'create', '--project', name, 'dev']));
 
     // A database the project's environment would use, with data in it.
     const admin = postgres(env('SANTOKIT_PG_ADMIN_URL'), { max: 1, onnotice: () => {} });
@@ -31,10 +31,10 @@ describe('project deletion', () => {
     await db`CREATE TABLE users (id text primary key)`;
     await db`INSERT INTO users VALUES ('u1')`;
     const secret = await kubectl(['create', 'secret', 'generic', 'db', '-n', namespace, '--from-literal', 'url=postgres://example']);
-    expect(secret.code, secret.stderr).toBe(0);
+    expectExit(secret);
 
     const del = await kubectl(['delete', 'project', name, '--wait=true', '--timeout=60s']);
-    expect(del.code, del.stderr).toBe(0);
+    expectExit(del);
     await eventually(async () => ((await client.find(Kinds.Namespace, namespace)) === undefined ? true : undefined), { timeoutMs: 60_000, what: `namespace ${namespace} to be deleted` });
     expect(await client.find(Kinds.Environment, 'dev', namespace)).toBeUndefined();
 

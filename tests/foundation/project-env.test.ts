@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Kinds, type Environment, type Project } from '../../core/api/resources.ts';
 import type { KubeObject } from '../../core/kube/client.ts';
-import { adminClient, kubectl, restrictedKubeconfig, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess } from '../support/cluster.ts';
+import { adminClient, kubectl, restrictedKubeconfig, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess, expectExit } from '../support/cluster.ts';
 
 const client = await adminClient();
 
@@ -23,7 +23,7 @@ describe('stk project and env', () => {
   it('creates a project with its namespace; a duplicate exits non-zero naming the project', async () => {
     const name = uniqueName('demo');
     const first = await stk(['project', 'create', name]);
-    expect(first.code, first.stderr).toBe(0);
+    expectExit(first);
     expect(first.stdout).toContain(`project ${name} created (namespace stk-${name})`);
 
     const project = await client.get<Project & KubeObject>(Kinds.Project, name);
@@ -33,7 +33,7 @@ describe('stk project and env', () => {
     expect(ns.metadata.ownerReferences?.[0]).toMatchObject({ kind: 'Project', uid: project.metadata.uid });
 
     const again = await stk(['project', 'create', name]);
-    expect(again.code).toBe(2);
+    expectExit(again, 2);
     expect(again.stderr).toContain(`project ${name} already exists`);
 
     const list = await stk(['project', 'list', '--json']);
@@ -42,10 +42,10 @@ describe('stk project and env', () => {
 
   it('creates dev and prod environments, both Ready', async () => {
     const name = uniqueName('demo');
-    expect((await stk(['project', 'create', name])).code).toBe(0);
+    expectExit(await stk(['project', 'create', name]));
     for (const env of ['dev', 'prod']) {
       const res = await stk(['env', 'create', '--project', name, env]);
-      expect(res.code, res.stderr).toBe(0);
+      expectExit(res);
       const obj = await client.get<Environment & KubeObject>(Kinds.Environment, env, `stk-${name}`);
       expect(obj.status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True');
     }
@@ -56,50 +56,50 @@ describe('stk project and env', () => {
   it('refuses a project to the restricted user; a RoleBinding to santokit-project-admin lets it create an env there', async () => {
     const name = uniqueName('demo');
     const denied = await stk(['project', 'create', name], { kubeconfig: restrictedKubeconfig() });
-    expect(denied.code).toBe(2);
+    expectExit(denied, 2);
     expect(denied.stderr).toMatch(/forbidden/i);
     expect(denied.stderr).toContain('create projects.santokit.io');
     expect(await client.find(Kinds.Project, name)).toBeUndefined();
 
-    expect((await stk(['project', 'create', name])).code).toBe(0);
+    expectExit(await stk(['project', 'create', name]));
     const envDenied = await stk(['env', 'create', '--project', name, 'dev'], { kubeconfig: restrictedKubeconfig() });
-    expect(envDenied.code).toBe(2);
+    expectExit(envDenied, 2);
     expect(envDenied.stderr).toMatch(/forbidden: you may not create environments in project/);
 
     const bind = await kubectl(['create', 'rolebinding', 'restricted-admin', '-n', `stk-${name}`, '--clusterrole', 'santokit-project-admin', '--user', 'restricted']);
-    expect(bind.code, bind.stderr).toBe(0);
+    expectExit(bind);
     const allowed = await stk(['env', 'create', '--project', name, 'dev'], { kubeconfig: restrictedKubeconfig() });
-    expect(allowed.code, allowed.stderr).toBe(0);
+    expectExit(allowed);
     expect((await client.get<Environment & KubeObject>(Kinds.Environment, 'dev', `stk-${name}`)).spec.project).toBe(name);
   });
 
   it('whoami shows the user and what it may do in the project', async () => {
     const name = uniqueName('demo');
-    expect((await stk(['project', 'create', name])).code).toBe(0);
+    expectExit(await stk(['project', 'create', name]));
     const res = await stk(['whoami', '--project', name, '--json'], { kubeconfig: restrictedKubeconfig() });
-    expect(res.code, res.stderr).toBe(0);
+    expectExit(res);
     const out = JSON.parse(res.stdout) as { user: string; canCreateProjects: boolean; permissions: Array<{ action: string; allowed: boolean }> };
     expect(out.user).toBe('restricted');
     expect(out.canCreateProjects).toBe(false);
     expect(out.permissions.find((p) => p.action === 'create environments')?.allowed).toBe(false);
 
     const login = await stk(['login']);
-    expect(login.code, login.stderr).toBe(0);
+    expectExit(login);
     expect(login.stdout).toMatch(/logged in to https:\/\/127\.0\.0\.1:\d+\/ \(context .*, Kubernetes v1\.34\.\d+\) as santokit-admin/);
   });
 
   it('an environment whose project does not exist is not Ready and says why', async () => {
     const ns = uniqueName('orphan');
-    expect((await kubectl(['create', 'namespace', ns])).code).toBe(0);
+    expectExit(await kubectl(['create', 'namespace', ns]));
     const env = { apiVersion: 'santokit.io/v1alpha1', kind: 'Environment', metadata: { name: 'dev', namespace: ns }, spec: { project: uniqueName('missing') } };
-    expect((await kubectl(['create', '-f', '-'], { input: JSON.stringify(env) })).code).toBe(0);
+    expectExit(await kubectl(['create', '-f', '-'], { input: JSON.stringify(env) }));
     const wait = await kubectl(['wait', '-n', ns, 'environment/dev', '--for', 'jsonpath={.status.conditions[?(@.type=="Ready")].reason}=ProjectNotFound', '--timeout', '30s']);
-    expect(wait.code, wait.stderr).toBe(0);
+    expectExit(wait);
   });
 
   it('exits 1 naming the flag when no project is given', async () => {
     const res = await stk(['env', 'list'], { cwd: fs.mkdtempSync(path.join(os.tmpdir(), 'stk-')) });
-    expect(res.code).toBe(1);
+    expectExit(res, 1);
     expect(res.stderr).toContain('no project given');
     expect(res.stderr).toContain('--project');
   });

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Kinds, type Connection } from '../../core/api/resources.ts';
 import type { KubeObject } from '../../core/kube/client.ts';
-import { adminClient, repoRoot, runCommand, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess } from '../support/cluster.ts';
+import { adminClient, repoRoot, runCommand, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess, expectExit } from '../support/cluster.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 
 /**
@@ -30,7 +30,7 @@ describe('sealing key rotation', () => {
   const keyIdOf = async (name: string) => (await client.get<Connection & KubeObject>(Kinds.Connection, `dev-${name}`, namespace)).spec.sealedUrl?.keyId;
   const reachable = async (name: string) => {
     const res = await stk(['connections', 'test', ...target, '--name', name]);
-    expect(res.code, res.stderr).toBe(0);
+    expectExit(res);
     expect(res.stdout).toContain(`connection ${name} is reachable`);
     return res;
   };
@@ -39,8 +39,8 @@ describe('sealing key rotation', () => {
     operator = await startOperator({ leaseName: uniqueName('lease-sealing'), args: ['--namespace', operatorNamespace, '--probe-interval', '300'] });
     await waitForOperatorReady(operator);
     [first, second] = await Promise.all([createTestDatabase('rot_a'), createTestDatabase('rot_b')]);
-    expect((await stk(['project', 'create', project])).code).toBe(0);
-    expect((await stk(['env', 'create', '--project', project, 'dev'])).code).toBe(0);
+    expectExit(await stk(['project', 'create', project]));
+    expectExit(await stk(['env', 'create', '--project', project, 'dev']));
   });
   afterAll(async () => {
     await operator?.stop();
@@ -48,13 +48,13 @@ describe('sealing key rotation', () => {
   });
 
   it('rotates, keeps old values open, refuses to drop a key still in use, then drops it once every value is sealed again', async () => {
-    expect((await stk(['connections', 'set', ...sealing, '--name', 'main', '--db-url', '-'], { input: first.url })).code).toBe(0);
+    expectExit(await stk(['connections', 'set', ...sealing, '--name', 'main', '--db-url', '-'], { input: first.url }));
     await reachable('main');
     const oldKey = await keyIdOf('main');
     expect(await secretKeys()).toEqual(['tls.crt', 'tls.key']);
 
     const rotated = await sealingKey('rotate');
-    expect(rotated.code, rotated.stderr).toBe(0);
+    expectExit(rotated);
     expect(rotated.stdout).toContain(`previous ${oldKey} retired`);
     expect(rotated.stdout).toContain(`1 connection(s) to seal again with \`stk connections rotate\`: ${namespace}/dev-main`);
     expect(await secretKeys()).toEqual([`retired-${oldKey}.key`, 'tls.crt', 'tls.key']);
@@ -62,21 +62,21 @@ describe('sealing key rotation', () => {
     // The value sealed before still opens; one sealed now (for the new key) opens in the same
     // running operator, which reads the key it has not seen yet.
     await reachable('main');
-    expect((await stk(['connections', 'set', ...sealing, '--name', 'analytics', '--db-url', '-'], { input: second.url })).code).toBe(0);
+    expectExit(await stk(['connections', 'set', ...sealing, '--name', 'analytics', '--db-url', '-'], { input: second.url }));
     const newKey = await keyIdOf('analytics');
     expect(newKey).not.toBe(oldKey);
     await reachable('analytics');
 
     // Dropping the retired key now would cut `main` off: refused, nothing changed.
     const refused = await sealingKey('drop-retired');
-    expect(refused.code).toBe(2);
+    expectExit(refused, 2);
     expect(refused.stderr).toContain(`${namespace}/dev-main (key ${oldKey})`);
     expect(await secretKeys()).toEqual([`retired-${oldKey}.key`, 'tls.crt', 'tls.key']);
 
-    expect((await stk(['connections', 'rotate', ...sealing, '--name', 'main', '--db-url', '-'], { input: first.url })).code).toBe(0);
+    expectExit(await stk(['connections', 'rotate', ...sealing, '--name', 'main', '--db-url', '-'], { input: first.url }));
     expect(await keyIdOf('main')).toBe(newKey);
     const dropped = await sealingKey('drop-retired');
-    expect(dropped.code, dropped.stderr).toBe(0);
+    expectExit(dropped);
     expect(dropped.stdout).toContain(`dropped retired key(s) ${oldKey}`);
     expect(await secretKeys()).toEqual(['tls.crt', 'tls.key']);
     await reachable('main');

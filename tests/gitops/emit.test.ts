@@ -5,7 +5,7 @@ import { simpleGit } from 'simple-git';
 import YAML from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Connection, Environment, Release } from '../../core/api/resources.ts';
-import { startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess } from '../support/cluster.ts';
+import { startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess, expectExit } from '../support/cluster.ts';
 import { createTestRepo, type TestRepo } from '../support/git-repo.ts';
 import { startGitHubApi, type GitHubApi } from '../support/github-api.ts';
 
@@ -66,7 +66,7 @@ describe('stk --emit', () => {
       ['connections', 'set', ...inProject, '--env', 'prod', '--name', 'main', '--secret-ref', 'prod-db/url'],
     ]) {
       const res = await stk([...args, '--emit', repo.dir, '--commit']);
-      expect(res.code, res.stderr).toBe(0);
+      expectExit(res);
     }
     return repo;
   }
@@ -88,11 +88,11 @@ describe('stk --emit', () => {
     const b = await gitopsRepo();
     const offline = { env: { KUBECONFIG: path.join(os.tmpdir(), 'no-such-kubeconfig') } };
     const applyA = await stk(['apply', ...inProject, '--env', 'dev', '--ref', v1, '--repo', source.dir, '--emit', a.dir, '--commit'], offline);
-    expect(applyA.code, applyA.stderr).toBe(0);
+    expectExit(applyA);
     const id = /^releaseId=(rel-[0-9a-f]{16})$/m.exec(applyA.stdout)![1]!;
     expect(applyA.stdout).toContain(`wrote ${project}/environments/dev.yaml\nwrote ${project}/releases/${id}.yaml\ncommit=`);
     const applyB = await stk(['apply', ...inProject, '--env', 'dev', '--ref', v1, '--repo', source.dir, '--emit', b.dir]);
-    expect(applyB.code, applyB.stderr).toBe(0);
+    expectExit(applyB);
 
     // Byte-stable: everything but the sealed-or-not connections (here secret refs: also equal).
     expect(files(b.dir)).toEqual(files(a.dir));
@@ -110,13 +110,13 @@ describe('stk --emit', () => {
       `${project}/releases/${id}.yaml`,
     ]);
     const again = await stk(['apply', ...inProject, '--env', 'dev', '--ref', v1, '--repo', source.dir, '--emit', a.dir, '--commit']);
-    expect(again.code, again.stderr).toBe(0);
+    expectExit(again);
     expect(again.stdout).toContain('nothing changed');
     expect((await a.git.revparse(['HEAD'])).trim()).toBe(head);
 
     // --force is recorded on the environment for this apply only.
     const forced = await stk(['apply', ...inProject, '--env', 'dev', '--ref', v2, '--repo', source.dir, '--emit', a.dir, '--force']);
-    expect(forced.code, forced.stderr).toBe(0);
+    expectExit(forced);
     const id2 = /^releaseId=(rel-[0-9a-f]{16})$/m.exec(forced.stdout)![1]!;
     expect((YAML.parse(fs.readFileSync(path.join(a.dir, project, 'environments', 'dev.yaml'), 'utf8')) as Environment).spec).toEqual({ project, release: id2, force: true });
   });
@@ -124,24 +124,24 @@ describe('stk --emit', () => {
   it('promote and rollback move the pointer in the directory; a release that is not there is refused and nothing is written', async () => {
     const repo = await gitopsRepo();
     const applied = await stk(['apply', ...inProject, '--env', 'dev', '--ref', v1, '--repo', source.dir, '--emit', repo.dir, '--commit']);
-    expect(applied.code, applied.stderr).toBe(0);
+    expectExit(applied);
     const id = /^releaseId=(rel-[0-9a-f]{16})$/m.exec(applied.stdout)![1]!;
 
     const promoted = await stk(['release', 'promote', ...inProject, '--from', 'dev', '--to', 'prod', '--emit', repo.dir, '--commit']);
-    expect(promoted.code, promoted.stderr).toBe(0);
+    expectExit(promoted);
     expect(promoted.stdout).toContain(`wrote ${project}/environments/prod.yaml`);
     expect((YAML.parse(fs.readFileSync(path.join(repo.dir, project, 'environments', 'prod.yaml'), 'utf8')) as Environment).spec).toEqual({ project, release: id });
 
     const before = files(repo.dir);
     const head = (await repo.git.revparse(['HEAD'])).trim();
     const unknown = await stk(['release', 'rollback', ...inProject, '--env', 'prod', '--to-release-id', 'rel-0000000000000000', '--emit', repo.dir, '--commit']);
-    expect(unknown.code).toBe(2);
+    expectExit(unknown, 2);
     expect(unknown.stderr).toContain('release rel-0000000000000000 is not in');
     const noProject = await stk(['apply', '--project', 'nowhere', '--env', 'dev', '--ref', v1, '--repo', source.dir, '--emit', repo.dir]);
-    expect(noProject.code).toBe(2);
+    expectExit(noProject, 2);
     expect(noProject.stderr).toContain(`stk project create nowhere --emit ${repo.dir}`);
     const dryRun = await stk(['apply', ...inProject, '--env', 'prod', '--ref', v1, '--repo', source.dir, '--emit', repo.dir, '--dry-run']);
-    expect(dryRun.code).toBe(1);
+    expectExit(dryRun, 1);
     expect(dryRun.stderr).toContain('does not go with --dry-run');
     expect(files(repo.dir)).toEqual(before);
     expect((await repo.git.revparse(['HEAD'])).trim()).toBe(head);
@@ -152,7 +152,7 @@ describe('stk --emit', () => {
     const ref = await source.commit({ 'schema/analytics.yaml': 'version: 1\ntables:\n  views:\n    connection: analytics\n    columns:\n      path: { type: string }\n' }, 'analytics');
     const before = files(repo.dir);
     const res = await stk(['apply', ...inProject, '--env', 'dev', '--ref', ref, '--repo', source.dir, '--emit', repo.dir, '--commit']);
-    expect(res.code).toBe(1);
+    expectExit(res, 1);
     expect(res.stderr).toContain('environment dev has no connection named analytics');
     expect(files(repo.dir)).toEqual(before);
     await source.commit({ 'schema/analytics.yaml': null }, 'drop analytics again');
@@ -162,7 +162,7 @@ describe('stk --emit', () => {
     const repo = await gitopsRepo();
     const url = 'postgres://app:s3cret-emit-pw@127.0.0.1:5432/app';
     const res = await stk(['connections', 'set', ...inProject, '--env', 'dev', '--name', 'main', '--db-url', '-', '--emit', repo.dir, '--commit'], { input: url });
-    expect(res.code, res.stderr).toBe(0);
+    expectExit(res);
     const text = fs.readFileSync(path.join(repo.dir, project, 'connections', 'dev-main.yaml'), 'utf8');
     const conn = YAML.parse(text) as Connection;
     expect(conn.spec.sealedUrl?.ciphertext).toMatch(/^[A-Za-z0-9+/=]+$/);
@@ -193,7 +193,7 @@ describe('stk --emit', () => {
     it('pushes a branch with the manifests, opens the pull request against the branch it started on, and leaves that branch checked out', async () => {
       const { repo, origin } = await withOrigin();
       const res = await stk(['apply', ...inProject, '--env', 'dev', '--ref', v1, '--repo', source.dir, '--emit', repo.dir, '--pull-request'], githubEnv(TOKEN));
-      expect(res.code, res.stderr).toBe(0);
+      expectExit(res);
       const id = /^releaseId=(rel-[0-9a-f]{16})$/m.exec(res.stdout)![1]!;
       const branch = `santokit/${project}-dev-${id}`;
       const [pr] = github.pullRequests('acme/deploy').filter((p) => p.head.ref === branch);
@@ -213,7 +213,7 @@ describe('stk --emit', () => {
       const { repo, origin } = await withOrigin();
       const bad = `ghp_${'0'.repeat(36)}`;
       const res = await stk(['apply', ...inProject, '--env', 'dev', '--ref', v2, '--repo', source.dir, '--emit', repo.dir, '--pull-request'], githubEnv(bad));
-      expect(res.code).toBe(3);
+      expectExit(res, 3);
       expect(res.stderr).toContain('GitHub answered 401 for acme/deploy');
       expect(res.stderr).toMatch(/the branch santokit\/\S+ was pushed/);
       expect(res.stdout + res.stderr).not.toContain(bad);

@@ -2,7 +2,7 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Kinds, RELEASE_IN_USE_FINALIZER, type Environment, type Release } from '../../core/api/resources.ts';
 import type { KubeObject } from '../../core/kube/client.ts';
-import { adminClient, eventually, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess } from '../support/cluster.ts';
+import { adminClient, eventually, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess, expectExit } from '../support/cluster.ts';
 import {
   applyFluxObject,
   conditionOf,
@@ -62,7 +62,7 @@ describe('GitOps with Flux', () => {
   /** Runs stk with --emit into the working clone; fails the test on a non-zero exit. */
   async function emit(args: string[], input?: string): Promise<string> {
     const res = await stk([...args, '--emit', work.dir], input === undefined ? {} : { input });
-    expect(res.code, `stk ${args.join(' ')}: ${res.stderr}${res.stdout}`).toBe(0);
+    expectExit(res);
     return res.stdout;
   }
 

@@ -9,7 +9,7 @@ import { readRepoAtRef } from '../../core/release/source.ts';
 import { SCHEMA_LOCK_KEY } from '../../core/schema/bookkeeping.ts';
 import { releaseManifest } from '../../cli/manifests.ts';
 import { CommitStatusReporter, GitHubReportError } from '../../operator/github/commit-status.ts';
-import { adminClient, eventually, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess } from '../support/cluster.ts';
+import { adminClient, eventually, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess, expectExit } from '../support/cluster.ts';
 import { createTestRepo, type TestRepo } from '../support/git-repo.ts';
 import { startGitHubApi, type GitHubApi } from '../support/github-api.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
@@ -47,7 +47,7 @@ describe('GitHub commit statuses', () => {
     await start();
     project = uniqueName('ghst');
     namespace = `stk-${project}`;
-    expect((await stk(['project', 'create', project])).code).toBe(0);
+    expectExit(await stk(['project', 'create', project]));
     repo = await createTestRepo();
   });
 
@@ -60,11 +60,11 @@ describe('GitHub commit statuses', () => {
   async function newEnvironment(prefix: string): Promise<string> {
     const name = uniqueName(prefix);
     const created = await stk(['env', 'create', '--project', project, name]);
-    expect(created.code, created.stderr).toBe(0);
+    expectExit(created);
     const db = await createTestDatabase(`ghstatus_${prefix}`);
     databases.set(name, db);
     const conn = await stk(['connections', 'set', '--project', project, '--env', name, '--name', 'main', '--db-url', db.url]);
-    expect(conn.code, conn.stderr).toBe(0);
+    expectExit(conn);
     return name;
   }
 

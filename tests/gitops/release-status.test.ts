@@ -5,7 +5,7 @@ import type { KubeObject } from '../../core/kube/client.ts';
 import { buildRelease } from '../../core/release/build.ts';
 import { readRepoAtRef } from '../../core/release/source.ts';
 import { releaseManifest } from '../../cli/manifests.ts';
-import { adminClient, eventually, kubectl, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess } from '../support/cluster.ts';
+import { adminClient, eventually, kubectl, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess, expectExit } from '../support/cluster.ts';
 import { createTestRepo, type TestRepo } from '../support/git-repo.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import { schemaV1, schemaDropName, permissions } from '../support/fixtures.ts';
@@ -32,7 +32,7 @@ describe('release status for GitOps tools', () => {
     await waitForOperatorReady(operator);
     project = uniqueName('relst');
     namespace = `stk-${project}`;
-    expect((await stk(['project', 'create', project])).code).toBe(0);
+    expectExit(await stk(['project', 'create', project]));
     repo = await createTestRepo();
   });
 
@@ -45,11 +45,11 @@ describe('release status for GitOps tools', () => {
   async function newEnvironment(prefix: string): Promise<string> {
     const name = uniqueName(prefix);
     const created = await stk(['env', 'create', '--project', project, name]);
-    expect(created.code, created.stderr).toBe(0);
+    expectExit(created);
     const db = await createTestDatabase(`relstatus_${prefix}`);
     databases.push(db);
     const conn = await stk(['connections', 'set', '--project', project, '--env', name, '--name', 'main', '--db-url', db.url]);
-    expect(conn.code, conn.stderr).toBe(0);
+    expectExit(conn);
     return name;
   }
 
@@ -89,7 +89,7 @@ describe('release status for GitOps tools', () => {
     expect(served.status?.observedGeneration).toBe(served.metadata.generation);
     // What Flux's kstatus and `kubectl wait` read.
     const wait = await kubectl(['wait', '-n', namespace, `release/${release.metadata.name}`, '--for', 'condition=Ready', '--timeout', '10s']);
-    expect(wait.code, wait.stderr).toBe(0);
+    expectExit(wait);
     const wide = await kubectl(['get', 'release', release.metadata.name, '-n', namespace, '-o', 'wide']);
     expect(wide.stdout).toMatch(/STATUS\s+SERVED-BY/);
     expect(wide.stdout).toContain('Succeeded');
@@ -100,7 +100,7 @@ describe('release status for GitOps tools', () => {
     const env = await newEnvironment('mixed');
     const viaStk = await repo.commit({ 'schema/app.yaml': schemaV1, 'config/permissions.yaml': permissions }, 'v1 by stk');
     const applied = await stk(['apply', '--project', project, '--env', env, '--ref', viaStk, '--repo', repo.dir]);
-    expect(applied.code, applied.stderr).toBe(0);
+    expectExit(applied);
     const first = /^releaseId=(rel-[0-9a-f]{16})$/m.exec(applied.stdout)![1]!;
     // The same schema with another rule: moving between the two runs no DDL either way.
     const rules = `${permissions}    insert:\n      - roles: [admin]\n`;
@@ -116,7 +116,7 @@ describe('release status for GitOps tools', () => {
     });
     // A later request (a drift check) is answered after anything the spec change set off.
     const drift = await stk(['schema', 'drift', '--project', project, '--env', env]);
-    expect(drift.code, drift.stderr).toBe(0);
+    expectExit(drift);
     const after = await client.get<Environment & KubeObject>(Kinds.Environment, env, namespace);
     expect(after.status?.currentRelease).toBe(second.metadata.name);
     expect((after.status?.history ?? []).map((h) => h.release)).toEqual([second.metadata.name, first]);

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ANNOTATION_CREATE_PENDING, ANNOTATION_PROVIDER_ID } from '../../operator/infra/plan.ts';
 import { bootstrapped, HOSTS_YAML, tableRows, World } from './world.ts';
+import { expectExit } from '../support/cluster.ts';
 
 const ONE_HOST = HOSTS_YAML.replace(/\n {4}db-1:.*\n/, '\n');
 
@@ -67,7 +68,7 @@ describe('stk infra up: the cloud API', () => {
     const w = (world = await World.start());
     const host = await w.host('staging', 'app-1');
     await w.commitHosts(ONE_HOST);
-    expect((await w.infra(['up', '--env', 'staging'])).code).toBe(0);
+    expectExit(await w.infra(['up', '--env', 'staging']));
     await bootstrapped(host.sshd!);
 
     // When the file asks for s-4vcpu-8gb and stk infra up runs again
@@ -91,7 +92,7 @@ describe('stk infra up: the cloud API', () => {
     const w = (world = await World.start());
     const host = await w.host('staging', 'app-1');
     await w.commitHosts(ONE_HOST);
-    expect((await w.infra(['up', '--env', 'staging'])).code).toBe(0);
+    expectExit(await w.infra(['up', '--env', 'staging']));
     await bootstrapped(host.sshd!);
     w.sim.clearRequests();
 

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { formatTable } from '../../cli/output.ts';
 import { HOSTS_YAML, tableRows, World, type Obj } from './world.ts';
+import { expectExit } from '../support/cluster.ts';
 
 const ONE_HOST = HOSTS_YAML.replace(/\n {4}db-1:.*\n/, '\n');
 
@@ -54,7 +55,7 @@ describe('stk infra down', () => {
     await w.host('staging', 'app-1');
     await w.host('staging', 'db-1');
     await w.commitHosts(HOSTS_YAML);
-    expect((await w.infra(['up', '--env', 'staging'])).code).toBe(0);
+    expectExit(await w.infra(['up', '--env', 'staging']));
     const dbId = (await w.infraHost('staging-db-1')).status?.providerId ?? '';
 
     // When db-1 leaves the file and stk infra up runs without --prune
@@ -62,7 +63,7 @@ describe('stk infra down', () => {
     const kept = await w.infra(['up', '--env', 'staging']);
 
     // Then db-1 is untouched and the user is told how to remove it
-    expect(kept.code, kept.stderr).toBe(0);
+    expectExit(kept);
     expect(kept.stderr).toContain('stk: staging/db-1 is not in infra/hosts.yaml at HEAD; left in place (pass --prune to delete it)');
     expect(tableRows(kept.stdout).map((r) => r[0])).toEqual(['HOST', 'app-1']);
     expect(await w.findInfraHost('staging-db-1')).toBeDefined();
@@ -84,14 +85,14 @@ describe('stk infra down', () => {
     const w = (world = await World.start());
     await w.host('staging', 'app-1');
     await w.commitHosts(ONE_HOST.replace('app-1: { role: app }', 'app-1: { role: app, deletionPolicy: Orphan }'));
-    expect((await w.infra(['up', '--env', 'staging'])).code).toBe(0);
+    expectExit(await w.infra(['up', '--env', 'staging']));
     const id = (await w.infraHost('staging-app-1')).status?.providerId ?? '';
 
     // When stk infra down runs
     const down = await w.infra(['down', '--env', 'staging', '--host', 'app-1']);
 
     // Then the resource is gone and the droplet is not
-    expect(down.code, down.stderr).toBe(0);
+    expectExit(down);
     expect(tableRows(down.stdout)[1]).toEqual(['app-1', id, 'orphaned (droplet left running)']);
     expect(await w.findInfraHost('staging-app-1')).toBeUndefined();
     expect(w.sim.droplet(id)?.status).toBe('active');

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { formatTable } from '../../cli/output.ts';
 import { API_VERSION } from '../../core/api/resources.ts';
-import { kubectl } from '../support/cluster.ts';
+import { kubectl, expectExit } from '../support/cluster.ts';
 import { commandLines, HOSTS_YAML, World, type Obj } from './world.ts';
 
 const ONE_HOST = HOSTS_YAML.replace(/\n {4}db-1:.*\n/, '\n');
@@ -100,7 +100,7 @@ describe('stk infra up: failures', () => {
     const result = await w.infra(['up', '--env', 'staging']);
 
     // Then it names the missing Secret, writes no resource and calls no cloud API
-    expect(result.code).toBe(1);
+    expectExit(result, 1);
     expect(result.stderr).toContain('missing credentials: nothing was written');
     expect(result.stderr).toContain('Secret do-token does not exist');
     expect(await w.findInfraHost('staging-app-1')).toBeUndefined();
@@ -129,11 +129,11 @@ describe('stk infra up: failures', () => {
     };
 
     // When it is applied
-    expect((await kubectl(['apply', '-f', '-'], { input: JSON.stringify(manifest) })).code).toBe(0);
+    expectExit(await kubectl(['apply', '-f', '-'], { input: JSON.stringify(manifest) }));
 
     // Then the operator records config_invalid and stalls, and the cloud API was never called
     const waited = await kubectl(['wait', 'infrahost/staging-app-1', '-n', w.namespace, '--for=jsonpath={.status.steps.config}=config_invalid', '--timeout=60s']);
-    expect(waited.code, waited.stderr).toBe(0);
+    expectExit(waited);
     const obj = await w.infraHost('staging-app-1');
     expect(obj.status?.phase).toBe('Failed');
     expect(condition(obj, 'Provisioned')).toMatchObject({ status: 'False', reason: 'ConfigInvalid' });

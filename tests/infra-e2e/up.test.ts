@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { formatTable } from '../../cli/output.ts';
 import { ownershipTag } from '../../operator/infra/hosts.ts';
 import { ANNOTATION_PROVIDER_ID } from '../../operator/infra/plan.ts';
-import { adminClient, kubectl } from '../support/cluster.ts';
+import { adminClient, kubectl, expectExit } from '../support/cluster.ts';
 import { Kinds } from '../../core/api/resources.ts';
 import type { KubeObject } from '../../core/kube/client.ts';
 import { bootstrapped, commandLines, HOSTS_YAML, TAILSCALE_AUTH_KEY, World } from './world.ts';
@@ -79,7 +79,7 @@ describe('stk infra up', () => {
     const again = await w.infra(['up', '--env', 'staging']);
 
     // Then nothing is created, nothing installed, and the table differs only in ACTION
-    expect(again.code, again.stderr).toBe(0);
+    expectExit(again);
     expect(w.sim.requestsTo('POST', '/v2/droplets')).toEqual([]);
     expect(w.sim.requests.filter((r) => r.method !== 'GET')).toEqual([]);
     expect(again.stdout).toBe(table('unchanged'));
@@ -123,7 +123,7 @@ describe('stk infra up', () => {
 
     // And stk infra status shows the same from the resource
     const status = await w.infra(['status', '--env', 'staging']);
-    expect(status.code, status.stderr).toBe(0);
+    expectExit(status);
     expect(status.stdout).toBe(`${formatTable(['HOST', 'DROPLET', 'IP', 'PHASE', 'ACTION', 'BOOTSTRAP', 'READY'], [['app-1', String(id), address ?? '', 'Ready', 'created', 'ok', 'True']])}\n`);
   }, 120_000);
 

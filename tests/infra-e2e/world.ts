@@ -8,7 +8,7 @@ import { expect } from 'vitest';
 import { Kinds, type InfraHost } from '../../core/api/resources.ts';
 import type { KubeObject } from '../../core/kube/client.ts';
 import { generateSshKeyPair } from '../../operator/infra/ssh.ts';
-import { adminClient, freePort, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess, type RunResult } from '../support/cluster.ts';
+import { adminClient, freePort, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess, type RunResult, expectExit } from '../support/cluster.ts';
 import { startDoSimulator, type DoSimulator, type DoSimulatorOptions } from '../support/do-simulator.ts';
 import { startSshd, type TestSshd } from '../support/sshd.ts';
 
@@ -99,7 +99,7 @@ export class World {
     await git(world.repo, ['init', '-q', '-b', 'main']);
     await world.startOperator();
     const created = await stk(['project', 'create', world.project]);
-    expect(created.code, created.stderr).toBe(0);
+    expectExit(created);
     if (options.secrets !== false) await world.createSecrets();
     return world;
   }

@@ -2,7 +2,7 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Kinds, type Connection } from '../../core/api/resources.ts';
 import type { KubeObject } from '../../core/kube/client.ts';
-import { adminClient, env, kubectl, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess } from '../support/cluster.ts';
+import { adminClient, env, kubectl, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess, expectExit } from '../support/cluster.ts';
 
 const client = await adminClient();
 
@@ -19,8 +19,8 @@ describe('stk connections', () => {
     operator = await startOperator({ leaseName: uniqueName('lease-connections'), args: ['--probe-interval', '300'] });
     await waitForOperatorReady(operator);
     project = uniqueName('conn');
-    expect((await stk(['project', 'create', project])).code).toBe(0);
-    expect((await stk(['env', 'create', '--project', project, 'dev'])).code).toBe(0);
+    expectExit(await stk(['project', 'create', project]));
+    expectExit(await stk(['env', 'create', '--project', project, 'dev']));
     const admin = postgres(adminUrl(), { max: 1, onnotice: () => {} });
     await admin.unsafe(`CREATE ROLE ${role} LOGIN PASSWORD '${password}'`);
     await admin.end();
@@ -37,12 +37,12 @@ describe('stk connections', () => {
 
   it('seals the URL: the resource, the CLI output and the operator logs never carry it', async () => {
     const set = await stk(['connections', 'set', ...target(), '--name', 'main', '--engine', 'postgres', '--db-url', appUrl]);
-    expect(set.code, set.stderr).toBe(0);
+    expectExit(set);
     const obj = await client.get<Connection & KubeObject>(Kinds.Connection, 'dev-main', `stk-${project}`);
     expect(obj.spec.sealedUrl?.ciphertext).toBeTruthy();
     const yaml = await kubectl(['get', 'connection', 'dev-main', '-n', `stk-${project}`, '-o', 'yaml']);
     const test = await stk(['connections', 'test', ...target(), '--name', 'main']);
-    expect(test.code, test.stderr).toBe(0);
+    expectExit(test);
     expect(test.stdout).toMatch(/connection main is reachable: connected and authenticated to 127\.0\.0\.1:\d+\/postgres/);
     const list = await stk(['connections', 'list', ...target()]);
     expect(list.stdout).toMatch(/^NAME\s+ENGINE\s+TARGET\s+REACHABLE\s+REASON\nmain\s+postgres\s+127\.0\.0\.1:\d+\/postgres\s+True\s+Reachable\n$/);
@@ -59,9 +59,9 @@ describe('stk connections', () => {
     ];
     for (const [url, reason] of cases) {
       const name = uniqueName('c').replace(/-/g, '');
-      expect((await stk(['connections', 'set', ...target(), '--name', name, '--db-url', url])).code).toBe(0);
+      expectExit(await stk(['connections', 'set', ...target(), '--name', name, '--db-url', url]));
       const test = await stk(['connections', 'test', ...target(), '--name', name]);
-      expect(test.code).toBe(3);
+      expectExit(test, 3);
       expect(test.stderr).toContain(reason);
       expect(test.stderr).not.toContain('wrong-password-123');
       expect(test.stderr).not.toContain(password);
@@ -73,28 +73,28 @@ describe('stk connections', () => {
   it('rotates the sealed value, and a sealed value copied to another object does not open', async () => {
     const name = uniqueName('r').replace(/-/g, '');
     const bad = Object.assign(new URL(appUrl), { password: 'nope-nope-nope' }).toString();
-    expect((await stk(['connections', 'set', ...target(), '--name', name, '--db-url', bad])).code).toBe(0);
-    expect((await stk(['connections', 'test', ...target(), '--name', name])).code).toBe(3);
+    expectExit(await stk(['connections', 'set', ...target(), '--name', name, '--db-url', bad]));
+    expectExit(await stk(['connections', 'test', ...target(), '--name', name]), 3);
     const rotate = await stk(['connections', 'rotate', ...target(), '--name', name, '--db-url', '-'], { input: appUrl });
-    expect(rotate.code, rotate.stderr).toBe(0);
-    expect((await stk(['connections', 'test', ...target(), '--name', name])).code).toBe(0);
+    expectExit(rotate);
+    expectExit(await stk(['connections', 'test', ...target(), '--name', name]));
 
     const original = await client.get<Connection & KubeObject>(Kinds.Connection, `dev-${name}`, `stk-${project}`);
     const copy = uniqueName('copy').replace(/-/g, '');
     const replay = { apiVersion: 'santokit.io/v1alpha1', kind: 'Connection', metadata: { name: `dev-${copy}`, namespace: `stk-${project}` }, spec: { ...original.spec, name: copy } };
-    expect((await kubectl(['create', '-f', '-'], { input: JSON.stringify(replay) })).code).toBe(0);
+    expectExit(await kubectl(['create', '-f', '-'], { input: JSON.stringify(replay) }));
     const test = await stk(['connections', 'test', ...target(), '--name', copy]);
-    expect(test.code).toBe(3);
+    expectExit(test, 3);
     expect(test.stderr).toContain('SealedValueInvalid');
   });
 
   it('uses a Secret reference instead of a sealed value', async () => {
     const secret = uniqueName('dburl');
-    expect((await kubectl(['create', 'secret', 'generic', secret, '-n', `stk-${project}`, '--from-literal', `url=${appUrl}`])).code).toBe(0);
+    expectExit(await kubectl(['create', 'secret', 'generic', secret, '-n', `stk-${project}`, '--from-literal', `url=${appUrl}`]));
     const name = uniqueName('s').replace(/-/g, '');
-    expect((await stk(['connections', 'set', ...target(), '--name', name, '--secret-ref', `${secret}/url`])).code).toBe(0);
+    expectExit(await stk(['connections', 'set', ...target(), '--name', name, '--secret-ref', `${secret}/url`]));
     const test = await stk(['connections', 'test', ...target(), '--name', name, '--json']);
-    expect(test.code, test.stderr).toBe(0);
+    expectExit(test);
     expect(JSON.parse(test.stdout)).toMatchObject({ name, reachable: true, reason: 'Reachable' });
   });
 });

@@ -2,7 +2,7 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Kinds, type Environment, type Release } from '../../core/api/resources.ts';
 import type { KubeObject } from '../../core/kube/client.ts';
-import { adminClient, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess } from '../support/cluster.ts';
+import { adminClient, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess, expectExit } from '../support/cluster.ts';
 import { createTestRepo, type TestRepo } from '../support/git-repo.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 
@@ -46,12 +46,12 @@ describe('release pipeline across connections', () => {
     await waitForOperatorReady(operator);
     project = uniqueName('multi');
     namespace = `stk-${project}`;
-    expect((await stk(['project', 'create', project])).code).toBe(0);
-    expect((await stk(['env', 'create', '--project', project, 'dev'])).code).toBe(0);
+    expectExit(await stk(['project', 'create', project]));
+    expectExit(await stk(['env', 'create', '--project', project, 'dev']));
     mainDb = await createTestDatabase('multi_main');
     analyticsDb = await createTestDatabase('multi_analytics');
-    expect((await stk(['connections', 'set', ...target(), '--name', 'main', '--db-url', mainDb.url])).code).toBe(0);
-    expect((await stk(['connections', 'set', ...target(), '--name', 'analytics', '--db-url', analyticsDb.url])).code).toBe(0);
+    expectExit(await stk(['connections', 'set', ...target(), '--name', 'main', '--db-url', mainDb.url]));
+    expectExit(await stk(['connections', 'set', ...target(), '--name', 'analytics', '--db-url', analyticsDb.url]));
     repo = await createTestRepo();
   });
 
@@ -64,7 +64,7 @@ describe('release pipeline across connections', () => {
   it('puts each table in the database of its connection', async () => {
     const ref = await repo.commit({ 'schema/main.yaml': mainSchema, 'schema/analytics.yaml': analyticsSchema, 'config/permissions.yaml': permissionsV1 });
     const res = await stk(['apply', ...target(), '--ref', ref, '--repo', repo.dir]);
-    expect(res.code, res.stderr + res.stdout).toBe(0);
+    expectExit(res);
     expect(res.stdout).toMatch(/^apply analytics: succeeded/m);
     expect(res.stdout).toMatch(/^apply main: succeeded/m);
     expect(await tablesOf(mainDb.sql)).toEqual(['users']);
@@ -77,7 +77,7 @@ describe('release pipeline across connections', () => {
     const bookkeeping = await applied();
     const ref = await repo.commit({ 'config/permissions.yaml': permissionsV2 }, 'reader may see ids');
     const res = await stk(['apply', ...target(), '--ref', ref, '--repo', repo.dir, '--only', 'permissions,release']);
-    expect(res.code, res.stderr).toBe(0);
+    expectExit(res);
     const id = /^releaseId=(\S+)$/m.exec(res.stdout)?.[1];
     expect(id).toBeDefined();
     expect(id).not.toBe(before);
@@ -90,12 +90,12 @@ describe('release pipeline across connections', () => {
 
   it('reports drift on one connection with stk schema drift, and it blocks the next apply', async () => {
     const clean = await stk(['schema', 'drift', ...target()]);
-    expect(clean.code, clean.stderr).toBe(0);
+    expectExit(clean);
     expect(clean.stdout).toMatch(/^environment dev matches release rel-/);
 
     await analyticsDb.sql`ALTER TABLE events ALTER COLUMN kind DROP NOT NULL`;
     const drifted = await stk(['schema', 'drift', ...target()]);
-    expect(drifted.code, drifted.stderr).toBe(2);
+    expectExit(drifted, 2);
     expect(drifted.stdout).toMatch(/^ {2}- analytics: .*kind/m);
     expect(drifted.stdout).not.toMatch(/- main:/);
     const status = (await env()).status!;
@@ -104,30 +104,30 @@ describe('release pipeline across connections', () => {
 
     const ref = await repo.commit({ 'schema/main.yaml': `${mainSchema}      name: { type: string }\n` }, 'add name');
     const blocked = await stk(['apply', ...target(), '--ref', ref, '--repo', repo.dir]);
-    expect(blocked.code).toBe(2);
+    expectExit(blocked, 2);
     expect(blocked.stderr).toContain('SchemaDrift');
     expect(blocked.stderr).toMatch(/analytics: .*kind/);
     expect((await mainDb.sql`SELECT column_name FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'name'`).length).toBe(0);
 
     await analyticsDb.sql`ALTER TABLE events ALTER COLUMN kind SET NOT NULL`;
     const fixed = await stk(['apply', ...target(), '--ref', ref, '--repo', repo.dir]);
-    expect(fixed.code, fixed.stderr).toBe(0);
+    expectExit(fixed);
     const after = await stk(['schema', 'drift', ...target(), '--json']);
     expect(JSON.parse(after.stdout)).toMatchObject({ drifted: false, differences: [] });
   });
 
   it('an unreachable database fails connections test and apply, and no release is created', async () => {
     const other = uniqueName('down');
-    expect((await stk(['env', 'create', '--project', project, other])).code).toBe(0);
+    expectExit(await stk(['env', 'create', '--project', project, other]));
     const refused = Object.assign(new URL(mainDb.url), { port: '1' }).toString();
-    for (const name of ['main', 'analytics']) expect((await stk(['connections', 'set', '--project', project, '--env', other, '--name', name, '--db-url', refused])).code).toBe(0);
+    for (const name of ['main', 'analytics']) expectExit(await stk(['connections', 'set', '--project', project, '--env', other, '--name', name, '--db-url', refused]));
     const test = await stk(['connections', 'test', '--project', project, '--env', other, '--name', 'main']);
-    expect(test.code).toBe(3);
+    expectExit(test, 3);
     expect(test.stderr).toContain('ConnectionRefused');
     const releasesBefore = (await client.list(Kinds.Release, { namespace })).items.length;
     const ref = await repo.commit({ 'config/permissions.yaml': `${permissionsV1}# another release\n` }, 'touch');
     const res = await stk(['apply', '--project', project, '--env', other, '--ref', ref, '--repo', repo.dir]);
-    expect(res.code).toBe(3);
+    expectExit(res, 3);
     expect(res.stderr).toContain('not reachable');
     expect((await client.list(Kinds.Release, { namespace })).items.length).toBe(releasesBefore);
     expect((await client.get<Environment & KubeObject>(Kinds.Environment, other, namespace)).status?.currentRelease).toBeUndefined();

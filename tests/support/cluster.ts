@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import path from 'node:path';
 import { KubeClient } from '../../core/kube/client.ts';
+import { redactSecrets } from '../../core/redact.ts';
 
 /** Coordinates of the local control plane started by global-setup, and helpers to drive it as a user would. */
 export const repoRoot = path.resolve(import.meta.dirname, '../..');
@@ -32,6 +33,17 @@ export interface RunResult {
   code: number;
   stdout: string;
   stderr: string;
+  /** The command line, for failure messages. */
+  command: string;
+}
+
+/**
+ * Asserts a command's exit code; on a mismatch the failure shows the command, its stderr and its
+ * stdout, so a failing run in CI can be read from the log. Every suite asserts exit codes through this.
+ */
+export function expectExit(res: RunResult, code = 0): void {
+  if (res.code === code) return;
+  throw new Error(redactSecrets(`${res.command}: exited ${res.code}, expected ${code}\n--- stderr ---\n${res.stderr.slice(-8000)}\n--- stdout ---\n${res.stdout.slice(-8000)}`));
 }
 
 /** Runs a command to completion (no shell), with a deadline. */
@@ -46,7 +58,7 @@ export function runCommand(cmd: string, args: string[], options: { env?: NodeJS.
     child.on('error', reject);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
+      resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr, command: [path.basename(cmd), ...args].join(' ') });
     });
     // A command that exits without reading its input (tmux, for one) closes the pipe first: not an error.
     child.stdin.on('error', () => {});

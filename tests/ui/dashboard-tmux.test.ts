@@ -2,7 +2,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Kinds, type Environment } from '../../core/api/resources.ts';
 import type { KubeObject } from '../../core/kube/client.ts';
-import { adminClient, adminKubeconfig, repoRoot, stk } from '../support/cluster.ts';
+import { adminClient, adminKubeconfig, repoRoot, stk, expectExit } from '../support/cluster.ts';
 import { startTerminal, type Terminal } from '../support/tmux.ts';
 import { createUiWorld, permissions, schemaV1, type UiWorld } from './world.ts';
 
@@ -21,11 +21,11 @@ describe('stk ui in a terminal', () => {
     w = await createUiWorld('uitmux');
     const ref = await w.repo.commit({ 'schema/app.yaml': schemaV1, 'config/permissions.yaml': permissions }, 'v1');
     const dev = await stk(['apply', ...w.inProject, '--env', 'dev', '--ref', ref, '--repo', w.repo.dir]);
-    expect(dev.code, dev.stderr).toBe(0);
+    expectExit(dev);
     release = /^releaseId=(rel-[0-9a-f]{16})$/m.exec(dev.stdout)![1]!;
     // prod's database gets the schema, not the pointer: promoting then only moves the pointer.
     const prod = await stk(['apply', ...w.inProject, '--env', 'prod', '--ref', ref, '--repo', w.repo.dir, '--only', 'schema']);
-    expect(prod.code, prod.stderr).toBe(0);
+    expectExit(prod);
   });
 
   afterAll(async () => {

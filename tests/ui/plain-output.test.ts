@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stk } from '../support/cluster.ts';
+import { stk, expectExit } from '../support/cluster.ts';
 import { createMasker, createUiWorld, permissions, schemaDropName, schemaV1, schemaV2, type UiWorld } from './world.ts';
 
 /**
@@ -24,7 +24,7 @@ describe('plain output off a terminal', () => {
   it('apply: the plan per connection, one line per pipeline step, then releaseId=', async () => {
     const ref = await w.repo.commit({ 'schema/app.yaml': schemaV1, 'config/permissions.yaml': permissions }, 'v1');
     const res = await apply(ref);
-    expect(res.code, res.stderr).toBe(0);
+    expectExit(res);
     expect(res.stdout).not.toMatch(/\u001B\[/);
     expect.soft(mask(res.stdout)).toBe(GOLDEN_APPLY);
   });
@@ -32,21 +32,21 @@ describe('plain output off a terminal', () => {
   it('apply of a destructive plan without --force: refused, exit 2, the error names --force', async () => {
     const v2 = await w.repo.commit({ 'schema/app.yaml': schemaV2, 'config/permissions.yaml': permissions }, 'v2');
     await nextSecond();
-    expect((await apply(v2)).code).toBe(0);
+    expectExit(await apply(v2));
     await nextSecond();
     const ref = await w.repo.commit({ 'schema/app.yaml': schemaDropName, 'config/permissions.yaml': permissions }, 'drop name and age');
     const res = await apply(ref);
-    expect(res.code).toBe(2);
+    expectExit(res, 2);
     expect.soft(mask(res.stdout)).toBe(GOLDEN_REFUSED_STDOUT);
     expect.soft(mask(res.stderr)).toBe(GOLDEN_REFUSED_STDERR);
   });
 
   it('release list: releases newest first with the envs serving each; an env history marks the current one', async () => {
     const list = await stk(['release', 'list', ...w.inProject]);
-    expect(list.code, list.stderr).toBe(0);
+    expectExit(list);
     expect.soft(mask(list.stdout)).toBe(GOLDEN_LIST);
     const history = await stk(['release', 'list', ...w.inProject, '--env', 'dev']);
-    expect(history.code, history.stderr).toBe(0);
+    expectExit(history);
     expect.soft(mask(history.stdout)).toBe(GOLDEN_HISTORY);
   });
 });

@@ -1,5 +1,5 @@
 import { expect } from 'vitest';
-import { startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess } from '../support/cluster.ts';
+import { startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess, expectExit } from '../support/cluster.ts';
 import { createTestRepo, type TestRepo } from '../support/git-repo.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 export { permissions, schemaDropName, schemaV1, schemaV2 } from '../support/fixtures.ts';
@@ -21,14 +21,14 @@ export async function createUiWorld(prefix: string): Promise<UiWorld> {
   const project = uniqueName(prefix);
   const inProject = ['--project', project];
   const created = await stk(['project', 'create', project]);
-  expect(created.code, created.stderr).toBe(0);
+  expectExit(created);
   const dbs: TestDatabase[] = [];
   for (const e of ['dev', 'prod']) {
-    expect((await stk(['env', 'create', ...inProject, e])).code).toBe(0);
+    expectExit(await stk(['env', 'create', ...inProject, e]));
     const db = await createTestDatabase(`ui_${e}`);
     dbs.push(db);
-    expect((await stk(['connections', 'set', ...inProject, '--env', e, '--name', 'main', '--db-url', db.url])).code).toBe(0);
-    expect((await stk(['connections', 'test', ...inProject, '--env', e])).code).toBe(0);
+    expectExit(await stk(['connections', 'set', ...inProject, '--env', e, '--name', 'main', '--db-url', db.url]));
+    expectExit(await stk(['connections', 'test', ...inProject, '--env', e]));
   }
   const repo = await createTestRepo();
   return {
