@@ -10,7 +10,8 @@ import { KubeClient, type KubeObject } from './client.ts';
  * - notices a stalled watch (no event or bookmark for `stallAfterMs`) and restarts it,
  * - emits every object again each `resyncMs`, so level-based reconcilers re-check the world.
  *
- * Events: `upsert(obj)`, `delete(obj)`, `synced()`, `error(err)` (informational only).
+ * Events: `upsert(obj)`, `delete(obj)`, `synced()`, `error(err)`, `relist()` and
+ * `watchRestart(reason)` (the last three informational only; reasons: closed, error, expired, stalled).
  */
 export interface InformerOptions {
   namespace?: string;
@@ -65,6 +66,7 @@ export class Informer<T extends KubeObject = KubeObject> extends EventEmitter {
       setInterval(() => {
         if (this.abort && Date.now() - this.lastActivity > stallAfter) {
           this.log.warn({ kind: this.kind.kind }, 'watch stalled; restarting');
+          this.emit('watchRestart', 'stalled');
           this.restart(true);
         }
       }, Math.min(stallAfter, 10_000)).unref(),
@@ -90,6 +92,7 @@ export class Informer<T extends KubeObject = KubeObject> extends EventEmitter {
 
   private async relist(): Promise<void> {
     const gen = ++this.generation;
+    this.emit('relist');
     try {
       const { items, resourceVersion } = await this.client.list<T>(this.kind, {
         ...(this.options.namespace ? { namespace: this.options.namespace } : {}),
@@ -142,6 +145,7 @@ export class Informer<T extends KubeObject = KubeObject> extends EventEmitter {
         if (type === 'ERROR') {
           // 410 Gone: our resource version is too old; anything else: start over too.
           needsRelist = true;
+          this.emit('watchRestart', (obj as { code?: number }).code === 410 ? 'expired' : 'error');
           this.restart(true);
           return;
         }
@@ -160,6 +164,7 @@ export class Informer<T extends KubeObject = KubeObject> extends EventEmitter {
       (err) => {
         if (gen !== this.generation || this.stopped) return;
         if (err) this.emit('error', err);
+        if (!needsRelist) this.emit('watchRestart', err ? 'error' : 'closed');
         // A normal close (server-side timeout) resumes from the last resource version.
         this.scheduleRestart(needsRelist || Boolean(err));
       },

@@ -42,7 +42,7 @@ export interface WatchMapping {
 }
 
 export class Controller {
-  readonly queue = new WorkQueue();
+  readonly queue: WorkQueue;
   private workers: Promise<void>[] = [];
   private running = false;
 
@@ -51,7 +51,9 @@ export class Controller {
     private readonly log: Logger,
     private readonly metrics: OperatorMetrics,
     private readonly concurrency: number,
-  ) {}
+  ) {
+    this.queue = new WorkQueue(undefined, metrics.queueObserver(reconciler.name, () => this.queue.depth));
+  }
 
   get name(): string {
     return this.reconciler.name;
@@ -59,6 +61,10 @@ export class Controller {
 
   enqueue(key: string): void {
     this.queue.add(key);
+    this.recordDepth();
+  }
+
+  private recordDepth(): void {
     this.metrics.queueDepth.set({ controller: this.name }, this.queue.depth);
   }
 
@@ -80,7 +86,7 @@ export class Controller {
     for (;;) {
       const key = await this.queue.get();
       if (key === undefined) return;
-      this.metrics.queueDepth.set({ controller: this.name }, this.queue.depth);
+      this.recordDepth();
       try {
         await this.reconcileKey(key);
       } finally {

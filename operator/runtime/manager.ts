@@ -56,6 +56,8 @@ export class Manager {
     if (!inf) {
       inf = new Informer(this.options.client, kind, this.options.log.child({ informer: kind.plural }), { resyncMs: this.options.resyncMs });
       inf.on('error', (err) => this.options.log.debug({ err, kind: kind.kind }, 'watch interrupted; resuming'));
+      inf.on('relist', () => this.metrics.informerRelists.inc({ kind: kind.kind }));
+      inf.on('watchRestart', (reason: string) => this.metrics.informerWatchRestarts.inc({ kind: kind.kind, reason }));
       this.informers.set(id, inf);
     }
     return inf as unknown as Informer<T>;

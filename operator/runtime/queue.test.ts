@@ -51,3 +51,33 @@ describe('WorkQueue', () => {
     expect(await waiting).toBeUndefined();
   });
 });
+
+describe('WorkQueue observer', () => {
+  it('reports adds (not collapsed duplicates), retries, time waiting and time working', async () => {
+    const seen = { added: 0, retried: 0, waits: [] as number[], works: [] as number[] };
+    const q = new WorkQueue({ baseMs: 1, maxMs: 1 }, {
+      added: () => seen.added++,
+      retried: () => seen.retried++,
+      started: (ms) => seen.waits.push(ms),
+      finished: (ms) => seen.works.push(ms),
+    });
+    q.add('a');
+    q.add('a');
+    q.add('b');
+    expect(seen.added).toBe(2);
+
+    const a = await q.get();
+    q.done(a!);
+    expect(seen.waits).toHaveLength(1);
+    expect(seen.works).toHaveLength(1);
+
+    const b = await q.get();
+    q.addRateLimited(b!);
+    q.done(b!);
+    expect(seen.retried).toBe(1);
+    // The backoff re-add arrives after its delay and counts as an add.
+    expect(await q.get()).toBe('b');
+    expect(seen.added).toBe(3);
+    expect(seen.waits.every((ms) => ms >= 0)).toBe(true);
+  });
+});

@@ -10,8 +10,22 @@ export interface BackoffPolicy {
   readonly maxMs: number;
 }
 
+/** What a queue reports as it works (controller-runtime's `workqueue_*` figures). */
+export interface QueueObserver {
+  /** A key entered the queue (not collapsed into one already waiting). */
+  added(): void;
+  /** A failed key was re-added with backoff. */
+  retried(): void;
+  /** A key was handed to a worker after waiting `waitMs` in the queue. */
+  started(waitMs: number): void;
+  /** A worker finished a key after `workMs`. */
+  finished(workMs: number): void;
+}
+
 export class WorkQueue {
   private readonly queue: string[] = [];
+  private readonly queuedAt = new Map<string, number>();
+  private readonly startedAt = new Map<string, number>();
   private readonly queued = new Set<string>();
   private readonly processing = new Set<string>();
   private readonly dirty = new Set<string>();
@@ -20,7 +34,10 @@ export class WorkQueue {
   private waiters: Array<(key: string | undefined) => void> = [];
   private shuttingDown = false;
 
-  constructor(private readonly backoff: BackoffPolicy = { baseMs: 100, maxMs: 60_000 }) {}
+  constructor(
+    private readonly backoff: BackoffPolicy = { baseMs: 100, maxMs: 60_000 },
+    private readonly observer?: QueueObserver,
+  ) {}
 
   get depth(): number {
     return this.queue.length;
@@ -42,14 +59,22 @@ export class WorkQueue {
       return;
     }
     if (this.queued.has(key)) return;
+    this.observer?.added();
     const waiter = this.waiters.shift();
     if (waiter) {
-      this.processing.add(key);
+      this.begin(key, 0);
       waiter(key);
       return;
     }
     this.queued.add(key);
+    this.queuedAt.set(key, performance.now());
     this.queue.push(key);
+  }
+
+  private begin(key: string, waitMs: number): void {
+    this.processing.add(key);
+    this.startedAt.set(key, performance.now());
+    this.observer?.started(waitMs);
   }
 
   /** Adds the key after `ms`; an earlier pending add for the key wins. */
@@ -72,6 +97,7 @@ export class WorkQueue {
   addRateLimited(key: string): number {
     const n = this.failures.get(key) ?? 0;
     this.failures.set(key, n + 1);
+    this.observer?.retried();
     const ceiling = Math.min(this.backoff.maxMs, this.backoff.baseMs * 2 ** n);
     const delay = Math.round(ceiling * (0.5 + Math.random() / 2));
     this.addAfter(key, delay);
@@ -88,7 +114,9 @@ export class WorkQueue {
     const key = this.queue.shift();
     if (key !== undefined) {
       this.queued.delete(key);
-      this.processing.add(key);
+      const at = this.queuedAt.get(key);
+      this.queuedAt.delete(key);
+      this.begin(key, at === undefined ? 0 : performance.now() - at);
       return Promise.resolve(key);
     }
     if (this.shuttingDown) return Promise.resolve(undefined);
@@ -98,6 +126,9 @@ export class WorkQueue {
   /** Marks processing of a key finished; a key added meanwhile is queued again. */
   done(key: string): void {
     this.processing.delete(key);
+    const at = this.startedAt.get(key);
+    this.startedAt.delete(key);
+    if (at !== undefined) this.observer?.finished(performance.now() - at);
     if (this.dirty.delete(key)) this.add(key);
   }
 
