@@ -754,7 +754,8 @@ function valueLiteral(type: TypeText, items: ItemType | undefined, k: number, co
         string: `i${v}`, int: v, bigint: v, float: v + 0.5, decimal: v + 0.25, boolean: v % 2 === 0, json: { k: v },
         timestamp: `2024-01-0${(v % 9) + 1}T00:00:00Z`, bytes: 'AA==',
       };
-      return `${sqlString(JSON.stringify([item[items ?? 'string']]))}::jsonb`;
+      // as many items as v + 1: distinct for every row whatever the item type
+      return `${sqlString(JSON.stringify(Array.from({ length: v + 1 }, () => item[items ?? 'string'])))}::jsonb`;
     }
     case 'timestamp':
       return `${sqlString(`2024-01-0${(v % 9) + 1} 00:00:00+00`)}::timestamptz`;
@@ -807,25 +808,28 @@ function buildRows(v1: DeclarationModel, v2: DeclarationModel, counts: readonly 
     const rows: string[][] = [];
     const names = [...(t.id.generate === 'auto_increment' ? [] : [t.id.name]), ...t.columns.map((c) => c.name)];
     const uniqueUids = new Set([...t.columns.filter((c) => c.unique).map((c) => c.uid), ...t.indexes.filter((ix) => ix.unique).flatMap((ix) => ix.columnUids)]);
-    for (let k = 0; k < n; k++) {
+    // a row that cannot be made ends the table's rows (those before it stay)
+    rowLoop: for (let k = 0; k < n; k++) {
       const row: string[] = [];
       const idValue = t.id.generate === 'auto_increment' ? String(k + 1) : sqlString(String(100 + k));
       if (t.id.generate !== 'auto_increment') row.push(idValue);
-      (keys.get(t.id.uid) ?? keys.set(t.id.uid, []).get(t.id.uid))?.push(idValue);
+      const rowKeys: [number, string][] = [[t.id.uid, idValue]];
       for (const c of t.columns) {
         const after = findColumn(v2, c.uid);
         let value: string | undefined;
         if (c.references) {
           const ref = c.references;
-          const source = ref.tableUid === t.uid ? { keys } : inserted.get(ref.tableUid);
-          const candidates = source?.keys.get(ref.columnUid) ?? [];
-          const usable = ref.tableUid === t.uid && ref.columnUid === t.id.uid && t.id.generate !== 'auto_increment' ? [...candidates] : candidates.slice(0, ref.tableUid === t.uid ? k : undefined);
-          if (usable.length > 0 && !(c.nullable && conflicts && (k + ti) % 3 === 0)) value = usable[k % usable.length];
+          const candidates = (ref.tableUid === t.uid ? keys : inserted.get(ref.tableUid)?.keys)?.get(ref.columnUid) ?? [];
+          // a row may reference its own text id (checked at the end of the statement)
+          const usable = ref.tableUid === t.uid && ref.columnUid === t.id.uid && t.id.generate !== 'auto_increment' ? [...candidates, idValue] : candidates;
+          // distinct values, so a unique key over the column (now or in v2) holds
+          const picked = !conflicts || uniqueUids.has(c.uid) ? usable[k] : usable[k % Math.max(usable.length, 1)];
+          if (picked !== undefined && !(c.nullable && conflicts && (k + ti) % 3 === 0)) value = picked;
           else if (c.nullable && (conflicts || after === undefined || after.nullable)) value = 'NULL';
-          else return; // this table gets no rows: a row would need a key nobody holds
+          else break rowLoop;
         } else if (!conflicts && after?.references && JSON.stringify(after.references) !== JSON.stringify(c.references)) {
           // a reference arrives in v2: only NULL is sure to satisfy it
-          if (!c.nullable || !after.nullable) return;
+          if (!c.nullable || !after.nullable) break rowLoop;
           value = 'NULL';
         } else if (conflicts && c.nullable && (k + ti) % 3 === 1) {
           value = 'NULL';
@@ -833,8 +837,9 @@ function buildRows(v1: DeclarationModel, v2: DeclarationModel, counts: readonly 
           value = valueLiteral(c.type, c.items, k, conflicts && !uniqueUids.has(c.uid), ti);
         }
         row.push(value);
-        if (isReferenceable(t, c.uid)) (keys.get(c.uid) ?? keys.set(c.uid, []).get(c.uid))?.push(value);
+        if (value !== 'NULL') rowKeys.push([c.uid, value]);
       }
+      for (const [uid, value] of rowKeys) if (isReferenceable(t, uid)) (keys.get(uid) ?? keys.set(uid, []).get(uid))?.push(value);
       rows.push(row);
     }
     inserted.set(t.uid, { keys });
