@@ -59,8 +59,13 @@ export const EDIT_KINDS = [
   'changeIdPolicy',
   /** text id ↔ auto_increment: the id's type changes */
   'retypeId',
+  /** a text id gets a new name (id.previousNames) */
   'renameId',
+  /** an auto_increment id gets a new name: its identity sequence keeps the old one */
+  'renameIdentity',
   'addTable',
+  /** a new table named like the identity sequence of an auto_increment table (`books_id_seq`) */
+  'addTableNamedLikeSequence',
   'dropTable',
   /** table-level previousNames (only when the engine supports them) */
   'renameTable',
@@ -68,7 +73,17 @@ export const EDIT_KINDS = [
 export type EditKind = (typeof EDIT_KINDS)[number];
 
 /** Objects a DBA adds by hand to managed tables after v1 is applied. */
-export const HANDMADE_KINDS = ['handIndex', 'handColumn', 'handCheck', 'handUnique'] as const;
+export const HANDMADE_KINDS = [
+  'handIndex',
+  'handColumn',
+  /** a CHECK that type-checks whatever the column's type (num_nulls) */
+  'handCheck',
+  /** a CHECK that only type-checks on text (length(col)), on a text column */
+  'handCheckText',
+  'handUnique',
+  /** a view over one column of a managed table */
+  'handView',
+] as const;
 export type HandmadeKind = (typeof HANDMADE_KINDS)[number];
 
 /**
@@ -654,8 +669,10 @@ function applyEdit(ctx: EditContext, e: EditRecipe): boolean {
       t.id.generate = t.id.generate === 'auto_increment' ? (pickOf(TEXT_POLICIES, e.b) as IdGenerate) : 'auto_increment';
       return true;
     }
-    case 'renameId': {
+    case 'renameId':
+    case 'renameIdentity': {
       if (!t || !ctx.v1Uids.has(t.id.uid)) return false;
+      if ((t.id.generate === 'auto_increment') !== (e.kind === 'renameIdentity')) return false;
       t.id.previousNames = [...(t.id.previousNames ?? []), t.id.name];
       t.id.name = `pk_${++counters.renamed}`;
       return true;
@@ -678,6 +695,14 @@ function applyEdit(ctx: EditContext, e: EditRecipe): boolean {
       const refRecipe = recipe.columns[1]?.ref;
       const refCol = table.columns[1];
       if (refRecipe && refCol) setReference(draft, refCol, table, refRecipe);
+      return true;
+    }
+    case 'addTableNamedLikeSequence': {
+      const owner = pickOf(draft.tables.filter((x) => x.id.generate === 'auto_increment'), e.a);
+      if (!owner) return false;
+      const name = `${owner.name}_${owner.id.name}_seq`;
+      if (draft.tables.some((x) => x.name === name) || ctx.v1Names.has(name)) return false;
+      draft.tables.push(buildTable(counters, name, { idPolicy: 0, idName: 0, columns: [], indexes: [] }));
       return true;
     }
     case 'dropTable': {
@@ -874,14 +899,24 @@ function buildHandmade(v1: DeclarationModel, v2: DeclarationModel, recipes: read
         break;
       }
       case 'handIndex':
+      case 'handView':
       case 'handCheck':
+      case 'handCheckText':
       case 'handUnique': {
-        const pool = r.kind === 'handUnique' ? t.columns.map((c) => c.uid) : [t.id.uid, ...t.columns.map((c) => c.uid)];
+        const all = [t.id.uid, ...t.columns.map((c) => c.uid)];
+        const pool =
+          r.kind === 'handUnique'
+            ? t.columns.map((c) => c.uid)
+            : r.kind === 'handCheckText'
+              ? all.filter((uid) => columnByUid(t, uid)?.type === 'string')
+              : all;
         const uid = pickOf(pool, r.b);
         if (uid === undefined) continue;
         const sql = (where: { table: string; column: string }, id: string): string => {
+          if (r.kind === 'handView') return `CREATE VIEW "hand_view_${n}" AS SELECT ${quote(where.column)} FROM ${quote(where.table)}`;
           if (r.kind === 'handIndex') return `CREATE INDEX "hand_ix_${n}" ON ${quote(where.table)} (${quote(where.column)})`;
-          if (r.kind === 'handCheck') return `ALTER TABLE ${quote(where.table)} ADD CONSTRAINT "hand_chk_${n}" CHECK (${quote(where.column)} IS NULL OR length(${quote(where.column)}::text) < 100000)`;
+          if (r.kind === 'handCheck') return `ALTER TABLE ${quote(where.table)} ADD CONSTRAINT "hand_chk_${n}" CHECK (num_nulls(${quote(where.column)}) < 2)`;
+          if (r.kind === 'handCheckText') return `ALTER TABLE ${quote(where.table)} ADD CONSTRAINT "hand_chk_${n}" CHECK (length(${quote(where.column)}) < 100000)`;
           // the id makes the pair unique whatever the rows hold
           return `ALTER TABLE ${quote(where.table)} ADD CONSTRAINT "hand_uq_${n}" UNIQUE (${quote(id)}, ${quote(where.column)})`;
         };
