@@ -3,7 +3,8 @@ import { describe, expect, test } from 'vitest';
 import { OracleStats } from './oracle/classify.ts';
 import { oracleConfig, switchesText } from './oracle/config.ts';
 import { NAMED_CASES } from './oracle/cases.ts';
-import { buildPair, pairRecipe } from './oracle/generator.ts';
+import { declareSchema, parseSchemaFiles } from '../../core/schema/index.ts';
+import { ALL_SWITCHES, buildPair, pairRecipe } from './oracle/generator.ts';
 import { describePair, DUMP_BATCH, openOracleDatabases, runPair, type DumpMismatch } from './oracle/harness.ts';
 
 /**
@@ -73,6 +74,24 @@ async function runLane(lane: number, runs: number, stats: OracleStats): Promise<
   }
 }
 
+describe('schema oracle: the generator', () => {
+  test('produces only declarations the engine accepts, with every switch on (table renames aside)', () => {
+    const switches = new Set(ALL_SWITCHES.filter((s) => s !== 'renameTable'));
+    const problems: string[] = [];
+    for (const recipe of fc.sample(pairRecipe(switches), { numRuns: 100, seed: config.seed })) {
+      const pair = buildPair(recipe, switches);
+      for (const text of [pair.v1, pair.v2]) {
+        try {
+          declareSchema(parseSchemaFiles([{ path: 'schema/app.yaml', text }]));
+        } catch (err) {
+          problems.push(`${(err as Error).message}\n${text}`);
+        }
+      }
+    }
+    expect(problems.slice(0, 2)).toEqual([]);
+  });
+});
+
 describe('schema oracle: generated pairs v1 → v2', () => {
   test(`${config.runs} generated pairs apply, re-plan empty, show no drift and dump like a fresh build`, { timeout: TIME_LIMIT_MS + 120_000 }, async () => {
     const stats = new OracleStats();
@@ -81,9 +100,12 @@ describe('schema oracle: generated pairs v1 → v2', () => {
     console.log(`schema oracle: seed ${config.seed}, ${lanes} lane(s), switches: ${switchesText(config.switches)}\n${stats.summary()}`);
     const failed = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as Error] : []));
     if (failed.length > 0) throw new Error(failed.map((e) => e.message).join('\n\n'));
-    expect(stats.applied + stats.refused).toBe(config.runs);
-    // the generator must exercise the engine, not only produce empty plans
-    expect(stats.steps).toBeGreaterThan(config.runs / 2);
+    if (config.path === undefined) {
+      // every pair ran (fast-check stops quietly at its time limit: that must not pass for 500)
+      expect(stats.applied + stats.refused).toBe(config.runs);
+      // the generator must exercise the engine, not only produce empty plans
+      expect(stats.steps).toBeGreaterThan(config.runs / 2);
+    }
   });
 });
 
@@ -93,9 +115,10 @@ describe('schema oracle: named cases (failures the generated oracle found)', () 
     const run = async (): Promise<void> => {
       const dbs = await openOracleDatabases('each');
       try {
+        // runPair throws an OracleFailure (stage, SQLSTATE, Postgres' message) on any failure
         const outcome = await runPair(c.pair, dbs);
+        if (c.expect === 'applied') expect(outcome.kind).toBe('applied');
         if (c.expect === 'refused') expect(outcome.kind).toBe('refused');
-        else expect(outcome).toMatchObject({ kind: 'applied' });
       } finally {
         await dbs.close();
       }

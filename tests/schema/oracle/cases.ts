@@ -5,7 +5,11 @@ export interface NamedCase {
   /** the issue class (issue 15) this case stands for */
   readonly cls: string;
   readonly pair: Pair;
-  readonly expect: 'applied' | 'refused-or-applied' | 'refused';
+  /**
+   * `applied`: the issue says the engine must carry it out; `refused`: it must refuse at plan
+   * time; `either`: applying correctly or refusing at plan time with a reason both pass.
+   */
+  readonly expect: 'applied' | 'either' | 'refused';
   /** why it is skipped (the engine on this branch fails it); undefined: it runs */
   readonly skip?: string;
 }

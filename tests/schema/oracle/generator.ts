@@ -913,7 +913,7 @@ function buildHandmade(v1: DeclarationModel, v2: DeclarationModel, recipes: read
         const uid = pickOf(pool, r.b);
         if (uid === undefined) continue;
         const sql = (where: { table: string; column: string }, id: string): string => {
-          if (r.kind === 'handView') return `CREATE VIEW "hand_view_${n}" AS SELECT ${quote(where.column)} FROM ${quote(where.table)}`;
+          if (r.kind === 'handView') return `CREATE VIEW "hand_view_${n}" AS SELECT ${quote(where.column)} AS "value" FROM ${quote(where.table)}`;
           if (r.kind === 'handIndex') return `CREATE INDEX "hand_ix_${n}" ON ${quote(where.table)} (${quote(where.column)})`;
           if (r.kind === 'handCheck') return `ALTER TABLE ${quote(where.table)} ADD CONSTRAINT "hand_chk_${n}" CHECK (num_nulls(${quote(where.column)}) < 2)`;
           if (r.kind === 'handCheckText') return `ALTER TABLE ${quote(where.table)} ADD CONSTRAINT "hand_chk_${n}" CHECK (length(${quote(where.column)}) < 100000)`;
