@@ -1,17 +1,125 @@
 import type { Pair } from './generator.ts';
 
+/**
+ * Named cases: every class of failure the generated oracle found on the engine, minimized by
+ * fast-check's shrinking (seed and path given; switches as in `found`), written down as the pair
+ * the oracle ran. `oracle.test.ts` runs each through the same harness, with `pg_dump` per pair.
+ *
+ * A case whose class the engine on this branch still fails is skipped with the reason (the
+ * `skip` text says what Postgres or the oracle said); its switch is off in `config.ts`. Set
+ * STK_ORACLE_SKIPPED=run to run the skipped cases too (they fail until the engine is fixed).
+ */
+
 export interface NamedCase {
   readonly title: string;
   /** the issue class (issue 15) this case stands for */
   readonly cls: string;
+  /** how the generator found it: switches, seed and path of the shrunk counterexample */
+  readonly found: string;
   readonly pair: Pair;
   /**
    * `applied`: the issue says the engine must carry it out; `refused`: it must refuse at plan
    * time; `either`: applying correctly or refusing at plan time with a reason both pass.
    */
   readonly expect: 'applied' | 'either' | 'refused';
-  /** why it is skipped (the engine on this branch fails it); undefined: it runs */
+  /** why it is skipped (what fails on the engine of this branch); undefined: it runs */
   readonly skip?: string;
 }
 
-export const NAMED_CASES: readonly NamedCase[] = [];
+const file = (tables: string): string => `version: 1\ntables:\n${tables.replace(/^\n/, '')}`;
+
+const pair = (p: Partial<Pair> & Pick<Pair, 'v1' | 'v2'>): Pair => ({ rows: [], handmade: [], handmadeAfter: [], ...p });
+
+export const NAMED_CASES: readonly NamedCase[] = [
+  {
+    title: 'two tables exchange the names of their indexes',
+    cls: '1: plan Postgres refuses — names exchanged between tables',
+    found: 'STK_ORACLE_SWITCHES=none,exchangeIndexNames STK_ORACLE_SEED=7 path 0:1:1:1:2:2:3:3:4:4:4:4:4:4:4:4:5:5:5:5:0:3:3:3:3:3',
+    expect: 'applied',
+    skip: 'apply fails: 42P07 relation "books_id_idx" already exists (the renames need a temporary name)',
+    pair: pair({
+      v1: file(`
+  authors:
+    id: { name: id, generate: ulid }
+    indexes: [{ columns: [id] }]
+  books:
+    id: { name: id, generate: ulid }
+    indexes: [{ columns: [id] }]
+`),
+      v2: file(`
+  authors:
+    id: { name: id, generate: ulid }
+    indexes: [{ columns: [id], name: books_id_idx }]
+  books:
+    id: { name: id, generate: ulid }
+    indexes: [{ columns: [id], name: authors_id_idx }]
+`),
+    }),
+  },
+  {
+    title: 'an id moves from ulid to auto_increment and the column that references it follows',
+    cls: '1: plan Postgres refuses — type change of a referenced and a referencing column',
+    found: 'STK_ORACLE_SWITCHES=none,typeUnderForeignKey,typeSafe,retypeId STK_ORACLE_SEED=7 path 0:0:0:0:1:1:1:1:1:1:1:1:2:1:1:1:1:1:1:1:1:2:2:2:2:2',
+    expect: 'applied',
+    skip: 'apply fails: 42804 foreign key constraint "authors_title_fkey" cannot be implemented (the key must be dropped and re-created around the type change)',
+    pair: pair({
+      v1: file(`
+  authors:
+    id: { name: id, generate: ulid }
+    columns:
+      title: { type: string, nullable: false, unique: true, references: { table: authors, column: id } }
+`),
+      v2: file(`
+  authors:
+    id: { name: id, generate: auto_increment }
+    columns:
+      title: { type: bigint, nullable: false, unique: true, references: { table: authors, column: id } }
+`),
+    }),
+  },
+  {
+    title: 'a referenced unique column becomes a unique index',
+    cls: '1: plan Postgres refuses — form of a unique key a foreign key depends on',
+    found: 'STK_ORACLE_SWITCHES=none,uniqueUnderForeignKey,uniqueForm,dropUnique STK_ORACLE_SEED=7 path 1:0:0:0:3:2:2:2:2:3:4:6:6:6:8:8:8:8:8:10:10:10:10:10:10:10:8',
+    expect: 'applied',
+    skip: 'apply fails: 2BP01 cannot drop constraint authors_pages_key on table authors because other objects depend on it',
+    pair: pair({
+      v1: file(`
+  authors:
+    id: { name: id, generate: ulid }
+    columns:
+      title: { type: string, nullable: false, references: { table: authors, column: pages } }
+      pages: { type: string, nullable: false, unique: true }
+      price: { type: string, nullable: false, unique: true }
+`),
+      v2: file(`
+  authors:
+    id: { name: id, generate: ulid }
+    columns:
+      title: { type: string, nullable: false, references: { table: authors, column: pages } }
+      pages: { type: string, nullable: false }
+      price: { type: string, nullable: false, unique: true }
+    indexes: [{ columns: [pages], unique: true }]
+`),
+    }),
+  },
+  {
+    title: 'an index a DBA added to a managed table survives an unchanged release',
+    cls: '2: objects nobody declared are destroyed — index',
+    found: 'STK_ORACLE_SWITCHES=none,handIndex STK_ORACLE_SEED=7 path 0:0:0:0:0:0:0:0:1:1:1',
+    expect: 'applied',
+    skip: 'the plan drops it: the migrated database lacks index hand_ix_1 that the fresh build plus the hand-made objects has',
+    pair: pair({
+      v1: file(`
+  authors:
+    id: { name: id, generate: ulid }
+`),
+      v2: file(`
+  authors:
+    id: { name: id, generate: ulid }
+`),
+      handmade: ['CREATE INDEX "hand_ix_1" ON "authors" ("id")'],
+      handmadeAfter: ['CREATE INDEX "hand_ix_1" ON "authors" ("id")'],
+    }),
+  },
+];
