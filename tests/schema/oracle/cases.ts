@@ -122,4 +122,65 @@ export const NAMED_CASES: readonly NamedCase[] = [
       handmadeAfter: ['CREATE INDEX "hand_ix_1" ON "authors" ("id")'],
     }),
   },
+  {
+    title: 'a column a DBA added to a managed table survives an unchanged release',
+    cls: '2: objects nobody declared are destroyed — column',
+    found: 'STK_ORACLE_SWITCHES=none,handColumn STK_ORACLE_SEED=7 path 0:0:0:0:0:0:0:0:1:1:1',
+    expect: 'applied',
+    skip: 'the plan drops it (deletes_data, applied under force): the migrated database lacks column authors.hand_col_1',
+    pair: pair({
+      v1: file(`
+  authors:
+    id: { name: id, generate: ulid }
+`),
+      v2: file(`
+  authors:
+    id: { name: id, generate: ulid }
+`),
+      handmade: ['ALTER TABLE "authors" ADD COLUMN "hand_col_1" text'],
+      handmadeAfter: ['ALTER TABLE "authors" ADD COLUMN "hand_col_1" text'],
+    }),
+  },
+  {
+    title: 'a unique constraint a DBA added to a managed table survives an unchanged release',
+    cls: '2: objects nobody declared are destroyed — unique constraint',
+    found: 'STK_ORACLE_SWITCHES=none,handUnique STK_ORACLE_SEED=7 path 0:0:0:0:1:0:1:1:1:1:1:1:1:1:1:1:2:2:2',
+    expect: 'applied',
+    skip: 'the plan drops it (classified safe): the migrated database lacks constraint hand_uq_1 UNIQUE (id, title)',
+    pair: pair({
+      v1: file(`
+  authors:
+    id: { name: id, generate: ulid }
+    columns:
+      title: { type: string, nullable: false, unique: true }
+`),
+      v2: file(`
+  authors:
+    id: { name: id, generate: ulid }
+    columns:
+      title: { type: string, nullable: false, unique: true }
+`),
+      handmade: ['ALTER TABLE "authors" ADD CONSTRAINT "hand_uq_1" UNIQUE ("id", "title")'],
+      handmadeAfter: ['ALTER TABLE "authors" ADD CONSTRAINT "hand_uq_1" UNIQUE ("id", "title")'],
+    }),
+  },
+  {
+    title: 'a text id with a CHECK a DBA wrote for text becomes auto_increment',
+    cls: '1/3: plan Postgres refuses — type change under a hand-made CHECK',
+    found: 'STK_ORACLE_SWITCHES=none,handCheckText,typeSafe,retypeId STK_ORACLE_SEED=7 path 5:0:0:0:0:0:1:1:1:1:1:2:2:2',
+    // the CHECK does not type-check on bigint: the engine must see it and refuse at plan time
+    expect: 'refused',
+    skip: 'apply fails: 42883 function length(bigint) does not exist (the engine does not read CHECK constraints)',
+    pair: pair({
+      v1: file(`
+  authors:
+    id: { name: id, generate: ulid }
+`),
+      v2: file(`
+  authors:
+    id: { name: id, generate: auto_increment }
+`),
+      handmade: ['ALTER TABLE "authors" ADD CONSTRAINT "hand_chk_1" CHECK (length("id") < 100000)'],
+    }),
+  },
 ];
