@@ -183,4 +183,106 @@ export const NAMED_CASES: readonly NamedCase[] = [
       handmade: ['ALTER TABLE "authors" ADD CONSTRAINT "hand_chk_1" CHECK (length("id") < 100000)'],
     }),
   },
+  {
+    title: 'a column a DBA reads through a view is dropped from the declaration',
+    cls: '1: plan Postgres refuses — dependent views',
+    found: 'STK_ORACLE_SWITCHES=none,handView,typeSafe,dropColumn STK_ORACLE_SEED=7 path 4:0:1:1:1:1:1:1:1:1:1:1:1:1:1:1:1:1:1:3:4:2:3',
+    // a view the engine does not manage depends on the column: a hazard to report, not a DROP … CASCADE
+    expect: 'refused',
+    skip: 'apply fails: 2BP01 cannot drop column title of table authors because other objects depend on it',
+    pair: pair({
+      v1: file(`
+  authors:
+    id: { name: id, generate: ulid }
+    columns:
+      title: { type: string, nullable: false, unique: true }
+`),
+      v2: file(`
+  authors:
+    id: { name: id, generate: ulid }
+`),
+      handmade: ['CREATE VIEW "hand_view_1" AS SELECT "title" AS "value" FROM "authors"'],
+    }),
+  },
+  {
+    title: 'an auto_increment id is renamed',
+    cls: 'new (names): a renamed identity column keeps the old sequence name',
+    found: 'STK_ORACLE_SWITCHES=none,renameIdentity STK_ORACLE_SEED=7 path 0:0:3:3:3:3:3:3:3:3:3:3',
+    expect: 'applied',
+    skip: 'pg_dump differs: the migrated database keeps sequence authors_id_seq, a fresh build has authors_pk_1_seq (re-plan and drift are clean; the old name stays taken)',
+    pair: pair({
+      v1: file(`
+  authors:
+    id: { name: id, generate: auto_increment }
+`),
+      v2: file(`
+  authors:
+    id: { name: pk_1, generate: auto_increment, previousNames: [id] }
+`),
+    }),
+  },
+  {
+    title: 'a timestamp column becomes an int',
+    cls: '4: plan-time truth — a cast Postgres cannot do',
+    found: 'STK_ORACLE_SWITCHES=none,typeUnsafe STK_ORACLE_SEED=7 path 0:0:0:0:1:0:5:2:2:2:2:2:2:2:2:2:2:2:3:2:2:2:2:3:3',
+    expect: 'either',
+    skip: 'apply fails: 42846 cannot cast type timestamp with time zone to integer (must be refused or given an explicit path at plan time)',
+    pair: pair({
+      v1: file(`
+  authors:
+    id: { name: id, generate: ulid }
+    columns:
+      title: { type: timestamp, nullable: false, unique: true }
+`),
+      v2: file(`
+  authors:
+    id: { name: id, generate: ulid }
+    columns:
+      title: { type: int, nullable: false, unique: true, default: -5 }
+`),
+    }),
+  },
+  {
+    title: 'a string column holding text that is not JSON becomes json',
+    cls: '4: plan-time truth — a cast the data does not allow',
+    found: 'STK_ORACLE_SWITCHES=none,typeUnsafe STK_ORACLE_SEED=7 (soak class "apply-v2 22P02 invalid input syntax for type json"), minimized by hand',
+    expect: 'either',
+    skip: 'apply fails: 22P02 invalid input syntax for type json',
+    pair: pair({
+      v1: file(`
+  authors:
+    id: { name: id, generate: ulid }
+    columns:
+      title: { type: string }
+`),
+      v2: file(`
+  authors:
+    id: { name: id, generate: ulid }
+    columns:
+      title: { type: json }
+`),
+      rows: [`INSERT INTO "authors" ("id", "title") VALUES ('100', 'v0')`],
+    }),
+  },
+  {
+    title: 'a NOT NULL column without a default is added to a table with rows',
+    cls: '4: plan-time truth — the operator assumes rows, the CLI probes',
+    found: 'STK_ORACLE_SWITCHES=none,addRequiredColumn STK_ORACLE_SEED=7 path 1:1:1:1:1:1:1:0:0:0:0:0:0:0:0:1:0',
+    // the rows cannot get a value: refused at plan time, with the reason, whatever the caller
+    expect: 'refused',
+    skip: 'apply fails under force: 23502 column "added_1" of relation "authors" contains null values',
+    pair: pair({
+      v1: file(`
+  authors:
+    id: { name: id, generate: ulid }
+`),
+      v2: file(`
+  authors:
+    id: { name: id, generate: ulid }
+    columns:
+      added_1: { type: string, nullable: false }
+`),
+      rows: [`INSERT INTO "authors" ("id") VALUES ('100')`],
+    }),
+  },
 ];
