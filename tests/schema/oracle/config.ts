@@ -35,6 +35,7 @@ export const OFF_BY_DEFAULT: ReadonlySet<Switch> = new Set<Switch>([
   'typeUnsafe',
   'addRequiredColumn',
   'rowConflicts',
+  'becomeIdentity',
   // table renames (class 5): table-level previousNames are not accepted yet
   'renameTable',
 ]);

@@ -57,8 +57,10 @@ export const EDIT_KINDS = [
   'changeReferenceActions',
   /** another text id policy (ulid → uuid_v7 …): no physical change */
   'changeIdPolicy',
-  /** text id ↔ auto_increment: the id's type changes */
+  /** an auto_increment id becomes a text id: the id's type changes */
   'retypeId',
+  /** a text id becomes auto_increment: its identity must continue after the ids the rows hold */
+  'becomeIdentity',
   /** a text id gets a new name (id.previousNames) */
   'renameId',
   /** an auto_increment id gets a new name: its identity sequence keeps the old one */
@@ -663,10 +665,11 @@ function applyEdit(ctx: EditContext, e: EditRecipe): boolean {
       t.id.generate = next;
       return true;
     }
-    case 'retypeId': {
-      if (!t) return false;
+    case 'retypeId':
+    case 'becomeIdentity': {
+      if (!t || (t.id.generate === 'auto_increment') !== (e.kind === 'retypeId')) return false;
       if (!enabled.has('typeUnderForeignKey') && referencedUids(draft).has(t.id.uid)) return false;
-      t.id.generate = t.id.generate === 'auto_increment' ? (pickOf(TEXT_POLICIES, e.b) as IdGenerate) : 'auto_increment';
+      t.id.generate = e.kind === 'retypeId' ? (pickOf(TEXT_POLICIES, e.b) as IdGenerate) : 'auto_increment';
       return true;
     }
     case 'renameId':

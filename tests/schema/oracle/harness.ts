@@ -355,6 +355,7 @@ export async function runPair(pair: Pair, dbs: OracleDatabases, label = 'pair'):
   );
 
   const findings: string[] = [];
+  findings.push(...(await identityBehindRows(migrated, v2)));
   if (replan.steps.length > 0) findings.push(`re-planning v2 is not empty:\n${planText(replan)}`);
   const drifted = drift.differences.filter((d) => !acceptableDrift(d));
   if (drifted.length > 0) findings.push(`drift against v2:\n${drifted.map((d) => `  ${d.kind}: ${d.message}`).join('\n')}`);
@@ -371,6 +372,27 @@ export async function runPair(pair: Pair, dbs: OracleDatabases, label = 'pair'):
     dbs.kept.set(schema, label);
   }
   return { kind: 'applied', steps: planned.steps.length, destructive: planned.steps.filter((s) => s.destructive).length };
+}
+
+/**
+ * (d) An identity column of v2 that holds rows hands out values above the largest one it holds
+ * (a column that becomes an identity must continue after the existing ids). Takes one value of
+ * each such sequence; sequence positions are data, not part of the schema dump.
+ */
+async function identityBehindRows(db: TestDatabase, declared: SchemaIR): Promise<string[]> {
+  const out: string[] = [];
+  for (const table of Object.values(declared.tables)) {
+    const identity = table.columns.find((c) => c.identity !== null);
+    if (!identity) continue;
+    const t = `"public"."${table.name}"`;
+    const [row] = (await db.sql.unsafe(
+      `SELECT (SELECT max("${identity.name}") FROM ${t})::text AS max, nextval(pg_get_serial_sequence('${t}', '${identity.name}'))::text AS next`,
+    )) as unknown as { max: string | null; next: string }[];
+    if (row?.max != null && BigInt(row.next) <= BigInt(row.max)) {
+      out.push(`identity ${table.name}.${identity.name} hands out ${row.next}, but the table already holds ids up to ${row.max}`);
+    }
+  }
+  return out;
 }
 
 /** A pair as text a person can read and paste into a named case. */
