@@ -303,4 +303,26 @@ export const NAMED_CASES: readonly NamedCase[] = [
       rows: [`INSERT INTO "authors" ("id") VALUES ('100')`],
     }),
   },
+  {
+    title: 'a column holding NULLs becomes NOT NULL',
+    cls: '4: plan-time truth — data the change cannot keep (NULLs)',
+    found: 'STK_ORACLE_SWITCHES=none,rowConflicts,setNotNull STK_ORACLE_SEED=7 path 1:1:1:2:2:2:2:3:3:3:3:3:0:0:1:0:1:1:1:1:2:2:2:2:2:2:2:2:2:3',
+    expect: 'refused',
+    skip: 'apply fails under force: 23502 column "title" of relation "authors" contains null values (probe and refuse at plan time)',
+    pair: pair({
+      v1: file(`
+  authors:
+    id: { name: id, generate: ulid }
+    columns:
+      title: { type: string, nullable: true, unique: true }
+`),
+      v2: file(`
+  authors:
+    id: { name: id, generate: ulid }
+    columns:
+      title: { type: string, nullable: false, unique: true }
+`),
+      rows: [`INSERT INTO "authors" ("id", "title") VALUES ('100', 'v0')`, `INSERT INTO "authors" ("id", "title") VALUES ('101', NULL)`],
+    }),
+  },
 ];
