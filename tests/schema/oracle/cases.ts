@@ -325,4 +325,26 @@ export const NAMED_CASES: readonly NamedCase[] = [
       rows: [`INSERT INTO "authors" ("id", "title") VALUES ('100', 'v0')`, `INSERT INTO "authors" ("id", "title") VALUES ('101', NULL)`],
     }),
   },
+  {
+    title: 'a column holding duplicates becomes unique',
+    cls: '4: plan-time truth — a unique key over duplicates',
+    found: 'STK_ORACLE_SWITCHES=none,rowConflicts,addUnique STK_ORACLE_SEED=7 path 1:1:1:2:2:2:2:2:3:3:3:3:0:0:3:2:2:2:3:3:3:2:2:4:4:4:4:4:6:6:6:6:6:6:7, minimized by hand',
+    expect: 'refused',
+    skip: 'apply fails under force: 23505 could not create unique index "authors_title_key" (probe and refuse at plan time)',
+    pair: pair({
+      v1: file(`
+  authors:
+    id: { name: id, generate: ulid }
+    columns:
+      title: { type: string }
+`),
+      v2: file(`
+  authors:
+    id: { name: id, generate: ulid }
+    columns:
+      title: { type: string, unique: true }
+`),
+      rows: [`INSERT INTO "authors" ("id", "title") VALUES ('100', 'v0')`, `INSERT INTO "authors" ("id", "title") VALUES ('101', 'v0')`],
+    }),
+  },
 ];
