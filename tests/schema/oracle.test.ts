@@ -75,8 +75,8 @@ async function runLane(lane: number, runs: number, stats: OracleStats): Promise<
 }
 
 describe('schema oracle: the generator', () => {
-  test('produces only declarations the engine accepts, with every switch on (table renames aside)', () => {
-    const switches = new Set(ALL_SWITCHES.filter((s) => s !== 'renameTable'));
+  test('produces only declarations the engine accepts, with every switch on (table renames and reserved names aside)', () => {
+    const switches = new Set(ALL_SWITCHES.filter((s) => s !== 'renameTable' && s !== 'addTableNamedLikeSequence'));
     const problems: string[] = [];
     for (const recipe of fc.sample(pairRecipe(switches), { numRuns: 100, seed: config.seed })) {
       const pair = buildPair(recipe, switches);

@@ -347,4 +347,68 @@ export const NAMED_CASES: readonly NamedCase[] = [
       rows: [`INSERT INTO "authors" ("id", "title") VALUES ('100', 'v0')`, `INSERT INTO "authors" ("id", "title") VALUES ('101', 'v0')`],
     }),
   },
+  {
+    title: 'a column holding values its new reference does not know gets a foreign key',
+    cls: '4: plan-time truth — a foreign key over values missing in the referenced table',
+    found: 'STK_ORACLE_SWITCHES=none,rowConflicts,addReference STK_ORACLE_SEED=7 path 19:1:3:2:3:2:3:3:2:2:2:2:2:2:2:2:4:3:3:3:3:3:2:2:2:3:2',
+    expect: 'either',
+    skip: 'apply fails under force: 23503 insert or update on table "authors" violates foreign key constraint "authors_title_fkey"',
+    pair: pair({
+      v1: file(`
+  authors:
+    id: { name: id, generate: ulid }
+    columns:
+      title: { type: string, nullable: false, unique: true }
+`),
+      v2: file(`
+  authors:
+    id: { name: id, generate: ulid }
+    columns:
+      title: { type: string, nullable: false, unique: true, references: { table: authors, column: id } }
+`),
+      rows: [`INSERT INTO "authors" ("id", "title") VALUES ('100', 'v0')`],
+    }),
+  },
+  {
+    title: 'a table is declared under the name of another table\'s identity sequence',
+    cls: '1: plan Postgres refuses — implicit names not reserved',
+    found: 'STK_ORACLE_SWITCHES=none,addTableNamedLikeSequence STK_ORACLE_SEED=7 path 0:0:3:3:3:3:3:3:3:3:3:3',
+    // validation must reserve authors_id_seq
+    expect: 'refused',
+    skip: 'apply fails: 42P07 relation "authors_id_seq" already exists',
+    pair: {
+      ...pair({
+        v1: file(`
+  authors:
+    id: { name: id, generate: auto_increment }
+`),
+        v2: file(`
+  authors:
+    id: { name: id, generate: auto_increment }
+  authors_id_seq:
+    id: { name: id, generate: ulid }
+`),
+      }),
+      refusableByValidation: true,
+    },
+  },
+  {
+    title: 'a table is renamed with table-level previousNames',
+    cls: '5: table renames',
+    found: 'STK_ORACLE_SWITCHES=none,renameTable STK_ORACLE_SEED=7 path 0:0:0:0:0:0:0:0:0:0:0:0:0',
+    expect: 'applied',
+    skip: 'v2 is not valid: tables.moved_1.previousNames: unknown key "previousNames" (table renames are not supported yet)',
+    pair: pair({
+      v1: file(`
+  authors:
+    id: { name: id, generate: ulid }
+`),
+      v2: file(`
+  moved_1:
+    previousNames: [authors]
+    id: { name: id, generate: ulid }
+`),
+      rows: [`INSERT INTO "authors" ("id") VALUES ('100')`],
+    }),
+  },
 ];

@@ -312,7 +312,13 @@ function refusalOf(p: SchemaPlan): string | undefined {
 /** Runs one pair (see module doc). */
 export async function runPair(pair: Pair, dbs: OracleDatabases, label = 'pair'): Promise<Outcome> {
   const v1 = declareText(pair.v1, 'declare-v1');
-  const v2 = declareText(pair.v2, 'declare-v2');
+  let v2: SchemaIR;
+  try {
+    v2 = declareText(pair.v2, 'declare-v2');
+  } catch (err) {
+    if (pair.refusableByValidation) return { kind: 'refused', reason: (err as Error).message };
+    throw err;
+  }
   const { migrated, fresh } = dbs;
 
   await timed('build v1', () => build(migrated, v1, 'apply-v1'));
