@@ -411,4 +411,26 @@ export const NAMED_CASES: readonly NamedCase[] = [
       rows: [`INSERT INTO "authors" ("id") VALUES ('100')`],
     }),
   },
+  {
+    title: 'a column a DBA reads through a view widens from int to bigint',
+    cls: '1: plan Postgres refuses — type change under a view (0A000)',
+    found: 'STK_ORACLE_SWITCHES=none,handView,typeSafe STK_ORACLE_SEED=7 path 0:0:0:0:1:1:1:1:1:1:1:1:1:1:4:2:2:3:3:3:3:3:3:3:3:3:3:5:5:5:6:6:8:0:2:2:2:2:2 (second view left out)',
+    expect: 'refused',
+    skip: 'apply fails: 0A000 cannot alter type of a column used by a view or rule (the engine reports it as an internal error)',
+    pair: pair({
+      v1: file(`
+  authors:
+    id: { name: id, generate: ulid }
+    columns:
+      title: { type: int, nullable: false, unique: true }
+`),
+      v2: file(`
+  authors:
+    id: { name: id, generate: ulid }
+    columns:
+      title: { type: bigint, nullable: false, unique: true }
+`),
+      handmade: ['CREATE VIEW "hand_view_1" AS SELECT "title" AS "value" FROM "authors"'],
+    }),
+  },
 ];
