@@ -350,7 +350,7 @@ function keysOf(t: MTable): number[] {
   return uidsOf(t).filter((uid) => isReferenceable(t as unknown as TableModel, uid));
 }
 
-function setReference(draft: Draft, col: MColumn, owner: MTable, r: NonNullable<ColumnRecipe['ref']>): void {
+function setReference(draft: Draft, col: MColumn, r: NonNullable<ColumnRecipe['ref']>): void {
   const target = draft.tables[r.table % draft.tables.length] as MTable;
   const keys = keysOf(target).filter((uid) => uid !== col.uid);
   if (keys.length === 0) return;
@@ -360,7 +360,6 @@ function setReference(draft: Draft, col: MColumn, owner: MTable, r: NonNullable<
   if (!col.nullable && onDelete === 'set_null') onDelete = 'no_action';
   if (!col.nullable && onUpdate === 'set_null') onUpdate = 'no_action';
   col.references = { tableUid: target.uid, columnUid: key, onDelete, onUpdate };
-  void owner;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -699,7 +698,7 @@ function applyEdit(ctx: EditContext, e: EditRecipe): boolean {
       draft.tables.push(table);
       const refRecipe = recipe.columns[1]?.ref;
       const refCol = table.columns[1];
-      if (refRecipe && refCol) setReference(draft, refCol, table, refRecipe);
+      if (refRecipe && refCol) setReference(draft, refCol, refRecipe);
       return true;
     }
     case 'addTableNamedLikeSequence': {
@@ -950,7 +949,7 @@ export function buildPair(recipe: PairRecipe, enabled: ReadonlySet<Switch>): Gen
     const table = draft.tables[ti] as MTable;
     r.columns.forEach((c, ci) => {
       const col = table.columns[ci];
-      if (c.ref && col) setReference(draft, col, table, c.ref);
+      if (c.ref && col) setReference(draft, col, c.ref);
     });
   });
   repair(draft, 1);
