@@ -389,7 +389,7 @@ export const NAMED_CASES: readonly NamedCase[] = [
     id: { name: id, generate: ulid }
 `),
       }),
-      refusableByValidation: true,
+      reservedNames: ['authors_id_seq'],
     },
   },
   {

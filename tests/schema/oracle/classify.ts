@@ -21,7 +21,16 @@ export function failureClass(err: unknown): string {
   if (err.detail.includes('drift against v2')) parts.push('drift');
   if (err.detail.includes('differs from a fresh build')) parts.push(err.detail.includes('catalog snapshot') ? 'snapshot' : 'dump');
   if (err.detail.startsWith('pg_dump (batched)')) parts.push('dump (batched pg_dump)');
-  return `oracle ${parts.join('+')}`;
+  // what differs, in kinds: "fresh only: hand-made index", "migrated only: sequence" …
+  const kinds = new Set<string>();
+  for (const line of err.detail.split('\n')) {
+    const m = /^\s+(migrated only|fresh only):\s+(\S+)(.*)$/.exec(line);
+    if (!m) continue;
+    const rest = m[3] ?? '';
+    const what = /^(column|constraint|index|sequence|relation)$/.test(m[2] ?? '') ? (m[2] as string) : 'line';
+    kinds.add(`${m[1]}: ${/hand_/.test(rest) || /hand_/.test(m[2] ?? '') ? 'hand-made ' : ''}${what}`);
+  }
+  return `oracle ${parts.join('+')}${kinds.size > 0 ? ` [${[...kinds].sort().join(', ')}]` : ''}`;
 }
 
 /** Counts of outcomes and failure classes of a batch of pairs. */

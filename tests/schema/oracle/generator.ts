@@ -158,8 +158,8 @@ export interface Pair {
   readonly handmade: readonly string[];
   /** the same hand-made objects as they read after v2 (renames followed), for the fresh build; those that no longer make sense are left out */
   readonly handmadeAfter: readonly string[];
-  /** v2 may rightly fail validation (a name the engine reserves): then that is the refusal */
-  readonly refusableByValidation?: boolean;
+  /** table names of v2 the engine may rightly reserve (an identity sequence's name): a validation error naming one is a refusal */
+  readonly reservedNames?: readonly string[];
 }
 
 export interface GeneratedPair extends Pair {
@@ -967,13 +967,14 @@ export function buildPair(recipe: PairRecipe, enabled: ReadonlySet<Switch>): Gen
   repair(next, 2);
   const model2 = freeze(next);
   const hand = buildHandmade(model1, model2, recipe.handmade, counters);
+  const reserved = model2.tables.filter((t) => t.name.endsWith('_seq')).map((t) => t.name);
   return {
     v1: renderYaml(model1),
     v2: renderYaml(model2),
     rows: buildRows(model1, model2, recipe.rows, enabled),
     handmade: hand.before,
     handmadeAfter: hand.after,
-    ...(applied.includes('addTableNamedLikeSequence') ? { refusableByValidation: true } : {}),
+    ...(reserved.length > 0 ? { reservedNames: reserved } : {}),
     model1,
     model2,
     applied,

@@ -316,7 +316,8 @@ export async function runPair(pair: Pair, dbs: OracleDatabases, label = 'pair'):
   try {
     v2 = declareText(pair.v2, 'declare-v2');
   } catch (err) {
-    if (pair.refusableByValidation) return { kind: 'refused', reason: (err as Error).message };
+    const message = (err as Error).message;
+    if (pair.reservedNames?.some((n) => message.includes(`"${n}"`))) return { kind: 'refused', reason: message };
     throw err;
   }
   const { migrated, fresh } = dbs;
