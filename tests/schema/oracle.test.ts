@@ -23,7 +23,7 @@ import { describePair, DUMP_BATCH, openOracleDatabases, runPair, type DumpMismat
 const config = oracleConfig();
 /** Independent runs side by side (seeds seed, seed+1 …): Postgres work overlaps on two cores. */
 const lanes = config.path === undefined ? Math.max(1, Number(process.env.STK_ORACLE_LANES ?? 2)) : 1;
-const TIME_LIMIT_MS = 12 * 60_000;
+const TIME_LIMIT_MS = 8 * 60_000;
 
 async function runLane(lane: number, runs: number, stats: OracleStats): Promise<void> {
   const seed = config.seed + lane;
