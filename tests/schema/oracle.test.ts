@@ -30,20 +30,24 @@ async function runLane(lane: number, runs: number, stats: OracleStats): Promise<
   const dbs = await openOracleDatabases('batch');
   const mismatches: DumpMismatch[] = [];
   let index = 0;
+  // once a run failed, fast-check shrinks: those runs are not counted
+  let shrinking = false;
   try {
     const property = fc.asyncProperty(pairRecipe(config.switches), async (recipe) => {
       const pair = buildPair(recipe, config.switches);
       // while fast-check is still generating (not shrinking), run i has path "i"
       const label = `run ${index} of lane ${lane}: STK_ORACLE_SEED=${seed} STK_ORACLE_PATH=${index} STK_ORACLE_LANES=1`;
       index++;
-      stats.recordEdits(pair.applied);
+      if (!shrinking) stats.recordEdits(pair.applied);
       let outcome;
       try {
         outcome = await runPair(pair, dbs, `${label}\n${describePair(pair)}`);
       } catch (err) {
-        stats.recordFailure(err, label);
+        if (!shrinking) stats.recordFailure(err, label);
+        shrinking = true;
         throw new Error(`${(err as Error).message}\n\n${describePair(pair)}`, { cause: err });
       }
+      if (shrinking) return;
       if (outcome.kind === 'refused') stats.refused++;
       else {
         stats.applied++;
@@ -58,6 +62,8 @@ async function runLane(lane: number, runs: number, stats: OracleStats): Promise<
         numRuns: runs,
         ...(config.path === undefined ? {} : { path: config.path }),
         interruptAfterTimeLimit: TIME_LIMIT_MS,
+        // the shrunk pair (YAML, rows, hand-made SQL) and what Postgres said
+        includeErrorInReport: true,
       });
     } catch (err) {
       throw new Error(`schema oracle, lane ${lane} (seed ${seed}, switches: ${switchesText(config.switches)}); replay with STK_ORACLE_SEED=${seed} STK_ORACLE_LANES=1 and the path printed below\n${(err as Error).message}`);
