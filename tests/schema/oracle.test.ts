@@ -11,7 +11,8 @@ import { describePair, DUMP_BATCH, openOracleDatabases, runPair, type DumpMismat
  * The generated oracle of the schema engine (issue 15; tests/schema/oracle/README.md): random valid
  * declarations v1 and random edits v2, rows and hand-made objects, through the engine's public API;
  * after a forced apply of v2 the migrated database dumps like a fresh build of v2 (plus the same
- * hand-made objects), re-plans empty and shows no drift. A plan refused at plan time with a reason
+ * hand-made objects), re-plans empty, shows no drift, keeps its rows and values, and its identities
+ * continue after the existing ids. A plan refused at plan time with a reason
  * is a legal outcome. Seeded: a failure prints the seed and path to replay it
  * (STK_ORACLE_SEED, STK_ORACLE_PATH, STK_ORACLE_LANES=1) and the shrunk pair as YAML and SQL.
  *

@@ -409,6 +409,8 @@ export const NAMED_CASES: readonly NamedCase[] = [
     id: { name: id, generate: ulid }
 `),
       rows: [`INSERT INTO "authors" ("id") VALUES ('100')`],
+      // the row must survive the rename (not a drop and a create)
+      kept: [{ before: 'authors', after: 'moved_1', id: ['id', 'id'], columns: [['id', 'id']] }],
     }),
   },
   {

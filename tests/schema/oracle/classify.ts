@@ -18,6 +18,7 @@ export function failureClass(err: unknown): string {
   const parts: string[] = [];
   if (err.detail.includes('re-planning v2 is not empty')) parts.push('replan');
   if (err.detail.includes('hands out')) parts.push('identity');
+  if (err.detail.includes('data lost')) parts.push('data');
   if (err.detail.includes('drift against v2')) parts.push('drift');
   if (err.detail.includes('differs from a fresh build')) parts.push(err.detail.includes('catalog snapshot') ? 'snapshot' : 'dump');
   if (err.detail.startsWith('pg_dump (batched)')) parts.push('dump (batched pg_dump)');

@@ -160,6 +160,33 @@ export interface Pair {
   readonly handmadeAfter: readonly string[];
   /** table names of v2 the engine may rightly reserve (an identity sequence's name): a validation error naming one is a refusal */
   readonly reservedNames?: readonly string[];
+  /** data v2 keeps: tables that stay (perhaps renamed) and their columns whose type stays, as [v1 name, v2 name] */
+  readonly kept?: readonly KeptTable[];
+}
+
+export interface KeptTable {
+  readonly before: string;
+  readonly after: string;
+  /** the id column [v1 name, v2 name]: rows are compared in id order (as text, whatever its type) */
+  readonly id: readonly [string, string];
+  readonly columns: readonly (readonly [string, string])[];
+}
+
+/** Tables and columns of v1 that v2 keeps with the same physical type: their rows and values must survive. */
+function keptData(v1: DeclarationModel, v2: DeclarationModel): KeptTable[] {
+  const out: KeptTable[] = [];
+  for (const t1 of v1.tables) {
+    const t2 = tableByUid(v2, t1.uid);
+    if (!t2) continue;
+    const columns: [string, string][] = [];
+    for (const uid of [t1.id.uid, ...t1.columns.map((c) => c.uid)]) {
+      const a = columnByUid(t1, uid);
+      const b = columnByUid(t2, uid);
+      if (a && b && physicalType(a.type) === physicalType(b.type)) columns.push([a.name, b.name]);
+    }
+    out.push({ before: t1.name, after: t2.name, id: [t1.id.name, t2.id.name], columns });
+  }
+  return out;
 }
 
 export interface GeneratedPair extends Pair {
@@ -975,6 +1002,7 @@ export function buildPair(recipe: PairRecipe, enabled: ReadonlySet<Switch>): Gen
     handmade: hand.before,
     handmadeAfter: hand.after,
     ...(reserved.length > 0 ? { reservedNames: reserved } : {}),
+    kept: keptData(model1, model2),
     model1,
     model2,
     applied,

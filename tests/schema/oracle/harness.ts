@@ -13,7 +13,7 @@ import {
 } from '../../../core/schema/index.ts';
 import { createTestDatabase, type TestDatabase } from '../../support/postgres.ts';
 import { dumpSchema } from '../helpers.ts';
-import type { Pair } from './generator.ts';
+import type { KeptTable, Pair } from './generator.ts';
 
 /**
  * Runs one pair through the engine's public API, the way the operator does (plan against the
@@ -327,6 +327,7 @@ export async function runPair(pair: Pair, dbs: OracleDatabases, label = 'pair'):
     await runAll(migrated, pair.rows, 'rows');
     await runAll(migrated, pair.handmade, 'handmade');
   });
+  const dataBefore = await timed('data fingerprints', () => fingerprints(migrated, pair.kept ?? [], 'before'));
 
   let planned: SchemaPlan;
   try {
@@ -363,6 +364,10 @@ export async function runPair(pair: Pair, dbs: OracleDatabases, label = 'pair'):
 
   const findings: string[] = [];
   findings.push(...(await identityBehindRows(migrated, v2)));
+  const dataAfter = await timed('data fingerprints', () => fingerprints(migrated, pair.kept ?? [], 'after'));
+  for (const [key, value] of dataBefore) {
+    if (dataAfter.get(key) !== value) findings.push(`data lost: ${key} held ${value} before the apply, ${dataAfter.get(key) ?? 'nothing'} after`);
+  }
   if (replan.steps.length > 0) findings.push(`re-planning v2 is not empty:\n${planText(replan)}`);
   const drifted = drift.differences.filter((d) => !acceptableDrift(d));
   if (drifted.length > 0) findings.push(`drift against v2:\n${drifted.map((d) => `  ${d.kind}: ${d.message}`).join('\n')}`);
@@ -398,6 +403,24 @@ async function identityBehindRows(db: TestDatabase, declared: SchemaIR): Promise
     if (row?.max != null && BigInt(row.next) <= BigInt(row.max)) {
       out.push(`identity ${table.name}.${identity.name} hands out ${row.next}, but the table already holds ids up to ${row.max}`);
     }
+  }
+  return out;
+}
+
+/**
+ * (e) Data kept: for every table v2 keeps (perhaps renamed), its row count and, per column whose
+ * type stays (perhaps renamed), a digest of its values in id order. One query per table.
+ */
+async function fingerprints(db: TestDatabase, kept: readonly KeptTable[], when: 'before' | 'after'): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const k of kept) {
+    const table = when === 'before' ? k.before : k.after;
+    const name = (pair: readonly [string, string]): string => (when === 'before' ? pair[0] : pair[1]);
+    const order = ` ORDER BY "${name(k.id)}"::text`;
+    const digests = k.columns.map((c, i) => `md5(coalesce(string_agg(coalesce("${name(c)}"::text, '<null>'), ',' ${order}), '')) AS "c${i}"`);
+    const [row] = (await db.sql.unsafe(`SELECT count(*)::int AS n${digests.length > 0 ? `, ${digests.join(', ')}` : ''} FROM "public"."${table}"`)) as unknown as Record<string, string | number>[];
+    out.set(`${k.after}: rows`, String(row?.n));
+    k.columns.forEach((c, i) => out.set(`${k.after}.${c[1]}: values`, String(row?.[`c${i}`])));
   }
   return out;
 }
