@@ -100,7 +100,7 @@ describe('schema oracle: the generator', () => {
 });
 
 describe('schema oracle: generated pairs v1 → v2', () => {
-  test(`${config.runs} generated pairs apply, re-plan empty, show no drift and dump like a fresh build`, { timeout: TIME_LIMIT_MS + 120_000 }, async () => {
+  test(`${config.runs} generated pairs apply, re-plan empty, show no drift, keep their data and dump like a fresh build`, { timeout: TIME_LIMIT_MS + 120_000 }, async () => {
     const stats = new OracleStats();
     const per = Math.ceil(config.runs / lanes);
     const results = await Promise.allSettled(Array.from({ length: lanes }, (_, lane) => runLane(lane, Math.min(per, config.runs - lane * per), stats)));
