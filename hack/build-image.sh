@@ -100,7 +100,7 @@ build_bases() {
     --change 'ENV NODE_VERSION='"${NODE_VERSION}"
     --change 'CMD ["node"]'
   )
-  tar -C "${rootfs}" -c . | nice -n 15 podman import "${env_changes[@]}" - "${build_tag}" >/dev/null
+  tar -C "${rootfs}" -c . | nice -n 15 podman import --quiet "${env_changes[@]}" - "${build_tag}" >/dev/null
   log "build base ${build_tag}: $(human "$(image_size "${build_tag}")")"
 
   # Runtime base: only what `node` needs to run. No shell, no package manager, no npm.
@@ -122,7 +122,7 @@ build_bases() {
   cp "${rootfs}/etc/nsswitch.conf" "${rt}/etc/nsswitch.conf"
   install -d -o 1000 -g 1000 "${rt}/home/node"
   install -m 0644 /etc/ssl/certs/ca-certificates.crt "${rt}/etc/ssl/certs/ca-certificates.crt"
-  tar -C "${rt}" -c . | nice -n 15 podman import "${env_changes[@]}" - "${runtime_tag}" >/dev/null
+  tar -C "${rt}" -c . | nice -n 15 podman import --quiet "${env_changes[@]}" - "${runtime_tag}" >/dev/null
   podman run --rm --network=none --read-only --user 1000:1000 "${runtime_tag}" node -e 'process.exit(0)' ||
     die "the runtime base ${runtime_tag} cannot run node"
   log "runtime base ${runtime_tag}: $(human "$(image_size "${runtime_tag}")") (Node $((SECONDS - start))s)"
@@ -170,6 +170,12 @@ check_image() {
 main() {
   ensure_packages
   setup_podman_env
+  # One build at a time (test runs may call this at once); the others wait, then find it cached.
+  exec 9>"${SANTOKIT_CACHE_ROOT}/image/.lock"
+  if ! flock -n 9; then
+    log "another image build is running; waiting for it"
+    flock 9
+  fi
   local key build_base runtime_base
   key=$(base_key)
   build_base="localhost/santokit-node:${NODE_MAJOR}-${SUITE}-${key}"
