@@ -28,7 +28,7 @@
 #
 # After `up`, <state>/env exports KUBECONFIG (admin), SANTOKIT_KUBECTL, SANTOKIT_NODE_IP,
 # SANTOKIT_NODE_IMAGE, SANTOKIT_NODE_PG_ADMIN_URL (Postgres on the bridge address, reachable
-# from the host and from pods) and SANTOKIT_NODE_STATE_DIR.
+# from the host and from pods), SANTOKIT_NODE_CONTAINERD_SOCK and SANTOKIT_NODE_STATE_DIR.
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -246,6 +246,7 @@ write_env() {
     printf 'export SANTOKIT_NODE_APISERVER_URL=%s\n' "https://${NODE_IP}:${APISERVER_PORT}"
     printf 'export SANTOKIT_NODE_PG_ADMIN_URL=%s\n' "$(sh_quote "postgres://postgres:$(cat "${PG_PASSWORD_FILE}")@${NODE_IP}:${PG_PORT}/postgres")"
     printf 'export SANTOKIT_NODE_STATE_DIR=%s\n' "$(sh_quote "${STATE}")"
+    printf 'export SANTOKIT_NODE_CONTAINERD_SOCK=%s\n' "$(sh_quote "${CONTAINERD_SOCK}")"
   } >"${ENV_FILE}.tmp"
   chmod 600 "${ENV_FILE}.tmp"
   mv "${ENV_FILE}.tmp" "${ENV_FILE}"

@@ -32,6 +32,8 @@ export interface NodeCluster {
   readonly image: string;
   readonly nodeIp: string;
   readonly nodeName: string;
+  /** containerd's socket (ctr --address) */
+  readonly containerdSock: string;
   /** the stage timings `up` printed ("etcd ready (1s)" …) */
   readonly timings: string[];
 }
@@ -50,7 +52,7 @@ export async function nodeUp(): Promise<NodeCluster> {
   process.env.SANTOKIT_KUBECTL = env.SANTOKIT_KUBECTL;
   process.env.SANTOKIT_PG_ADMIN_URL = env.SANTOKIT_NODE_PG_ADMIN_URL;
   const timings = res.stderr.split('\n').filter((l) => /\(\d+s\)|up in \d+s|built in|cached|: \d+(\.\d+)?[kMG]B/.test(l));
-  return { image: env.SANTOKIT_NODE_IMAGE!, nodeIp: env.SANTOKIT_NODE_IP!, nodeName: env.SANTOKIT_NODE_NAME!, timings };
+  return { image: env.SANTOKIT_NODE_IMAGE!, nodeIp: env.SANTOKIT_NODE_IP!, nodeName: env.SANTOKIT_NODE_NAME!, containerdSock: env.SANTOKIT_NODE_CONTAINERD_SOCK!, timings };
 }
 
 /** `kubectl ... -o json`, parsed; fails the test on a non-zero exit. */
@@ -68,7 +70,7 @@ export interface PodJson {
     podIP?: string;
     startTime?: string;
     conditions?: Array<{ type: string; status: string; lastTransitionTime: string }>;
-    containerStatuses?: Array<{ name: string; ready: boolean; restartCount: number; state: { running?: { startedAt: string } } }>;
+    containerStatuses?: Array<{ name: string; containerID?: string; ready: boolean; restartCount: number; state: { running?: { startedAt: string } } }>;
   };
 }
 
@@ -109,3 +111,13 @@ export async function callAt(baseUrl: string, apiKey: string | undefined, callPa
 
 /** Milliseconds between two RFC 3339 times. */
 export const msBetween = (from: string | undefined, to: string | undefined): number | undefined => (from && to ? Date.parse(to) - Date.parse(from) : undefined);
+
+/** The host pid of a container's main process (containerd's task list). */
+export async function hostPidOf(containerdSock: string, containerID: string): Promise<number> {
+  const id = containerID.replace(/^containerd:\/\//, '');
+  const res = await runCommand('ctr', ['--address', containerdSock, '--namespace', 'k8s.io', 'tasks', 'ls']);
+  expectExit(res);
+  const line = res.stdout.split('\n').find((l) => l.startsWith(`${id} `));
+  if (!line) throw new Error(`container ${id} has no task in containerd:\n${res.stdout}`);
+  return Number(line.trim().split(/\s+/)[1]);
+}
