@@ -60,7 +60,10 @@ readonly KUBELET_DIR="${STATE}/kubelet"
 # containerd's state, sockets and network namespaces live on /run (tmpfs), as usual.
 readonly RUN_ROOT=/run/santokit-node
 readonly CONTAINERD_SOCK="${RUN_ROOT}/containerd.sock"
-readonly CONTAINERD_ROOT="${STATE}/containerd/root" CONTAINERD_STATE="${RUN_ROOT}/containerd"
+# containerd's content and snapshots are a cache (~/.cache/santokit/node/containerd): an image
+# imported once is not imported again by the next `up`. One node per machine uses it at a time.
+readonly CONTAINERD_ROOT="${SANTOKIT_CACHE_DIR:-${HOME:?set HOME or SANTOKIT_CACHE_DIR}/.cache/santokit}/node/containerd"
+readonly CONTAINERD_STATE="${RUN_ROOT}/containerd"
 readonly CNI_CONF_DIR="${STATE}/cni/net.d" CNI_DATA_DIR="${STATE}/cni/ipam"
 readonly PG_DIR="${STATE}/postgres"
 readonly PG_DATA="${PG_DIR}/data" PG_SOCKET_DIR="${PG_DIR}/run" PG_PASSWORD_FILE="${STATE}/postgres-password"
@@ -485,18 +488,19 @@ containerd_ready() { ctr --address "${CONTAINERD_SOCK}" version >/dev/null 2>&1;
 import_image() {
   local image=$1 id
   id=$(podman image inspect --format '{{.Digest}}' "${image}" 2>/dev/null) || die "image ${image} not found in the image store; run hack/build-image.sh"
-  if [[ -s "${STATE}/imported/${image//\//_}" && $(<"${STATE}/imported/${image//\//_}") == "${id}" ]] &&
+  local marker="${CONTAINERD_ROOT}/santokit-imported/${image//\//_}"
+  if [[ -s ${marker} && $(<"${marker}") == "${id}" ]] &&
     ctr_k8s images ls -q | grep -qx "${image}"; then
     return 0
   fi
   log "importing ${image} into containerd"
-  mkdir -p "${STATE}/imported"
+  mkdir -p "${marker%/*}"
   local archive="${STATE}/import.tar"
   rm -f "${archive}"
   podman save --quiet --format docker-archive -o "${archive}" "${image}"
   nice -n 10 ctr --address "${CONTAINERD_SOCK}" --namespace k8s.io images import "${archive}" >/dev/null || die "ctr images import ${image} failed"
   rm -f "${archive}"
-  printf '%s\n' "${id}" >"${STATE}/imported/${image//\//_}"
+  printf '%s\n' "${id}" >"${marker}"
 }
 
 start_kubelet() {
@@ -724,7 +728,7 @@ cmd_down() {
     kill -KILL "${pid}" 2>/dev/null || true
   done
 
-  unmount_under "${STATE}/" "${RUN_ROOT}" /var/lib/kubelet /run/netns /var/run/netns "${CONTAINERD_STATE}"
+  unmount_under "${STATE}/" "${RUN_ROOT}" "${CONTAINERD_ROOT}/" /var/lib/kubelet /run/netns /var/run/netns "${CONTAINERD_STATE}"
   if ip link show "${BRIDGE}" >/dev/null 2>&1; then ip link delete "${BRIDGE}"; fi
   # Pod veths die with their network namespaces; any left on the bridge go with it.
 

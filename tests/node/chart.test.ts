@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chartDir, createNamespace, helm, helmBinary } from '../chart/helm.ts';
+import { chartDir as defaultChartDir, createNamespace, helm, helmBinary } from '../chart/helm.ts';
 import { schemaV1 } from '../support/fixtures.ts';
 import { eventually, expectExit, kubectl, runCommand, stk, uniqueName } from '../support/cluster.ts';
 import { createDataplaneProject, type DataplaneProject } from '../dataplane/support.ts';
@@ -16,6 +16,8 @@ import { callAt, hostPidOf, isReady, kubectlJson, msBetween, node, nodeUp, podsO
  * Run alone: npx vitest run --config tests/node/vitest.config.ts   (root; see docs/operations.md)
  */
 
+// SANTOKIT_NODE_CHART_DIR: try a changed copy of the chart on the node (default charts/santokit).
+const chartDir = process.env.SANTOKIT_NODE_CHART_DIR ?? defaultChartDir;
 const release = 'stk';
 const namespace = 'santokit-system';
 const operatorSelector = `app.kubernetes.io/instance=${release},app.kubernetes.io/component=operator`;
@@ -245,7 +247,8 @@ describe('the chart on a real node', () => {
             const r = await callAt(url, apiKey, 'db/users/select', {});
             if (r.status !== 200) failures.push(`${r.status} ${JSON.stringify(r.body).slice(0, 200)}`);
           } catch (err) {
-            failures.push(String(err));
+            const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+            failures.push(`${String(err)}${cause ? ` (${cause.code ?? cause.message})` : ''}`);
           }
           await new Promise((r) => setTimeout(r, 50));
         }
