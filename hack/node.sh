@@ -737,7 +737,7 @@ cmd_down() {
     local t
     while IFS= read -r t; do
       [[ -n ${t} ]] || continue
-      grep -qxF "${t}" "${HOST_DIR}/nftables" || nft delete "${t#table }" 2>/dev/null || nft "delete ${t}" || log "could not delete nftables ${t}"
+      grep -qxF "${t}" "${HOST_DIR}/nftables" || nft "delete ${t}" || log "could not delete nftables ${t}"
     done < <(nft list tables 2>/dev/null)
   fi
   # kubelet's cgroups (cgroupfs driver), deepest first.
