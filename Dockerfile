@@ -34,12 +34,11 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: the only install scripts among production dependencies build optional native
 # speed-ups for ssh2 (it falls back to pure JavaScript); the runtime image has no compiler.
-# Then drop what only development reads: type declarations, source maps, TypeScript sources,
-# docs and changelogs.
+# Then drop what only development reads: TypeScript sources and declarations (Node never loads
+# .ts files from node_modules), source maps, Markdown docs and changelogs.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
- && find node_modules -type f \( -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' \
-      -o -name '*.map' -o -name '*.ts' -o -name '*.tsx' -o -iname 'README*' -o -iname 'CHANGELOG*' \
-      -o -iname 'HISTORY*' -o -name '*.markdown' \) -delete \
+ && find node_modules -type f \( -name '*.ts' -o -name '*.mts' -o -name '*.cts' -o -name '*.tsx' \
+      -o -name '*.map' -o -iname '*.md' -o -iname '*.markdown' \) -delete \
  && npm cache clean --force
 
 # --- runtime: production dependencies, the compiled code, CRDs and schemas ---------------------
