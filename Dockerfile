@@ -2,8 +2,13 @@
 # The Santokit image: one image, two entry points.
 #   santokit-operator           the controller manager (the ENTRYPOINT)
 #   santokit-operator bridge    the data plane (pass `bridge` as the first argument)
-# charts/santokit runs both from it. Node comes from the node:24 base image; the `node`
-# devDependency that pins Node for development is not installed in the runtime stage.
+# charts/santokit runs both from it. Node comes from the node:24 base images; the `node`
+# devDependency that pins Node for development is not installed in any stage.
+#
+# The runtime stage runs nothing at build time (no RUN): it only copies the production
+# dependencies and the compiled code onto the runtime base, so that base needs no shell and no
+# npm (hack/build-image.sh builds it with `node` and the C libraries only). It runs as
+# 1000:1000 with a read-only root file system.
 
 ARG NODE_IMAGE=node:24-bookworm
 ARG NODE_RUNTIME_IMAGE=node:24-bookworm-slim
@@ -19,16 +24,29 @@ COPY operator ./operator
 COPY cli ./cli
 # JSON Schemas are imported by the code (and emitted into dist/schema).
 COPY schema ./schema
-RUN npm run build
+# Declarations and source maps are for development only.
+RUN npm run build \
+ && find dist \( -name '*.d.ts' -o -name '*.d.ts.map' -o -name '*.js.map' \) -delete
+
+# --- deps: production dependencies only ---------------------------------------------------------
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+# --ignore-scripts: the only install scripts among production dependencies build optional native
+# speed-ups for ssh2 (it falls back to pure JavaScript); the runtime image has no compiler.
+# Then drop what only development reads: TypeScript sources and declarations (Node never loads
+# .ts files from node_modules), source maps, Markdown docs and changelogs.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+ && find node_modules -type f \( -name '*.ts' -o -name '*.mts' -o -name '*.cts' -o -name '*.tsx' \
+      -o -name '*.map' -o -iname '*.md' -o -iname '*.markdown' \) -delete \
+ && npm cache clean --force
 
 # --- runtime: production dependencies, the compiled code, CRDs and schemas ---------------------
 FROM ${NODE_RUNTIME_IMAGE} AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
-# --ignore-scripts: the only install scripts among production dependencies build optional native
-# speed-ups for ssh2 (it falls back to pure JavaScript); the runtime image has no compiler.
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY crds ./crds
 COPY schema ./schema

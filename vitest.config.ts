@@ -21,7 +21,7 @@ export default defineConfig({
       {
         extends: true,
         // One local control plane and one Postgres serve the whole run (tests/support/global-setup.ts).
-        test: { name: 'integration', include: ['tests/**/*.test.ts'], exclude: ['tests/infra/**'], globalSetup: ['tests/support/global-setup.ts'] },
+        test: { name: 'integration', include: ['tests/**/*.test.ts'], exclude: ['tests/infra/**', 'tests/node/**'], globalSetup: ['tests/support/global-setup.ts'] },
       },
     ],
   },
