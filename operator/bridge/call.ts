@@ -41,6 +41,11 @@ export const CallErrorCode = {
 
 /** Upper bound of `limit`, and the limit of a select that gives none. */
 export const MAX_LIMIT = 1000;
+/**
+ * Upper bound of `offset`: the database reads and throws away `offset` rows per call, so an
+ * unbounded offset lets one caller make every call a scan. Past it, narrow with `where`.
+ */
+export const MAX_OFFSET = 10_000;
 
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
 const PATH = /^db\/([a-z_][a-z0-9_]{0,62})\/([a-z]+)$/;
@@ -125,6 +130,7 @@ export function parseCall(body: unknown): CallRequest {
     if (v === undefined) continue;
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw invalid(CallErrorCode.InvalidParams, `${key} must be a non-negative integer`);
     if (key === 'limit' && v > MAX_LIMIT) throw invalid(CallErrorCode.InvalidParams, `limit must be at most ${MAX_LIMIT}`, 'page with limit and offset');
+    if (key === 'offset' && v > MAX_OFFSET) throw invalid(CallErrorCode.InvalidParams, `offset must be at most ${MAX_OFFSET}`, 'narrow the rows with where (e.g. a date or owner column) instead of paging deeper');
     params[key] = v;
   }
 
