@@ -58,6 +58,27 @@ const ALLOWED_PARAMS: Readonly<Record<Operation, readonly string[]>> = {
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/** Deepest nesting of arrays and objects a value may have (JSON columns); deeper is a 400. */
+export const MAX_VALUE_DEPTH = 32;
+
+/** True when a value nests arrays/objects deeper than `max` (iterative: no recursion to exhaust). */
+function tooDeep(value: unknown, max: number): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (depth > max) return true;
+    for (const child of Object.values(v as object)) if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
+function checkDepth(entries: ReadonlyArray<readonly [string, unknown]>, what: string): void {
+  for (const [column, value] of entries) {
+    if (tooDeep(value, MAX_VALUE_DEPTH)) throw invalid(CallErrorCode.InvalidValue, `${what}.${IDENTIFIER.test(column) ? column : '(a column)'} nests arrays or objects deeper than ${MAX_VALUE_DEPTH} levels`);
+  }
+}
+
 /** A caller-supplied name as it may appear in a message: itself if it is an identifier. */
 export function shownName(name: string): string {
   return IDENTIFIER.test(name) ? `"${name}"` : '(a name that is not a valid identifier)';
@@ -109,10 +130,12 @@ export function parseCall(body: unknown): CallRequest {
   if (raw.where !== undefined) {
     if (!isPlainObject(raw.where)) throw invalid(CallErrorCode.InvalidParams, 'where must be an object of column equalities');
     params.where = Object.entries(raw.where);
+    checkDepth(params.where, 'where');
   }
   if (raw.data !== undefined) {
     if (!isPlainObject(raw.data)) throw invalid(CallErrorCode.InvalidParams, 'data must be an object of column values');
     params.data = Object.entries(raw.data);
+    checkDepth(params.data, 'data');
   }
   if (raw.select !== undefined) {
     if (!Array.isArray(raw.select) || raw.select.length === 0 || !raw.select.every((c) => typeof c === 'string')) throw invalid(CallErrorCode.InvalidParams, 'select must be a non-empty list of column names');

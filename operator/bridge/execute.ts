@@ -26,9 +26,6 @@ import type { SqlValue } from './values.ts';
 
 type Sql = postgres.Sql;
 
-/** What a call answers under `data`. */
-export type CallResult = Array<Record<string, unknown>> | Record<string, unknown> | { affected: number };
-
 /** Distinct statement shapes a pool prepares server-side; past this they run unprepared. */
 export const MAX_PREPARED_SHAPES = 256;
 
@@ -116,26 +113,69 @@ export function statementOf(sql: Sql, plan: QueryPlan): { text: string; params: 
   }
 }
 
-/** Runs a plan; errors come back mapped by SQLSTATE (see `callDatabaseError`). */
-export async function executePlan(sql: Sql, plan: QueryPlan): Promise<CallResult> {
+/**
+ * Runs a plan and answers with the JSON text of `data`; errors come back mapped by SQLSTATE (see
+ * `callDatabaseError`). A select's rows are serialized one by one as the driver reads them, so
+ * no list of rows is kept beside the text, and the answer is capped at `maxResponseBytes`: past
+ * it the call is refused with how many rows fit (never a partial answer that looks whole, never
+ * a string past what the runtime can build). A row that cannot be serialized is an error of the
+ * call, not of the process.
+ */
+export async function executePlan(sql: Sql, plan: QueryPlan, maxResponseBytes: number): Promise<string> {
   const { text, params } = statementOf(sql, plan);
+  const query = () => sql.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: shouldPrepare(sql, text, params) });
   try {
-    const result = await sql.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: shouldPrepare(sql, text, params) });
     switch (plan.kind) {
       case 'select': {
-        const rows: Array<Record<string, unknown>> = [];
-        for (const r of result) rows.push(jsonRow(r as Record<string, unknown>));
-        return rows;
+        let answer = '[';
+        let bytes = 2;
+        let fitted = 0;
+        let refused: 'size' | 'unserializable' | undefined;
+        // This callback runs inside the driver's socket handler: it must never throw.
+        await query().forEach((row) => {
+          if (refused) return;
+          let json: string;
+          try {
+            json = JSON.stringify(jsonRow(row as Record<string, unknown>));
+          } catch {
+            refused = 'unserializable';
+            answer = '';
+            return;
+          }
+          const size = Buffer.byteLength(json) + (fitted === 0 ? 0 : 1);
+          if (bytes + size > maxResponseBytes) {
+            refused = 'size';
+            answer = '';
+            return;
+          }
+          bytes += size;
+          answer += fitted === 0 ? json : `,${json}`;
+          fitted++;
+        });
+        if (refused === 'size') throw responseTooLarge(plan.table.name, maxResponseBytes, fitted);
+        if (refused) throw new InternalError(`a row of table ${plan.table.name} cannot be answered as JSON`, { reason: 'Unserializable' });
+        return `${answer}]`;
       }
-      case 'insert':
-        return jsonRow((result[0] ?? {}) as Record<string, unknown>);
+      case 'insert': {
+        const result = await query();
+        return JSON.stringify(jsonRow((result[0] ?? {}) as Record<string, unknown>));
+      }
       case 'update':
-      case 'delete':
-        return { affected: result.count };
+      case 'delete': {
+        const result = await query();
+        return `{"affected":${result.count}}`;
+      }
     }
   } catch (err) {
     throw callDatabaseError(err, plan.table.name);
   }
+}
+
+function responseTooLarge(table: string, max: number, fitted: number): UsageError {
+  return new UsageError(`the answer from table ${table} would exceed ${max} bytes (${fitted} row${fitted === 1 ? '' : 's'} fit)`, {
+    reason: 'ResponseTooLarge',
+    hint: fitted > 0 ? `select fewer columns, or page: limit ${fitted} with offset 0, ${fitted}, ${2 * fitted}, …` : 'select fewer columns: one row alone is larger than the limit',
+  });
 }
 
 interface PgErrorFields {
