@@ -207,7 +207,9 @@ export function createBridgeHandler(deps: CallDependencies): (req: http.Incoming
       // an info line per call would cost more than the call itself at high rates.
       if (status < 400 && !debug) return;
       const line = { requestId, status, ms: Math.round(seconds * 10_000) / 10, ...facts, ...(err ? { code: err.mapped.reason } : {}) };
-      if (status >= 500) log.error({ ...line, ...loggable(err?.raw, err!.mapped) }, 'call failed');
+      // A bound reached (503 with Retry-After) is load, not a failure: one short line, no stack.
+      if (status >= 500 && retryAfterOf(err?.raw) !== undefined) log.warn(line, 'call refused: at a bound');
+      else if (status >= 500) log.error({ ...line, ...loggable(err?.raw, err!.mapped) }, 'call failed');
       else if (status >= 400) log.info(line, 'call');
       else log.debug(line, 'call');
     };
