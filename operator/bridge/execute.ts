@@ -45,7 +45,7 @@ function shouldPrepare(sql: Sql, text: string, params: readonly unknown[]): bool
 
 /** A quoted identifier; names come from the release IR, quotes are doubled anyway. */
 export function quote(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
+  return name.includes('"') ? `"${name.replace(/"/g, '""')}"` : `"${name}"`;
 }
 
 function param(sql: Sql, value: SqlValue): unknown {

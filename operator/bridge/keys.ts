@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash as digestOf, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import { apiKeySecretName, keyIdOf, lastUsedPatch, readApiKeySecret, verifyApiKey, type ApiKeyRecord } from '../../core/apikeys.ts';
 import { Kinds } from '../../core/api/resources.ts';
@@ -108,7 +108,7 @@ export class ApiKeyAuthenticator {
     if (!keyId) throw invalid();
     const entries = this.byKeyId.get(keyId);
     if (!entries) throw invalid();
-    const proof = createHash('sha256').update(presented).digest();
+    const proof = digestOf('sha256', presented, 'buffer');
     for (const [namespace, record] of entries) {
       if (record.status !== 'active') continue;
       if (!(await this.matches(`${namespace}/${keyId}`, presented, proof, record.hash))) continue;

@@ -61,21 +61,21 @@ function header(req: http.IncomingMessage, name: string): string | undefined {
  * (or a larger declared length), or when the body is too slow, the connection is dropped after
  * the answer.
  */
-function readBody(req: http.IncomingMessage, limit: number, timeoutMs: number): Promise<string> {
+function readBody(req: http.IncomingMessage, limit: number, deadlines: Deadlines): Promise<string> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length'] ?? '0');
     const tooLarge = () => new PayloadTooLargeError(`the request body exceeds ${limit} bytes`, { hint: 'send smaller calls' });
     const fail = (err: Failure) => {
-      clearTimeout(timer);
+      deadlines.delete(entry);
       reject(err);
     };
+    const entry = deadlines.add(() => {
+      fail(Object.assign(new UsageError(`the request body did not arrive within ${Math.round(deadlines.timeoutMs / 1000)} s`, { reason: 'BodyTimeout', hint: 'send the whole body at once' }), { closeConnection: true }));
+    });
     if (declared > limit * DRAIN_LIMIT_FACTOR) {
       fail(Object.assign(tooLarge(), { closeConnection: true }));
       return;
     }
-    const timer = setTimeout(() => {
-      fail(Object.assign(new UsageError(`the request body did not arrive within ${Math.round(timeoutMs / 1000)} s`, { reason: 'BodyTimeout', hint: 'send the whole body at once' }), { closeConnection: true }));
-    }, timeoutMs);
     const chunks: Buffer[] = [];
     let size = 0;
     let over = false;
@@ -92,7 +92,7 @@ function readBody(req: http.IncomingMessage, limit: number, timeoutMs: number): 
       } else chunks.push(chunk);
     });
     req.on('end', () => {
-      clearTimeout(timer);
+      deadlines.delete(entry);
       resolve(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8'));
     });
     req.on('error', (err) => fail(Object.assign(new UsageError('the request body could not be read', { reason: 'BodyUnreadable', cause: err }), { closeConnection: true })));
@@ -100,6 +100,40 @@ function readBody(req: http.IncomingMessage, limit: number, timeoutMs: number): 
       if (!req.complete) fail(Object.assign(tooLarge(), { closeConnection: true }));
     });
   });
+}
+
+/**
+ * Body deadlines without a timer per call: entries carry their expiry and one interval (a
+ * quarter of the timeout, at most a second) fails the expired ones.
+ */
+class Deadlines {
+  private readonly entries = new Set<{ at: number; expire: () => void }>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(readonly timeoutMs: number) {}
+
+  add(expire: () => void): { at: number; expire: () => void } {
+    const entry = { at: performance.now() + this.timeoutMs, expire };
+    this.entries.add(entry);
+    if (!this.timer) {
+      this.timer = setInterval(() => this.sweep(), Math.min(1000, Math.max(10, this.timeoutMs / 4)));
+      this.timer.unref();
+    }
+    return entry;
+  }
+
+  delete(entry: { at: number; expire: () => void }): void {
+    this.entries.delete(entry);
+  }
+
+  private sweep(): void {
+    const now = performance.now();
+    for (const e of this.entries) if (e.at <= now) e.expire();
+    if (this.entries.size === 0 && this.timer) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
 }
 
 function send(res: http.ServerResponse, status: number, text: string, extraHeaders: Record<string, string | number> = {}): void {
@@ -146,7 +180,22 @@ function loggable(err: unknown, mapped: SantokitError): Record<string, unknown> 
 export function createBridgeHandler(deps: CallDependencies): (req: http.IncomingMessage, res: http.ServerResponse) => void {
   const { metrics, log, limits } = deps;
   const buckets = new TokenBuckets(limits.keyRatePerSecond, limits.keyBurst);
+  const deadlines = new Deadlines(limits.bodyTimeoutMs);
   let inFlight = 0;
+  // Labelled children of the metrics, made once per label set: no label hashing per call.
+  const counters = new Map<string, { inc(): void }>();
+  const histograms = new Map<string, { observe(v: number): void }>();
+  const count = (op: string, status: number) => {
+    const key = `${op} ${status}`;
+    let c = counters.get(key);
+    if (!c) counters.set(key, (c = metrics.requests.labels(op, String(status))));
+    c.inc();
+  };
+  const observe = (op: string, seconds: number) => {
+    let h = histograms.get(op);
+    if (!h) histograms.set(op, (h = metrics.duration.labels(op)));
+    h.observe(seconds);
+  };
   const debug = log.isLevelEnabled('debug');
 
   async function call(req: http.IncomingMessage, facts: Record<string, unknown>, state: { bodyRead: boolean }): Promise<string> {
@@ -165,7 +214,7 @@ export function createBridgeHandler(deps: CallDependencies): (req: http.Incoming
       throw new UnauthorizedError('the API key is not valid (unknown, revoked or malformed)', { reason: 'InvalidApiKey' });
     }
     state.bodyRead = true;
-    const text = await readBody(req, limits.maxBodyBytes, limits.bodyTimeoutMs);
+    const text = await readBody(req, limits.maxBodyBytes, deadlines);
     const request = parseCallBody(text);
     facts.table = request.table;
     facts.op = request.op;
@@ -193,15 +242,15 @@ export function createBridgeHandler(deps: CallDependencies): (req: http.Incoming
 
     const given = header(req, 'x-request-id');
     const requestId = given !== undefined && REQUEST_ID.test(given) ? given : randomUUID();
-    const started = process.hrtime.bigint();
+    const started = performance.now();
     const facts: Record<string, unknown> = {};
     const state = { bodyRead: false };
     const finish = (status: number, text: string, err?: { mapped: SantokitError; raw: unknown }, extra: Record<string, string | number> = {}) => {
       send(res, status, text, { 'x-request-id': requestId, ...extra });
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const seconds = (performance.now() - started) / 1000;
       const op = typeof facts.op === 'string' ? facts.op : 'none';
-      metrics.requests.inc({ op, status: String(status) });
-      metrics.duration.observe({ op }, seconds);
+      count(op, status);
+      observe(op, seconds);
       if (status === 401) metrics.authFailures.inc({ reason: err?.mapped.reason ?? 'unknown' });
       // Refusals at info (who was refused and why is operational signal); successes at debug:
       // an info line per call would cost more than the call itself at high rates.
