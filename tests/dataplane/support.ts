@@ -60,7 +60,7 @@ export async function startBridge(options: { args?: string[]; env?: NodeJS.Proce
       const res = await fetch(`http://127.0.0.1:${probePort}/healthz`).catch(() => undefined);
       return res?.status === 200 ? true : undefined;
     },
-    { timeoutMs: 30_000, what: 'the bridge to listen' },
+    { timeoutMs: 60_000, what: 'the bridge to listen' },
   );
   return bridge;
 }
