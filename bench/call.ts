@@ -62,7 +62,8 @@ const probePort = await freePort();
 const bridge = spawn(process.execPath, [path.join(root, 'dist/operator/main.js'), 'bridge', '--port', String(bridgePort), '--health-port', String(probePort), '--bind-address', '127.0.0.1', '--log-level', process.env.BRIDGE_LOG_LEVEL ?? 'info', '--key-rate', '1000000', '--key-burst', '1000000'], {
   // BRIDGE_NODE_OPTIONS profiles the bridge alone, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
   env: { ...process.env, KUBECONFIG: adminKubeconfig(), ...(process.env.BRIDGE_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BRIDGE_NODE_OPTIONS } : {}) },
-  stdio: ['ignore', 'ignore', 'ignore'],
+  // BRIDGE_LOG_FILE keeps the bridge's log, e.g. to see what it logs under load
+  stdio: ['ignore', process.env.BRIDGE_LOG_FILE ? fs.openSync(process.env.BRIDGE_LOG_FILE, 'w') : 'ignore', 'ignore'],
 });
 const bridgeExited = new Promise((resolve) => bridge.on('exit', resolve));
 const db = await createTestDatabase('bench_call');

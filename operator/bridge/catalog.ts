@@ -91,9 +91,9 @@ export class ServingCatalog {
   }
 
   /** The pool of the connection a table of `serving` lives in. */
-  async pool(serving: Serving, connection: string): Promise<postgres.Sql> {
+  pool(serving: Serving, connection: string): Promise<postgres.Sql> {
     const conn = this.connectionIndex.get(connectionKey(serving.namespace, serving.environment, connection));
-    if (!conn) throw new UnavailableError(`environment ${serving.environment} has no connection ${connection}`, { reason: 'ConnectionMissing' });
+    if (!conn) return Promise.reject(new UnavailableError(`environment ${serving.environment} has no connection ${connection}`, { reason: 'ConnectionMissing' }));
     // The informer hands out a new object for every change of a Connection, so an opened pool
     // can be remembered per object: no comparison of specs on every call.
     const known = this.opened.get(conn);
