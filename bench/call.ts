@@ -63,7 +63,7 @@ const bridge = spawn(process.execPath, [path.join(root, 'dist/operator/main.js')
   // BRIDGE_NODE_OPTIONS profiles the bridge alone, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
   env: { ...process.env, KUBECONFIG: adminKubeconfig(), ...(process.env.BRIDGE_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BRIDGE_NODE_OPTIONS } : {}) },
   // BRIDGE_LOG_FILE keeps the bridge's log, e.g. to see what it logs under load
-  stdio: ['ignore', process.env.BRIDGE_LOG_FILE ? fs.openSync(process.env.BRIDGE_LOG_FILE, 'w') : 'ignore', 'ignore'],
+  stdio: process.env.BRIDGE_LOG_FILE ? ['ignore', 'ignore', fs.openSync(process.env.BRIDGE_LOG_FILE, 'w')] : ['ignore', 'ignore', 'ignore'],
 });
 const bridgeExited = new Promise((resolve) => bridge.on('exit', resolve));
 const db = await createTestDatabase('bench_call');
