@@ -1,7 +1,9 @@
 /**
  * Data-plane benchmark: `POST /call` select by primary key under a permission condition
  * (`resource.owner_id == request.auth.sub`), 32 concurrent keep-alive connections for 20 s,
- * beside pgbench running the equivalent SQL on the same database with 32 clients (the floor).
+ * beside a bare Node server doing the same HTTP + JSON + prepared select with the same driver and
+ * pool size (the target: bridge ≥ 0.85 × its req/s, p99 ≤ 2 × its p99, ≤ 150 µs CPU per call),
+ * and pgbench running the equivalent SQL on the same database with 32 clients (the floor).
  *
  *   npm run build && SANTOKIT_STATE_DIR=.santokit/bench-cluster npx node bench/call.ts [seconds] [connections]
  *
@@ -55,10 +57,13 @@ function percentile(sorted: Float64Array, q: number): number {
 
 const operator = await startOperator({ leaseName: uniqueName('lease-bench') });
 const bridgePort = await freePort();
-const bridge = spawn(process.execPath, [path.join(root, 'dist/operator/main.js'), 'bridge', '--port', String(bridgePort), '--bind-address', '127.0.0.1', '--log-level', process.env.BRIDGE_LOG_LEVEL ?? 'info'], {
+const probePort = await freePort();
+// The per-key rate stays on (its cost is part of a call) but far above what one machine sends.
+const bridge = spawn(process.execPath, [path.join(root, 'dist/operator/main.js'), 'bridge', '--port', String(bridgePort), '--health-port', String(probePort), '--bind-address', '127.0.0.1', '--log-level', process.env.BRIDGE_LOG_LEVEL ?? 'info', '--key-rate', '1000000', '--key-burst', '1000000'], {
   // BRIDGE_NODE_OPTIONS profiles the bridge alone, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
   env: { ...process.env, KUBECONFIG: adminKubeconfig(), ...(process.env.BRIDGE_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BRIDGE_NODE_OPTIONS } : {}) },
-  stdio: ['ignore', 'ignore', 'ignore'],
+  // BRIDGE_LOG_FILE keeps the bridge's log, e.g. to see what it logs under load
+  stdio: process.env.BRIDGE_LOG_FILE ? ['ignore', 'ignore', fs.openSync(process.env.BRIDGE_LOG_FILE, 'w')] : ['ignore', 'ignore', 'ignore'],
 });
 const bridgeExited = new Promise((resolve) => bridge.on('exit', resolve));
 const db = await createTestDatabase('bench_call');
@@ -85,18 +90,49 @@ try {
 
   await eventually(
     async () => {
-      const res = await fetch(`http://127.0.0.1:${bridgePort}/readyz`).catch(() => undefined);
+      const res = await fetch(`http://127.0.0.1:${probePort}/readyz`).catch(() => undefined);
       return res?.status === 200 ? true : undefined;
     },
     { timeoutMs: 60_000, what: 'the bridge to be ready' },
   );
 
+  // The bare server: node:http, JSON in and out, the same prepared select through the same driver
+  // with the bridge's pool size; no authentication, no permission model, no limits.
+  const barePort = await freePort();
+  const bareCode = `
+    import http from 'node:http';
+    import postgres from 'postgres';
+    const sql = postgres(process.env.BARE_DB_URL, { max: 10, prepare: true, onnotice: () => {} });
+    const owner = process.env.BARE_OWNER;
+    http.createServer((req, res) => {
+      const chunks = [];
+      req.on('data', (c) => chunks.push(c));
+      req.on('end', async () => {
+        try {
+          const body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+          const rows = await sql.unsafe('SELECT "id", "name", "n" FROM "public"."items" WHERE "id" = $1 AND "owner_id" = $2 LIMIT $3 OFFSET $4', [body.params.where.id, owner, 1000, 0], { prepare: true });
+          const text = JSON.stringify({ data: rows });
+          res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) }).end(text);
+        } catch {
+          res.writeHead(500).end();
+        }
+      });
+    }).listen(Number(process.env.BARE_PORT), '127.0.0.1', () => console.log('listening'));
+  `;
+  const bare = spawn(process.execPath, ['--input-type=module', '-e', bareCode], { cwd: root, env: { ...process.env, BARE_DB_URL: db.url, BARE_OWNER: key.keyId, BARE_PORT: String(barePort) }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const bareExited = new Promise((resolve) => bare.on('exit', resolve));
+  cleanups.unshift(async () => (bare.kill('SIGTERM'), bareExited));
+  await new Promise<void>((resolve, reject) => {
+    bare.stdout!.once('data', () => resolve());
+    bare.once('exit', (code) => reject(new Error(`the bare server exited with ${code}`)));
+  });
+
   const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
-  const post = (id: string): Promise<number> =>
+  const post = (id: string, port = bridgePort): Promise<number> =>
     new Promise((resolve, reject) => {
       const body = JSON.stringify({ path: 'db/items/select', params: { where: { id } } });
       const req = http.request(
-        { host: '127.0.0.1', port: bridgePort, path: '/call', method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-santokit-api-key': key.apiKey } },
+        { host: '127.0.0.1', port, path: '/call', method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-santokit-api-key': key.apiKey } },
         (res) => {
           res.resume();
           res.on('end', () => resolve(res.statusCode ?? 0));
@@ -110,7 +146,7 @@ try {
   const probe = await fetch(`http://127.0.0.1:${bridgePort}/call`, { method: 'POST', headers: { 'x-santokit-api-key': key.apiKey }, body: JSON.stringify({ path: 'db/items/select', params: { where: { id: 'item-000001' } } }) });
   if (JSON.stringify(await probe.json()) !== '{"data":[]}') throw new Error('the condition did not hide another owner\'s row');
 
-  async function load(durationMs: number, concurrency = connections): Promise<{ latencies: Float64Array; count: number; errors: number; elapsed: number }> {
+  async function load(durationMs: number, concurrency = connections, port = bridgePort): Promise<{ latencies: Float64Array; count: number; errors: number; elapsed: number }> {
     const latencies: number[] = [];
     let errors = 0;
     const start = performance.now();
@@ -119,7 +155,7 @@ try {
       Array.from({ length: concurrency }, async () => {
         while (performance.now() < deadline) {
           const t = performance.now();
-          const status = await post(ids[Math.floor(Math.random() * ids.length)]!);
+          const status = await post(ids[Math.floor(Math.random() * ids.length)]!, port);
           latencies.push(performance.now() - t);
           if (status !== 200) errors++;
         }
@@ -134,6 +170,11 @@ try {
   const cpuBefore = { client: process.cpuUsage(), bridge: processCpuSeconds(bridge.pid!) };
   const r = await load(seconds * 1000);
   const cpu = { client: cpuSeconds(process.cpuUsage(cpuBefore.client)), bridge: processCpuSeconds(bridge.pid!) - cpuBefore.bridge };
+
+  await load(2_000, connections, barePort); // warm-up
+  const bareCpuBefore = processCpuSeconds(bare.pid!);
+  const b = await load(seconds * 1000, connections, barePort);
+  const bareCpu = processCpuSeconds(bare.pid!) - bareCpuBefore;
   agent.destroy();
 
   // pgbench: the same statement the bridge sends (select list, pk + condition, limit/offset), prepared.
@@ -163,9 +204,16 @@ try {
   console.log(`\nselect by primary key with a condition: ${connections} connections, ${seconds} s, ${os.cpus().length} CPUs (shared by client, bridge and Postgres)\n`);
   console.log('                       req/s    p50 ms   p99 ms   errors');
   console.log(`POST /call (bridge) ${String(Math.round(r.count / r.elapsed)).padStart(8)} ${fmt(percentile(r.latencies, 0.5))} ${fmt(percentile(r.latencies, 0.99))} ${String(r.errors).padStart(8)}`);
+  console.log(`bare Node server    ${String(Math.round(b.count / b.elapsed)).padStart(8)} ${fmt(percentile(b.latencies, 0.5))} ${fmt(percentile(b.latencies, 0.99))} ${String(b.errors).padStart(8)}`);
   console.log(`pgbench (floor)     ${String(Math.round(pgTps)).padStart(8)} ${fmt(percentile(pgLatencies, 0.5))} ${fmt(percentile(pgLatencies, 0.99))}        -`);
   console.log(`POST /call, 1 conn  ${String(Math.round(single.count / single.elapsed)).padStart(8)} ${fmt(percentile(single.latencies, 0.5))} ${fmt(percentile(single.latencies, 0.99))} ${String(single.errors).padStart(8)}`);
-  console.log(`\nbridge / pgbench throughput: ${((r.count / r.elapsed / pgTps) * 100).toFixed(1)} %`);
+  const ratio = r.count / r.elapsed / (b.count / b.elapsed);
+  const p99Ratio = percentile(r.latencies, 0.99) / percentile(b.latencies, 0.99);
+  const cpuPerCall = (cpu.bridge / r.count) * 1e6;
+  console.log(`\nbridge / bare Node throughput: ${ratio.toFixed(2)} × (target ≥ 0.85)`);
+  console.log(`bridge p99 / bare Node p99:    ${p99Ratio.toFixed(2)} × (target ≤ 2)`);
+  console.log(`bridge CPU per call:           ${cpuPerCall.toFixed(0)} µs (target ≤ 150); bare Node ${((bareCpu / b.count) * 1e6).toFixed(0)} µs`);
+  console.log(`bridge / pgbench throughput:   ${((r.count / r.elapsed / pgTps) * 100).toFixed(1)} %`);
   console.log(`CPU during the /call run: bridge ${(cpu.bridge / r.elapsed * 100).toFixed(0)} % of a core (${((cpu.bridge / r.count) * 1e6).toFixed(0)} µs per call), load client ${(cpu.client / r.elapsed * 100).toFixed(0)} %; load average ${os.loadavg()[0]!.toFixed(1)}`);
 } finally {
   for (const c of cleanups) await c().catch(() => {});

@@ -145,6 +145,18 @@ export class PayloadTooLargeError extends SantokitError {
   }
 }
 
+/** 429: the caller sent more than its rate allows; `retryAfterSeconds` says when to try again. */
+export class TooManyRequestsError extends SantokitError {
+  readonly status = 429;
+  readonly exitCode = ExitCode.rejected;
+  readonly retryable = true;
+  readonly retryAfterSeconds: number;
+  constructor(message: string, options: SantokitErrorOptions & { retryAfterSeconds?: number } = {}) {
+    super(message, 'TooManyRequests', options);
+    this.retryAfterSeconds = options.retryAfterSeconds ?? 1;
+  }
+}
+
 /** 405: the route exists but not for this method. */
 export class MethodNotAllowedError extends SantokitError {
   readonly status = 405;

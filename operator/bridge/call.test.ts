@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../core/errors.ts';
-import { MAX_LIMIT, parseCall, parseCallBody } from './call.ts';
+import { MAX_LIMIT, MAX_OFFSET, MAX_VALUE_DEPTH, parseCall, parseCallBody } from './call.ts';
 
 function code(run: () => unknown): string {
   try {
@@ -16,6 +16,12 @@ describe('parseCall', () => {
   it('parses a select with every parameter, keeping where and orderBy as ordered entries', () => {
     const call = parseCall({ path: 'db/users/select', params: { where: { id: 'u1', name: 'Ann' }, select: ['id', 'name'], orderBy: { name: 'desc' }, limit: 10, offset: 5 } });
     expect(call).toEqual({ table: 'users', op: 'select', params: { where: [['id', 'u1'], ['name', 'Ann']], select: ['id', 'name'], orderBy: [['name', 'desc']], limit: 10, offset: 5 } });
+  });
+
+  it(`accepts an offset of ${MAX_OFFSET} and values nested ${MAX_VALUE_DEPTH} deep`, () => {
+    expect(parseCall({ path: 'db/users/select', params: { offset: MAX_OFFSET } }).params.offset).toBe(MAX_OFFSET);
+    const deep = JSON.parse(`${'['.repeat(MAX_VALUE_DEPTH)}${']'.repeat(MAX_VALUE_DEPTH)}`) as unknown;
+    expect(parseCall({ path: 'db/users/insert', params: { data: { settings: deep } } }).params.data).toEqual([['settings', deep]]);
   });
 
   it('takes missing params as {} for select', () => {
@@ -45,6 +51,9 @@ describe('parseCall', () => {
     ['a fractional offset', '{"path":"db/users/select","params":{"offset":1.5}}', 'InvalidParams'],
     ['a limit as a string', '{"path":"db/users/select","params":{"limit":"10"}}', 'InvalidParams'],
     [`a limit above ${MAX_LIMIT}`, `{"path":"db/users/select","params":{"limit":${MAX_LIMIT + 1}}}`, 'InvalidParams'],
+    [`an offset above ${MAX_OFFSET}`, `{"path":"db/users/select","params":{"offset":${MAX_OFFSET + 1}}}`, 'InvalidParams'],
+    [`a data value nested deeper than ${MAX_VALUE_DEPTH}`, `{"path":"db/users/insert","params":{"data":{"settings":${'['.repeat(MAX_VALUE_DEPTH + 1)}${']'.repeat(MAX_VALUE_DEPTH + 1)}}}}`, 'InvalidValue'],
+    ['a where value nested 100 000 deep', `{"path":"db/users/select","params":{"where":{"x":${'{"a":'.repeat(100_000)}1${'}'.repeat(100_000)}}}}`, 'InvalidValue'],
     ['an empty select list', '{"path":"db/users/select","params":{"select":[]}}', 'InvalidParams'],
     ['update without where', '{"path":"db/users/update","params":{"data":{"name":"x"}}}', 'MissingWhere'],
     ['update with an empty where', '{"path":"db/users/update","params":{"where":{},"data":{"name":"x"}}}', 'MissingWhere'],

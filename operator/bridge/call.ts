@@ -41,6 +41,11 @@ export const CallErrorCode = {
 
 /** Upper bound of `limit`, and the limit of a select that gives none. */
 export const MAX_LIMIT = 1000;
+/**
+ * Upper bound of `offset`: the database reads and throws away `offset` rows per call, so an
+ * unbounded offset lets one caller make every call a scan. Past it, narrow with `where`.
+ */
+export const MAX_OFFSET = 10_000;
 
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
 const PATH = /^db\/([a-z_][a-z0-9_]{0,62})\/([a-z]+)$/;
@@ -52,6 +57,27 @@ const ALLOWED_PARAMS: Readonly<Record<Operation, readonly string[]>> = {
 };
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Deepest nesting of arrays and objects a value may have (JSON columns); deeper is a 400. */
+export const MAX_VALUE_DEPTH = 32;
+
+/** True when a value nests arrays/objects deeper than `max` (iterative: no recursion to exhaust). */
+function tooDeep(value: unknown, max: number): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (depth > max) return true;
+    for (const child of Object.values(v as object)) if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
+function checkDepth(entries: ReadonlyArray<readonly [string, unknown]>, what: string): void {
+  for (const [column, value] of entries) {
+    if (tooDeep(value, MAX_VALUE_DEPTH)) throw invalid(CallErrorCode.InvalidValue, `${what}.${IDENTIFIER.test(column) ? column : '(a column)'} nests arrays or objects deeper than ${MAX_VALUE_DEPTH} levels`);
+  }
+}
 
 /** A caller-supplied name as it may appear in a message: itself if it is an identifier. */
 export function shownName(name: string): string {
@@ -104,10 +130,12 @@ export function parseCall(body: unknown): CallRequest {
   if (raw.where !== undefined) {
     if (!isPlainObject(raw.where)) throw invalid(CallErrorCode.InvalidParams, 'where must be an object of column equalities');
     params.where = Object.entries(raw.where);
+    checkDepth(params.where, 'where');
   }
   if (raw.data !== undefined) {
     if (!isPlainObject(raw.data)) throw invalid(CallErrorCode.InvalidParams, 'data must be an object of column values');
     params.data = Object.entries(raw.data);
+    checkDepth(params.data, 'data');
   }
   if (raw.select !== undefined) {
     if (!Array.isArray(raw.select) || raw.select.length === 0 || !raw.select.every((c) => typeof c === 'string')) throw invalid(CallErrorCode.InvalidParams, 'select must be a non-empty list of column names');
@@ -125,6 +153,7 @@ export function parseCall(body: unknown): CallRequest {
     if (v === undefined) continue;
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw invalid(CallErrorCode.InvalidParams, `${key} must be a non-negative integer`);
     if (key === 'limit' && v > MAX_LIMIT) throw invalid(CallErrorCode.InvalidParams, `limit must be at most ${MAX_LIMIT}`, 'page with limit and offset');
+    if (key === 'offset' && v > MAX_OFFSET) throw invalid(CallErrorCode.InvalidParams, `offset must be at most ${MAX_OFFSET}`, 'narrow the rows with where (e.g. a date or owner column) instead of paging deeper');
     params[key] = v;
   }
 

@@ -32,6 +32,8 @@ export class ServingCatalog {
   /** `namespace/environment` → release id last logged as served */
   private readonly served = new Map<string, string>();
   private warmTimer: NodeJS.Timeout | undefined;
+  /** Connection object → its pool, for the current object of each Connection */
+  private opened = new WeakMap<Conn, Promise<postgres.Sql>>();
 
   constructor(
     private readonly environments: Informer<Env>,
@@ -47,6 +49,7 @@ export class ServingCatalog {
       this.scheduleWarm();
     });
     connections.on('delete', (c: Conn) => {
+      this.opened = new WeakMap();
       this.connectionIndex.delete(connectionKey(c.metadata.namespace!, c.spec.environment, c.spec.name));
       this.pools.forget(`${c.metadata.namespace}/${c.metadata.name}`);
     });
@@ -88,10 +91,17 @@ export class ServingCatalog {
   }
 
   /** The pool of the connection a table of `serving` lives in. */
-  async pool(serving: Serving, connection: string): Promise<postgres.Sql> {
+  pool(serving: Serving, connection: string): Promise<postgres.Sql> {
     const conn = this.connectionIndex.get(connectionKey(serving.namespace, serving.environment, connection));
-    if (!conn) throw new UnavailableError(`environment ${serving.environment} has no connection ${connection}`, { reason: 'ConnectionMissing' });
-    return this.pools.get(conn);
+    if (!conn) return Promise.reject(new UnavailableError(`environment ${serving.environment} has no connection ${connection}`, { reason: 'ConnectionMissing' }));
+    // The informer hands out a new object for every change of a Connection, so an opened pool
+    // can be remembered per object: no comparison of specs on every call.
+    const known = this.opened.get(conn);
+    if (known) return known;
+    const sql = this.pools.get(conn);
+    this.opened.set(conn, sql);
+    sql.catch(() => this.opened.delete(conn));
+    return sql;
   }
 
   get synced(): boolean {

@@ -31,8 +31,11 @@ describe('callDatabaseError maps by SQLSTATE', () => {
     expect(err.message).not.toContain('secret@example.com');
   });
 
-  it('names the constraint the server reports', () => {
-    expect(callDatabaseError(pgError('23505', { constraint_name: 'users_email_key' }), 'users').message).toBe('a row of table users with the same unique value already exists (constraint users_email_key)');
+  it('a unique or foreign-key violation names neither the constraint nor its columns (they would confirm a hidden row\'s value)', () => {
+    const unique = callDatabaseError(pgError('23505', { constraint_name: 'users_email_key', column_name: 'email' }), 'users').message;
+    expect(unique).toBe('the write conflicts with an existing row of table users (a unique constraint)');
+    const fk = callDatabaseError(pgError('23503', { constraint_name: 'orders_user_id_fkey', column_name: 'user_id' }), 'orders').message;
+    expect(fk).not.toMatch(/fkey|user_id/);
   });
 
   it('driver-side connection failures are 503', () => {

@@ -13,17 +13,40 @@ import type { Filter, QueryPlan } from './plan.ts';
 import type { SqlValue } from './values.ts';
 
 /**
- * A query plan → one parameterised statement through porsager's tagged templates. Identifiers
- * come only from the release IR and go through `sql(name)` (quoted); every value is a bound
- * parameter. One statement per call, so no transaction is needed. Prepared statements are reused
- * across calls of the same shape.
+ * A query plan → one parameterised statement. Identifiers come only from the release IR and are
+ * quoted here (`"name"`, inner quotes doubled); every value is a bound parameter. One statement
+ * per call, so no transaction is needed.
+ *
+ * The text is built directly: cheaper per call than composing nested template fragments. Statements are prepared server-side and reused by the driver per connection,
+ * but only for the first `MAX_PREPARED_SHAPES` distinct statement shapes a pool sees: each
+ * distinct column list, filter set or ordering is a shape, and a caller could otherwise make every
+ * connection hold an unbounded number of prepared statements. Later shapes run unnamed
+ * (parsed per call), which is correct, only slower.
  */
 
 type Sql = postgres.Sql;
-type Fragment = postgres.PendingQuery<postgres.Row[]>;
 
-/** What a call answers under `data`. */
-export type CallResult = Array<Record<string, unknown>> | Record<string, unknown> | { affected: number };
+/** Distinct statement shapes a pool prepares server-side; past this they run unprepared. */
+export const MAX_PREPARED_SHAPES = 256;
+
+const preparedShapes = new WeakMap<Sql, Set<string>>();
+
+/** Whether a statement of this text (and parameter kinds) is prepared on `sql`'s connections. */
+function shouldPrepare(sql: Sql, text: string, params: readonly unknown[]): boolean {
+  let shapes = preparedShapes.get(sql);
+  if (!shapes) preparedShapes.set(sql, (shapes = new Set()));
+  let key = text;
+  for (const p of params) key += p === null ? ':n' : typeof p === 'object' ? ':o' : `:${(typeof p)[0]}`;
+  if (shapes.has(key)) return true;
+  if (shapes.size >= MAX_PREPARED_SHAPES) return false;
+  shapes.add(key);
+  return true;
+}
+
+/** A quoted identifier; names come from the release IR, quotes are doubled anyway. */
+export function quote(name: string): string {
+  return name.includes('"') ? `"${name.replace(/"/g, '""')}"` : `"${name}"`;
+}
 
 function param(sql: Sql, value: SqlValue): unknown {
   switch (value.kind) {
@@ -38,73 +61,121 @@ function param(sql: Sql, value: SqlValue): unknown {
   }
 }
 
-function join(sql: Sql, parts: readonly Fragment[], separator: 'AND' | ','): Fragment {
-  return parts.slice(1).reduce((acc, part) => (separator === 'AND' ? sql`${acc} AND ${part}` : sql`${acc}, ${part}`), parts[0]!);
-}
-
-function identifiers(sql: Sql, names: readonly string[]): Fragment {
-  return join(
-    sql,
-    names.map((n) => sql`${sql(n)}`),
-    ',',
-  );
-}
-
-function whereClause(sql: Sql, filters: readonly Filter[]): Fragment {
-  if (filters.length === 0) return sql``;
-  const predicates = filters.map((f) => (f.value.kind === 'null' ? sql`${sql(f.column)} IS NULL` : sql`${sql(f.column)} = ${param(sql, f.value) as never}`));
-  return sql`WHERE ${join(sql, predicates, 'AND')}`;
+function whereClause(sql: Sql, filters: readonly Filter[], params: unknown[]): string {
+  if (filters.length === 0) return '';
+  let text = ' WHERE ';
+  for (let i = 0; i < filters.length; i++) {
+    const f = filters[i]!;
+    if (i > 0) text += ' AND ';
+    if (f.value.kind === 'null') text += `${quote(f.column)} IS NULL`;
+    else {
+      params.push(param(sql, f.value));
+      text += `${quote(f.column)} = $${params.length}`;
+    }
+  }
+  return text;
 }
 
 /** bytea values leave as base64 strings (JSON has no bytes). */
 function jsonRow(row: Record<string, unknown>): Record<string, unknown> {
-  for (const [k, v] of Object.entries(row)) if (Buffer.isBuffer(v)) row[k] = v.toString('base64');
+  for (const k in row) {
+    const v = row[k];
+    if (Buffer.isBuffer(v)) row[k] = v.toString('base64');
+  }
   return row;
 }
 
-/** Runs a plan; errors come back mapped by SQLSTATE (see `callDatabaseError`). */
-export async function executePlan(sql: Sql, plan: QueryPlan): Promise<CallResult> {
-  // Table names are plain identifiers (no dots), so `schema.table` quotes as "public"."users".
-  const table = sql(`${TABLE_SCHEMA}.${plan.table.name}`);
+/** The statement text and parameters of a plan. */
+export function statementOf(sql: Sql, plan: QueryPlan): { text: string; params: unknown[] } {
+  // Table names are plain identifiers (no dots): "public"."users".
+  const table = `${quote(TABLE_SCHEMA)}.${quote(plan.table.name)}`;
+  const params: unknown[] = [];
+  switch (plan.kind) {
+    case 'select': {
+      let text = `SELECT ${plan.columns.map(quote).join(', ')} FROM ${table}${whereClause(sql, plan.filters, params)}`;
+      if (plan.orderBy.length > 0) text += ` ORDER BY ${plan.orderBy.map(([c, d]) => `${quote(c)} ${d === 'asc' ? 'ASC' : 'DESC'}`).join(', ')}`;
+      params.push(plan.limit, plan.offset);
+      text += ` LIMIT $${params.length - 1} OFFSET $${params.length}`;
+      return { text, params };
+    }
+    case 'insert': {
+      const returning = ` RETURNING ${plan.returning.map(quote).join(', ')}`;
+      if (plan.values.length === 0) return { text: `INSERT INTO ${table} DEFAULT VALUES${returning}`, params };
+      const placeholders = plan.values.map(([, v]) => (params.push(param(sql, v)), `$${params.length}`));
+      return { text: `INSERT INTO ${table} (${plan.values.map(([c]) => quote(c)).join(', ')}) VALUES (${placeholders.join(', ')})${returning}`, params };
+    }
+    case 'update': {
+      const assignments = plan.set.map(([c, v]) => (params.push(param(sql, v)), `${quote(c)} = $${params.length}`));
+      return { text: `UPDATE ${table} SET ${assignments.join(', ')}${whereClause(sql, plan.filters, params)}`, params };
+    }
+    case 'delete':
+      return { text: `DELETE FROM ${table}${whereClause(sql, plan.filters, params)}`, params };
+  }
+}
+
+/**
+ * Runs a plan and answers with the JSON text of `data`; errors come back mapped by SQLSTATE (see
+ * `callDatabaseError`). A select's rows are serialized one by one as the driver reads them, so
+ * no list of rows is kept beside the text, and the answer is capped at `maxResponseBytes`: past
+ * it the call is refused with how many rows fit (never a partial answer that looks whole, never
+ * a string past what the runtime can build). A row that cannot be serialized is an error of the
+ * call, not of the process.
+ */
+export async function executePlan(sql: Sql, plan: QueryPlan, maxResponseBytes: number): Promise<string> {
+  const { text, params } = statementOf(sql, plan);
+  const query = () => sql.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: shouldPrepare(sql, text, params) });
   try {
     switch (plan.kind) {
       case 'select': {
-        const order = plan.orderBy.length === 0 ? sql`` : sql`ORDER BY ${join(sql, plan.orderBy.map(([c, d]) => (d === 'asc' ? sql`${sql(c)} ASC` : sql`${sql(c)} DESC`)), ',')}`;
-        const rows = await sql`SELECT ${identifiers(sql, plan.columns)} FROM ${table} ${whereClause(sql, plan.filters)} ${order} LIMIT ${plan.limit} OFFSET ${plan.offset}`;
-        return rows.map((r) => jsonRow(r as Record<string, unknown>));
+        let answer = '[';
+        let bytes = 2;
+        let fitted = 0;
+        let refused: 'size' | 'unserializable' | undefined;
+        // This callback runs inside the driver's socket handler: it must never throw.
+        await query().forEach((row) => {
+          if (refused) return;
+          let json: string;
+          try {
+            json = JSON.stringify(jsonRow(row as Record<string, unknown>));
+          } catch {
+            refused = 'unserializable';
+            answer = '';
+            return;
+          }
+          const size = Buffer.byteLength(json) + (fitted === 0 ? 0 : 1);
+          if (bytes + size > maxResponseBytes) {
+            refused = 'size';
+            answer = '';
+            return;
+          }
+          bytes += size;
+          answer += fitted === 0 ? json : `,${json}`;
+          fitted++;
+        });
+        if (refused === 'size') throw responseTooLarge(plan.table.name, maxResponseBytes, fitted);
+        if (refused) throw new InternalError(`a row of table ${plan.table.name} cannot be answered as JSON`, { reason: 'Unserializable' });
+        return `${answer}]`;
       }
       case 'insert': {
-        const returning = identifiers(sql, plan.returning);
-        const rows =
-          plan.values.length === 0
-            ? await sql`INSERT INTO ${table} DEFAULT VALUES RETURNING ${returning}`
-            : await sql`INSERT INTO ${table} (${identifiers(
-                sql,
-                plan.values.map(([c]) => c),
-              )}) VALUES (${join(
-                sql,
-                plan.values.map(([, v]) => sql`${param(sql, v) as never}`),
-                ',',
-              )}) RETURNING ${returning}`;
-        return jsonRow((rows[0] ?? {}) as Record<string, unknown>);
+        const result = await query();
+        return JSON.stringify(jsonRow((result[0] ?? {}) as Record<string, unknown>));
       }
-      case 'update': {
-        const assignments = join(
-          sql,
-          plan.set.map(([c, v]) => sql`${sql(c)} = ${param(sql, v) as never}`),
-          ',',
-        );
-        const result = await sql`UPDATE ${table} SET ${assignments} ${whereClause(sql, plan.filters)}`;
-        return { affected: result.count };
-      }
+      case 'update':
       case 'delete': {
-        const result = await sql`DELETE FROM ${table} ${whereClause(sql, plan.filters)}`;
-        return { affected: result.count };
+        const result = await query();
+        return `{"affected":${result.count}}`;
       }
     }
   } catch (err) {
     throw callDatabaseError(err, plan.table.name);
   }
+}
+
+function responseTooLarge(table: string, max: number, fitted: number): UsageError {
+  return new UsageError(`the answer from table ${table} would exceed ${max} bytes (${fitted} row${fitted === 1 ? '' : 's'} fit)`, {
+    reason: 'ResponseTooLarge',
+    hint: fitted > 0 ? `select fewer columns, or page: limit ${fitted} with offset 0, ${fitted}, ${2 * fitted}, …` : 'select fewer columns: one row alone is larger than the limit',
+  });
 }
 
 interface PgErrorFields {
@@ -127,8 +198,10 @@ export function callDatabaseError(err: unknown, table: string): SantokitError {
   const constraint = e.constraint_name ? ` (constraint ${e.constraint_name})` : '';
   const options = { cause: err };
   if (isServer) {
-    if (code === '23505') return new ConflictError(`a row of table ${table} with the same unique value already exists${constraint}`, { ...options, reason: 'UniqueViolation' });
-    if (code === '23503') return new ValidationError(`the row of table ${table} refers to a row that does not exist, or is still referred to${constraint}`, [], { ...options, reason: 'ForeignKeyViolation' });
+    // Neither answer names the constraint, its columns or the other row: a caller learns that its
+    // write collides, never which value of which (possibly hidden) row it collides with.
+    if (code === '23505') return new ConflictError(`the write conflicts with an existing row of table ${table} (a unique constraint)`, { ...options, reason: 'UniqueViolation' });
+    if (code === '23503') return new ValidationError(`the write to table ${table} breaks a reference between rows (a foreign key)`, [], { ...options, reason: 'ForeignKeyViolation' });
     if (code === '23514') return new ValidationError(`the row of table ${table} fails a check${constraint}`, [], { ...options, reason: 'CheckViolation' });
     if (code === '23502') return new UsageError(`a value of table ${table} may not be null${column}`, { ...options, reason: 'NotNullViolation' });
     if (code.startsWith('22')) return new UsageError(`a value for table ${table} is not valid for its column type (SQLSTATE ${code})${column}`, { ...options, reason: 'InvalidValue' });

@@ -1,10 +1,12 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash as digestOf, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import { apiKeySecretName, keyIdOf, lastUsedPatch, readApiKeySecret, verifyApiKey, type ApiKeyRecord } from '../../core/apikeys.ts';
 import { Kinds } from '../../core/api/resources.ts';
 import { UnauthorizedError, UnavailableError } from '../../core/errors.ts';
 import type { KubeClient, KubeObject } from '../../core/kube/client.ts';
 import type { Informer } from '../../core/kube/informer.ts';
+import { isAcceptedKeyHash } from './key-hash-policy.ts';
+import { withRetryAfter } from './limits.ts';
 
 /**
  * Verifies `X-Santokit-Api-Key` against the API-key Secrets (a label-selected informer, so a
@@ -38,6 +40,8 @@ export interface AuthenticatorOptions {
   readonly lastUsedIntervalMs: number;
   /** scrypt verifications allowed at once */
   readonly maxConcurrentVerifications: number;
+  /** verifications that may wait for a turn; past it a request is answered 503 with Retry-After */
+  readonly maxQueuedVerifications?: number;
 }
 
 const MAX_REMEMBERED_FAILURES = 10_000;
@@ -72,7 +76,7 @@ export class ApiKeyAuthenticator {
   private index(secret: SecretObject): void {
     const namespace = secret.metadata.namespace ?? '';
     const record = readApiKeySecret(secret);
-    if (!record) {
+    if (!record || !isAcceptedKeyHash(record.hash)) {
       this.log.warn({ secret: `${namespace}/${secret.metadata.name}` }, 'ignoring a malformed API-key Secret');
       this.unindex(secret);
       return;
@@ -104,7 +108,7 @@ export class ApiKeyAuthenticator {
     if (!keyId) throw invalid();
     const entries = this.byKeyId.get(keyId);
     if (!entries) throw invalid();
-    const proof = createHash('sha256').update(presented).digest();
+    const proof = digestOf('sha256', presented, 'buffer');
     for (const [namespace, record] of entries) {
       if (record.status !== 'active') continue;
       if (!(await this.matches(`${namespace}/${keyId}`, presented, proof, record.hash))) continue;
@@ -132,6 +136,9 @@ export class ApiKeyAuthenticator {
   }
 
   private async limited<T>(work: () => Promise<T>): Promise<T> {
+    if (this.running >= this.options.maxConcurrentVerifications && this.waiting.length >= (this.options.maxQueuedVerifications ?? 32)) {
+      throw withRetryAfter(new UnavailableError('too many API-key verifications are waiting; retry shortly', { reason: 'VerificationBusy' }), 1);
+    }
     while (this.running >= this.options.maxConcurrentVerifications) await new Promise<void>((resolve) => this.waiting.push(resolve));
     this.running++;
     try {

@@ -11,12 +11,15 @@ import { ServingCatalog } from './catalog.ts';
 import { ApiKeyAuthenticator } from './keys.ts';
 import { BridgeMetrics } from './metrics.ts';
 import { ConnectionPools, defaultPoolOptions, type PoolOptions } from './pools.ts';
-import { createBridgeHandler } from './server.ts';
+import { defaultLimits, type BridgeLimits } from './limits.ts';
+import { createBridgeHandler, createProbeHandler } from './server.ts';
 
 /**
  * `santokit-operator bridge`: the data plane. Runs on every replica (no leader election): four
  * informers (Environments, Releases, Connections, API-key Secrets) keep what it serves current;
- * one HTTP server answers `POST /call`, `/healthz`, `/readyz` and `/metrics` on `--port`.
+ * one HTTP server answers `POST /call` (and `/healthz`) on `--port`, another `/healthz`, `/readyz`
+ * and `/metrics` on `--health-port`, which is never exposed (they name every tenant's
+ * environments, releases and connections).
  *
  * Kubernetes access (for the Helm chart's RBAC): list/watch environments, releases, connections
  * (santokit.io) cluster-wide; list/watch secrets with label santokit.io/api-key=true and patch
@@ -31,10 +34,13 @@ export interface BridgeOptions {
   readonly operatorNamespace: string;
   readonly host: string;
   readonly port: number;
+  /** port of /healthz, /readyz and /metrics */
+  readonly probePort: number;
   readonly resyncMs: number;
   readonly shutdownTimeoutMs: number;
   readonly pool?: PoolOptions;
-  readonly maxBodyBytes?: number;
+  readonly limits?: BridgeLimits;
+  readonly keys?: { readonly maxConcurrentVerifications: number; readonly maxQueuedVerifications: number };
 }
 
 type Env = Environment & KubeObject;
@@ -47,6 +53,7 @@ export class Bridge {
   private readonly catalog: ServingCatalog;
   private readonly keys: ApiKeyAuthenticator;
   private readonly server: http.Server;
+  private readonly probeServer: http.Server;
   private readonly environments: Informer<Env>;
   private stopping: Promise<number> | undefined;
 
@@ -66,7 +73,7 @@ export class Bridge {
     const databases = new Databases(client, options.operatorNamespace, log.child({ component: 'databases' }));
     this.pools = new ConnectionPools(databases, log.child({ component: 'pools' }), options.pool ?? defaultPoolOptions);
     this.catalog = new ServingCatalog(this.environments, releases, connections, this.pools, log.child({ component: 'catalog' }));
-    this.keys = new ApiKeyAuthenticator(secrets, client, log.child({ component: 'apikeys' }));
+    this.keys = new ApiKeyAuthenticator(secrets, client, log.child({ component: 'apikeys' }), { lastUsedIntervalMs: 60_000, maxConcurrentVerifications: 2, maxQueuedVerifications: 32, ...options.keys });
     const metrics = new BridgeMetrics(() => this.catalog.servedCount);
 
     const handler = createBridgeHandler({
@@ -74,14 +81,16 @@ export class Bridge {
       resolve: (namespace, environment) => this.catalog.resolve(namespace, environment),
       projectOf: (namespace, environment) => this.catalog.environment(namespace, environment)?.spec.project,
       pool: (serving, connection) => this.catalog.pool(serving, connection),
-      notReady: () => this.notReady(),
       metrics,
       log: log.child({ component: 'call' }),
-      maxBodyBytes: options.maxBodyBytes ?? 1024 * 1024,
+      limits: options.limits ?? defaultLimits,
     });
     this.server = http.createServer(handler);
-    this.server.headersTimeout = 20_000;
-    this.server.requestTimeout = 60_000;
+    // Slow clients: headers within 10 s, the whole request within 30 s (the body has its own,
+    // shorter deadline once the call is accepted).
+    this.server.headersTimeout = 10_000;
+    this.server.requestTimeout = 30_000;
+    this.probeServer = http.createServer(createProbeHandler({ notReady: () => this.notReady(), metrics }));
   }
 
   /** Reasons not to send traffic here; empty when every served environment is loaded. */
@@ -94,19 +103,27 @@ export class Bridge {
 
   /** Listens and starts the watches; resolves once the port is bound. */
   async start(): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.options.port, this.options.host, () => {
-        this.server.off('error', reject);
-        resolve();
+    const listen = (server: http.Server, port: number) =>
+      new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, this.options.host, () => {
+          server.off('error', reject);
+          resolve();
+        });
       });
-    });
+    await listen(this.probeServer, this.options.probePort);
+    await listen(this.server, this.options.port);
     for (const inf of this.informers) inf.start();
   }
 
-  /** The bound port (useful when configured as 0). */
+  /** The bound port of POST /call (useful when configured as 0). */
   get port(): number {
     return (this.server.address() as AddressInfo | null)?.port ?? 0;
+  }
+
+  /** The bound port of /healthz, /readyz and /metrics. */
+  get probePort(): number {
+    return (this.probeServer.address() as AddressInfo | null)?.port ?? 0;
   }
 
   /**
@@ -129,6 +146,8 @@ export class Bridge {
       for (const inf of this.informers) inf.stop();
       this.catalog.stop();
       await this.pools.close(5);
+      this.probeServer.close();
+      this.probeServer.closeAllConnections();
     })();
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), this.options.shutdownTimeoutMs)));
@@ -137,6 +156,8 @@ export class Bridge {
     if (outcome === 'timeout') {
       log.error({ timeoutMs: this.options.shutdownTimeoutMs }, 'shutdown deadline passed; dropping open connections');
       this.server.closeAllConnections();
+      this.probeServer.close();
+      this.probeServer.closeAllConnections();
       for (const inf of this.informers) inf.stop();
       this.catalog.stop();
       void this.pools.close(0);
@@ -157,8 +178,19 @@ export async function runBridge(config: OperatorConfig): Promise<number> {
     operatorNamespace: config.namespace,
     host: config.bindAddress,
     port: config.bridgePort,
+    probePort: config.healthPort,
     resyncMs: config.resyncSeconds * 1000,
     shutdownTimeoutMs: config.shutdownTimeoutSeconds * 1000,
+    pool: { ...defaultPoolOptions, statementTimeoutMs: config.bridgeStatementTimeoutMs },
+    limits: {
+      maxBodyBytes: config.bridgeMaxBodyBytes,
+      bodyTimeoutMs: config.bridgeBodyTimeoutSeconds * 1000,
+      maxResponseBytes: config.bridgeMaxResponseBytes,
+      maxInFlight: config.bridgeMaxInFlight,
+      keyRatePerSecond: config.bridgeKeyRate,
+      keyBurst: config.bridgeKeyBurst,
+    },
+    keys: { maxConcurrentVerifications: 2, maxQueuedVerifications: config.bridgeMaxQueuedVerifications },
   });
   const stopped = new Promise<number>((resolve) => {
     const onSignal = (signal: string) => {
@@ -169,6 +201,6 @@ export async function runBridge(config: OperatorConfig): Promise<number> {
     process.once('SIGINT', () => onSignal('SIGINT'));
   });
   await bridge.start();
-  log.info({ port: bridge.port, host: config.bindAddress }, 'data plane started');
+  log.info({ port: bridge.port, probePort: bridge.probePort, host: config.bindAddress }, 'data plane started');
   return stopped;
 }

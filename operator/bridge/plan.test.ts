@@ -38,6 +38,9 @@ const permissionsYaml = `tables:
       - roles: [gold]
         columns: [id, name, tier]
         condition: 'resource.tier == "gold"'
+      - roles: [writer]
+        columns: [id, name, owner_id]
+        condition: 'resource.owner_id == request.auth.sub'
     insert:
       - roles: [admin]
         columns: [name, email]
@@ -50,7 +53,9 @@ const permissionsYaml = `tables:
         condition: 'resource.owner_id == request.auth.sub'
       - roles: [admin]
     delete:
-      roles: [admin]
+      - roles: [admin]
+      - roles: [writer, blind]
+        condition: 'resource.owner_id == request.auth.sub'
   logs:
     insert: { roles: [admin] }
   tags:
@@ -63,6 +68,8 @@ const release: ServedRelease = compileServedRelease('rel-test', schema, compileP
 const admin: Caller = { sub: 'akadmin', roles: ['admin'] };
 const reader: Caller = { sub: 'akreader', roles: ['reader'] };
 const writer: Caller = { sub: 'akwriter', roles: ['writer'] };
+/** may delete its own rows but read nothing */
+const blind: Caller = { sub: 'akblind', roles: ['blind'] };
 
 function plan(caller: Caller, path: string, params: unknown = {}, rel: ServedRelease = release): QueryPlan {
   return planCall(rel, parseCall({ path, params }), caller);
@@ -118,6 +125,10 @@ describe('permission decisions', () => {
     ['updating a column the update rule does not list', writer, 'db/users/update', { where: { id: 'u1' }, data: { email: 'x@y.z' } }, 403, 'ColumnNotAllowed'],
     ['inserting a row for another owner', writer, 'db/users/insert', { data: { email: 'a@b.c', owner_id: 'other' } }, 403, 'ColumnNotAllowed'],
     ['moving a row out of the condition', writer, 'db/users/update', { where: { id: 'u1' }, data: { owner_id: 'someone-else' } }, 403, 'ConditionViolated'],
+    ['updating where a column the caller cannot read (an affected-count oracle)', writer, 'db/users/update', { where: { id: 'u1', email: 'a@b.c' }, data: { name: 'x' } }, 403, 'ColumnNotAllowed'],
+    ['deleting where a column the caller cannot read', writer, 'db/users/delete', { where: { tier: 'gold' } }, 403, 'ColumnNotAllowed'],
+    ['deleting where any column without a select rule but the condition column', blind, 'db/users/delete', { where: { id: 'u1' } }, 403, 'ColumnNotAllowed'],
+    ['filtering a select on a writable but unreadable column', writer, 'db/users/select', { where: { email: 'a@b.c' } }, 403, 'ColumnNotAllowed'],
     ['an unknown table', admin, 'db/nope/select', {}, 404, 'UnknownTable'],
     ['an unknown column in where', admin, 'db/users/select', { where: { nope: 1 } }, 400, 'UnknownColumn'],
     ['an unknown column in select', admin, 'db/users/select', { select: ['nope'] }, 400, 'UnknownColumn'],
@@ -155,8 +166,24 @@ describe('plans', () => {
         ['email', { kind: 'plain', value: 'a@b.c' }],
         ['owner_id', { kind: 'plain', value: 'akwriter' }],
       ],
-      returning: ['id', 'email', 'owner_id'],
+      // email is written but not readable by the writer's select rule: not echoed back
+      returning: ['id', 'owner_id'],
     });
+  });
+
+  it('where of update and delete may name readable columns and the condition column; without a select rule only the condition column', () => {
+    expect(plan(writer, 'db/users/delete', { where: { name: 'x', owner_id: 'akwriter' } })).toMatchObject({ kind: 'delete' });
+    expect(plan(blind, 'db/users/delete', { where: { owner_id: 'akblind' } })).toMatchObject({
+      filters: [
+        { column: 'owner_id', value: { kind: 'plain', value: 'akblind' } },
+        { column: 'owner_id', value: { kind: 'plain', value: 'akblind' } },
+      ],
+    });
+  });
+
+  it('an insert by a caller with no select rule answers with the id only', () => {
+    const rel = compileServedRelease('rel-w', schema, { version: 1, tables: { users: { insert: [{ roles: ['w'], columns: '*' }] } } });
+    expect(plan({ sub: 'akw', roles: ['w'] }, 'db/users/insert', { data: { email: 'a@b.c', name: 'n' } }, rel)).toMatchObject({ returning: ['id'] });
   });
 
   it('update under a condition ANDs it with where, so another owner\'s row is simply not matched', () => {

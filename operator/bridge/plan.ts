@@ -12,6 +12,11 @@ import { encodeValue, type SqlValue } from './values.ts';
  *
  * Decision order (first failure wins): unknown table 404 → no rule for the caller's roles 403 →
  * an unenforceable rule 400 → unknown column or bad value 400 → a column the rule does not allow 403.
+ *
+ * Every column a call names is checked against the caller's rules: `select`, `orderBy` and
+ * `where` (of every operation) against what its select rule lets it read (plus, in `where`, the
+ * deciding rule's condition column); `data` against what the deciding rule lets it write; the
+ * columns an insert answers with against what it may read (the id always: it is the row's handle).
  */
 
 /** Who is calling: the key's roles, and its id as `request.auth.sub`. */
@@ -91,10 +96,26 @@ function satisfies(value: SqlValue, expected: string): boolean {
   return value.kind === 'plain' && String(value.value) === expected;
 }
 
-function filtersOf(table: ServedTable, where: ReadonlyArray<readonly [string, unknown]>, readable: ServedRule | undefined): Filter[] {
+/**
+ * The columns a caller may name in `where`: the ones its select rule lets it read, plus the
+ * condition column of the deciding rule (whose value the caller knows already). A column it
+ * cannot read would otherwise be an oracle: `{"affected": 0|1}` of an update or delete filtered
+ * on a hidden column tells its value.
+ */
+function filterable(rule: ServedRule, readable: ServedRule | undefined, column: string): boolean {
+  return (readable !== undefined && allows(readable, column)) || rule.condition?.column === column;
+}
+
+/** The caller's select rule, if any (without the 403 of `decideRule`): what it may read. */
+function readRule(release: ServedRelease, table: string, roles: readonly string[]): ServedRule | undefined {
+  const rule = (release.rules.get(table)?.get('select') ?? []).find((r) => roles.some((role) => r.roles.has(role)));
+  return rule && rule.invalid === undefined ? rule : undefined;
+}
+
+function filtersOf(table: ServedTable, where: ReadonlyArray<readonly [string, unknown]>, rule: ServedRule, readable: ServedRule | undefined): Filter[] {
   return where.map(([name, value]) => {
     const column = columnOf(table, name, 'where');
-    if (readable && !allows(readable, column.name)) throw notAllowed(table, column.name, 'read');
+    if (!filterable(rule, readable, column.name)) throw notAllowed(table, column.name, 'read (nor filtered on)');
     return { column: column.name, value: encodeValue(column, value, 'where') };
   });
 }
@@ -117,7 +138,7 @@ export function planCall(release: ServedRelease, call: CallRequest, caller: Call
         return column.name;
       });
       if (columns.length === 0) throw new ForbiddenError(`the rule for these roles lets them read no column of table ${table.name}`, { reason: PermissionCode.ColumnNotAllowed });
-      const filters = filtersOf(table, p.where ?? [], rule);
+      const filters = filtersOf(table, p.where ?? [], rule, rule);
       const orderBy = (p.orderBy ?? []).map(([name, dir]) => {
         const column = columnOf(table, name, 'orderBy');
         if (!allows(rule, column.name)) throw notAllowed(table, column.name, 'read');
@@ -155,7 +176,10 @@ export function planCall(release: ServedRelease, call: CallRequest, caller: Call
         }
         if (!given) values.push([rule.condition.column, { kind: 'plain', value: expected }]);
       }
-      const returning = [id.column, ...values.map(([c]) => c).filter((c) => c !== id.column)];
+      // The answer carries the row's id (its handle) and the written values the caller may read:
+      // what the database stored (defaults, triggers, normalised types) is not echoed past the rule.
+      const readable = readRule(release, table.name, caller.roles);
+      const returning = [id.column, ...values.map(([c]) => c).filter((c) => c !== id.column && readable !== undefined && allows(readable, c))];
       return { kind: 'insert', table, values, returning };
     }
 
@@ -169,12 +193,12 @@ export function planCall(release: ServedRelease, call: CallRequest, caller: Call
         }
         return [column.name, value] as const;
       });
-      const filters = filtersOf(table, p.where ?? [], undefined);
+      const filters = filtersOf(table, p.where ?? [], rule, readRule(release, table.name, caller.roles));
       return { kind: 'update', table, set, filters: condition ? [...filters, condition] : filters };
     }
 
     case 'delete': {
-      const filters = filtersOf(table, p.where ?? [], undefined);
+      const filters = filtersOf(table, p.where ?? [], rule, readRule(release, table.name, caller.roles));
       return { kind: 'delete', table, filters: condition ? [...filters, condition] : filters };
     }
   }

@@ -98,12 +98,16 @@ describe('chart defaults', () => {
     expect(op.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
     expect(br.args[0]).toBe('bridge');
     expect(flag(br.args, '--port')).toBe('8080');
-    expect(br.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'http' });
-    expect(br.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'http' });
+    // the bridge's probes and metrics are on a port of their own, never behind the public Service
+    expect(flag(br.args, '--health-port')).toBe('8081');
+    expect(br.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'probe' });
+    expect(br.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'probe' });
+    const bridgeMetrics = findObject(objects, 'Service', '-bridge-metrics') as RenderedObject & { spec: { type: string; ports: Array<{ targetPort: string }> } };
+    expect(bridgeMetrics.spec).toMatchObject({ type: 'ClusterIP', ports: [expect.objectContaining({ name: 'metrics', targetPort: 'probe' })] });
     const metrics = findObject(objects, 'Service', '-operator-metrics') as RenderedObject & { spec: { ports: Array<{ targetPort: string }> } };
     expect(metrics.spec.ports[0]!.targetPort).toBe('metrics');
     const service = findObject(objects, 'Service', '-bridge') as RenderedObject & { spec: { ports: Array<{ targetPort: string }> } };
-    expect(service.spec.ports[0]!.targetPort).toBe('http');
+    expect(service.spec.ports.map((p) => p.targetPort)).toEqual(['http']);
   });
 
   it('runs both containers restricted: non-root, read-only root, no escalation, no capabilities, RuntimeDefault seccomp', () => {
@@ -165,7 +169,7 @@ describe('chart defaults', () => {
     const monitors = withMonitor.filter((o) => o.kind === 'ServiceMonitor') as Array<RenderedObject & { spec: { endpoints: Array<{ port: string; path: string }> } }>;
     expect(monitors.map((m) => [m.apiVersion, m.metadata.name, m.metadata.labels?.release, m.spec.endpoints[0]!.port, m.spec.endpoints[0]!.path])).toEqual([
       ['monitoring.coreos.com/v1', 'santokit-operator', 'prom', 'metrics', '/metrics'],
-      ['monitoring.coreos.com/v1', 'santokit-bridge', 'prom', 'http', '/metrics'],
+      ['monitoring.coreos.com/v1', 'santokit-bridge', 'prom', 'metrics', '/metrics'],
     ]);
   });
 });

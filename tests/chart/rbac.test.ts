@@ -58,7 +58,7 @@ describe('chart RBAC', () => {
   let operatorAccount: string;
   let bridgeAccount: string;
   let operator: OperatorProcess;
-  let bridge: { child: ChildProcess; url: string; logs: () => string } | undefined;
+  let bridge: { child: ChildProcess; url: string; probeUrl: string; logs: () => string } | undefined;
   let repo: TestRepo;
   const projects: string[] = [];
   const dbs: TestDatabase[] = [];
@@ -100,15 +100,16 @@ describe('chart RBAC', () => {
     await waitForOperatorReady(operator);
 
     const port = await freePort();
-    const bridgeArgs = argsWithout(bridgeDeployment, ['--bind-address', '--port', '--log-level']);
-    const child = spawn(process.execPath, [path.join(repoRoot, 'dist/operator/main.js'), ...bridgeArgs, '--bind-address', '127.0.0.1', '--port', String(port), '--log-level', 'debug'], {
+    const probePort = await freePort();
+    const bridgeArgs = argsWithout(bridgeDeployment, ['--bind-address', '--port', '--health-port', '--log-level']);
+    const child = spawn(process.execPath, [path.join(repoRoot, 'dist/operator/main.js'), ...bridgeArgs, '--bind-address', '127.0.0.1', '--port', String(port), '--health-port', String(probePort), '--log-level', 'debug'], {
       env: { ...process.env, KUBECONFIG: await serviceAccountKubeconfig(namespace, bridgeAccount, tmp) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    bridge = { child, url: `http://127.0.0.1:${port}`, logs: () => output };
+    bridge = { child, url: `http://127.0.0.1:${port}`, probeUrl: `http://127.0.0.1:${probePort}`, logs: () => output };
 
     repo = await createTestRepo();
   });
@@ -206,7 +207,7 @@ describe('chart RBAC', () => {
     expect(selected.status).toBe(200);
     expect(selected.body.data).toEqual([expect.objectContaining({ email: 'ann@example.com', name: 'Ann' })]);
     expect(await db.dev!.sql`SELECT email FROM users`).toEqual([{ email: 'ann@example.com' }]);
-    const ready = await fetch(`${bridge!.url}/readyz`);
+    const ready = await fetch(`${bridge!.probeUrl}/readyz`);
     expect(ready.status, await ready.text()).toBe(200);
     expect(bridge!.logs()).not.toMatch(/forbidden/i);
   }, 120_000);

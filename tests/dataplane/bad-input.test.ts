@@ -180,7 +180,7 @@ describe('bad input', () => {
   it('is still alive and healthy after all of it, and logged no value', async () => {
     expect(bridge.child.exitCode).toBeNull();
     expect((await fetch(`${bridge.url}/healthz`)).status).toBe(200);
-    expect((await fetch(`${bridge.url}/readyz`)).status).toBe(200);
+    expect((await fetch(`${bridge.probeUrl}/readyz`)).status).toBe(200);
     expect((await call(bridge, admin.apiKey, 'db/users/select', { where: { email: 'a@example.com' }, select: ['email'] })).body.data).toEqual([{ email: 'a@example.com' }]);
     const logs = bridge.logs();
     for (const s of ['DROP TABLE', 'DELETE FROM', 'OR 1=1', 'a@example.com']) expect(logs).not.toContain(s);

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stk } from '../support/cluster.ts';
+import { eventually, stk } from '../support/cluster.ts';
 import type { OperatorProcess } from '../support/cluster.ts';
 import { call, callRaw, createApiKey, createDataplaneProject, dataOf, expectError, startBridge, startDataplaneOperator, waitBridgeReady, type ApiKey, type BridgeProcess, type DataplaneProject } from './support.ts';
 
@@ -156,11 +156,11 @@ describe('POST /call', () => {
     expectError(await call(bridge, admin.apiKey, path, params), status, code);
   });
 
-  it('maps database errors by SQLSTATE: a duplicate unique value is 409 naming the constraint, not the value', async () => {
+  it('maps database errors by SQLSTATE: a duplicate unique value is 409 naming neither the value nor the constraint', async () => {
     const res = await call(bridge, admin.apiKey, 'db/users/insert', { data: { email: 'ann@example.com' } });
     expectError(res, 409, 'UniqueViolation');
-    expect(res.body.error?.message).toContain('users_email_key');
-    expect(res.body.error?.message).not.toContain('ann@example.com');
+    expect(res.body.error?.message).toContain('table users');
+    expect(res.body.error?.message).not.toMatch(/ann@example\.com|users_email_key|email/);
     const missing = await call(bridge, admin.apiKey, 'db/users/insert', { data: {} });
     expectError(missing, 400, 'NotNullViolation');
   });
@@ -182,10 +182,16 @@ describe('POST /call', () => {
     expect(((await other.json()) as { error: { code: string } }).error.code).toBe('NotFound');
   });
 
-  it('serves /healthz, /readyz and /metrics with call counters', async () => {
+  it('serves /readyz and /metrics (call counters) on the probe port only; the public port answers them 404', async () => {
+    expect((await fetch(`${bridge.probeUrl}/healthz`)).status).toBe(200);
+    expect((await fetch(`${bridge.probeUrl}/readyz`)).status).toBe(200);
     expect((await fetch(`${bridge.url}/healthz`)).status).toBe(200);
-    expect((await fetch(`${bridge.url}/readyz`)).status).toBe(200);
-    const metrics = await (await fetch(`${bridge.url}/metrics`)).text();
+    for (const route of ['/readyz', '/metrics']) {
+      const res = await fetch(`${bridge.url}${route}`);
+      expect(res.status, route).toBe(404);
+      expect(await res.text()).not.toContain(p.namespace);
+    }
+    const metrics = await (await fetch(`${bridge.probeUrl}/metrics`)).text();
     expect(metrics).toMatch(/santokit_bridge_requests_total\{op="select",status="200"\} \d+/);
     expect(metrics).toMatch(/santokit_bridge_request_duration_seconds_bucket/);
     expect(metrics).toMatch(/santokit_bridge_served_environments [1-9]/);
@@ -204,13 +210,28 @@ describe('POST /call', () => {
     expect(JSON.parse(list.stdout)).toEqual([expect.objectContaining({ keyId: admin.keyId, status: 'active' })]);
   });
 
-  it('shuts down gracefully on SIGTERM: in-flight calls finish, then exit 0', async () => {
-    const inflight = call(bridge, admin.apiKey, 'db/users/select', { limit: 5 });
-    await new Promise((r) => setTimeout(r, 5));
-    const code = await bridge.stop('SIGTERM');
-    expect(code).toBe(0);
-    const res = await inflight.catch(() => undefined);
-    if (res) expect(res.status).toBe(200);
-    expect(bridge.logs()).toContain('"msg":"stopped"');
+  it('shuts down gracefully on SIGTERM: a call in flight (held by a table lock) finishes with 200, then exit 0', async () => {
+    // Hold the call inside the database: a lock the select must wait for.
+    const holder = await db().reserve();
+    try {
+      await holder`BEGIN`;
+      await holder`LOCK TABLE users IN ACCESS EXCLUSIVE MODE`;
+      const inflight = call(bridge, admin.apiKey, 'db/users/select', { limit: 5 });
+      await eventually(
+        async () => ((await db()`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'santokit-bridge' AND wait_event_type = 'Lock'`)[0]!.n > 0 ? true : undefined),
+        { timeoutMs: 10_000, what: 'the call to wait on the lock' },
+      );
+      bridge.child.kill('SIGTERM');
+      // Shutdown has begun (not ready any more) while the call is still held.
+      await eventually(async () => ((await fetch(`${bridge.probeUrl}/readyz`).catch(() => undefined))?.status === 503 ? true : undefined), { timeoutMs: 10_000, what: 'the bridge to report shutting down' });
+      expect(bridge.child.exitCode).toBeNull();
+      await holder`COMMIT`;
+      const res = await inflight;
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      expect(await bridge.exited).toBe(0);
+      expect(bridge.logs()).toContain('"msg":"stopped"');
+    } finally {
+      holder.release();
+    }
   });
 });

@@ -34,6 +34,9 @@ const permissions = `tables:
       - roles: [gold]
         columns: [id, title, tier]
         condition: 'resource.tier == "gold"'
+      - roles: [writer]
+        columns: [id, title, owner_id]
+        condition: 'resource.owner_id == request.auth.sub'
     insert:
       - roles: [admin]
         columns: [title, secret, owner_id, tier]
@@ -152,6 +155,21 @@ describe('permissions', () => {
       expect(await db()`SELECT title FROM notes WHERE owner_id = 'someone-else'`).toEqual([{ title: 'other-gold' }]);
       expect(dataOf(await as('writer', 'db/notes/update', { where: { title: 'writer-gold' }, data: { title: 'writer-gold-2' } }))).toEqual({ affected: 1 });
       expect(await db()`SELECT title FROM notes WHERE owner_id = ${k.writer.keyId} ORDER BY title`).toEqual([{ title: 'mine' }, { title: 'writer-gold-2' }]);
+    });
+
+    it.each([
+      ['update', { where: { owner_id: 'WRITER', secret: 's1' }, data: { title: 'probe' } }],
+      ['update', { where: { owner_id: 'WRITER', secret: 'wrong' }, data: { title: 'probe' } }],
+      ['delete', { where: { owner_id: 'WRITER', secret: 's1' } }],
+      ['delete', { where: { owner_id: 'WRITER', secret: 'wrong' } }],
+      ['update', { where: { tier: 'gold' }, data: { title: 'probe' } }],
+    ] as const)('%s filtered on a column the caller cannot read is 403 whatever the value (no affected-count oracle): %j', async (op, params) => {
+      const before = await db()`SELECT string_agg(title || coalesce(secret, ''), ',' ORDER BY id) AS s FROM notes`;
+      const where = Object.fromEntries(Object.entries(params.where).map(([c, v]) => [c, v === 'WRITER' ? k.writer.keyId : v]));
+      const res = await as('writer', `db/notes/${op}`, { ...params, where });
+      expectError(res, 403, 'ColumnNotAllowed');
+      expect(JSON.stringify(res.body)).not.toContain('affected');
+      expect(await db()`SELECT string_agg(title || coalesce(secret, ''), ',' ORDER BY id) AS s FROM notes`).toEqual(before);
     });
 
     it('a delete of another owner\'s row affects 0 rows; with no delete rule it is 403', async () => {

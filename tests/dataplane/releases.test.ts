@@ -41,12 +41,16 @@ const permissionsV2 = `tables:
     update: { roles: [admin] }
 `;
 
+/**
+ * Each `it` owns the environments it moves (staging from qa; prod from dev), so every `it` runs
+ * alone and in any order: the shared fixtures (operator, bridge, project, keys, one seeded row per
+ * target) are only read.
+ */
 describe('the data plane follows release pointer moves', () => {
   let operator: OperatorProcess;
   let bridge: BridgeProcess;
   let p: DataplaneProject;
   let v1: string;
-  let v2: string;
   const keys: Record<string, ApiKey> = {};
   const current = async (env: string) => (await client.get<Environment & KubeObject>(Kinds.Environment, env, p.namespace)).status?.currentRelease;
 
@@ -60,11 +64,11 @@ describe('the data plane follows release pointer moves', () => {
   beforeAll(async () => {
     operator = await startDataplaneOperator('dp-releases');
     bridge = await startBridge();
-    p = await createDataplaneProject('dprel', ['dev', 'staging', 'prod']);
+    p = await createDataplaneProject('dprel', ['qa', 'staging', 'dev', 'prod']);
     v1 = await p.apply('dev', { 'schema/app.yaml': schemaV1, 'config/permissions.yaml': permissionsV1 });
     const v1Ref = (await p.repo.git.revparse(['HEAD'])).trim();
-    for (const env of ['staging', 'prod']) expect(await p.applyRef(env, v1Ref)).toBe(v1);
-    for (const env of ['dev', 'staging', 'prod']) {
+    for (const env of ['qa', 'staging', 'prod']) expect(await p.applyRef(env, v1Ref)).toBe(v1);
+    for (const env of ['qa', 'staging', 'dev', 'prod']) {
       keys[`${env}-admin`] = await createApiKey(p.project, env, ['admin'], undefined, bridge);
       keys[`${env}-auditor`] = await createApiKey(p.project, env, ['auditor'], undefined, bridge);
     }
@@ -78,10 +82,10 @@ describe('the data plane follows release pointer moves', () => {
     await p?.drop();
   });
 
-  it('a permissions-only promote is served on the target within seconds; rollback brings the old rule back', async () => {
-    const v1b = await p.apply('dev', { 'schema/app.yaml': schemaV1, 'config/permissions.yaml': permissionsV1b });
+  it('a permissions-only promote (qa → staging) is served on the target within seconds; rollback brings the old rule back', async () => {
+    const v1b = await p.apply('qa', { 'schema/app.yaml': schemaV1, 'config/permissions.yaml': permissionsV1b });
     expectError(await call(bridge, keys['staging-auditor']!.apiKey, 'db/users/select'), 403, 'PermissionDenied');
-    const promoted = await stk(['release', 'promote', '--project', p.project, '--from', 'dev', '--to', 'staging']);
+    const promoted = await stk(['release', 'promote', '--project', p.project, '--from', 'qa', '--to', 'staging']);
     expectExit(promoted);
     expect(await current('staging')).toBe(v1b);
     expect(await until(keys['staging-auditor']!, 'db/users/select', {}, 200)).toBeLessThan(5_000);
@@ -95,53 +99,44 @@ describe('the data plane follows release pointer moves', () => {
     expect(moves).toEqual([v1, v1b, v1]);
   });
 
-  it('v1 serves on prod: the column v2 adds is unknown and the auditor has no rule', async () => {
+  it('apply v2 on dev, promote it to prod, roll prod back: each served within seconds, by the same process', async () => {
+    // v1 serves on prod: the column v2 adds is unknown and the auditor has no rule
     expectError(await call(bridge, keys['prod-admin']!.apiKey, 'db/users/select', { select: ['id', 'age'] }), 400, 'UnknownColumn');
     expectError(await call(bridge, keys['prod-auditor']!.apiKey, 'db/users/select'), 403, 'PermissionDenied');
-  });
 
-  it('apply of v2 on dev is served on dev within seconds, while prod keeps v1', async () => {
-    v2 = await p.apply('dev', { 'schema/app.yaml': schemaV2, 'config/permissions.yaml': permissionsV2 });
+    // apply of v2 on dev is served on dev within seconds, while prod keeps v1
+    const v2 = await p.apply('dev', { 'schema/app.yaml': schemaV2, 'config/permissions.yaml': permissionsV2 });
     expect(v2).not.toBe(v1);
-    const ms = await until(keys['dev-auditor']!, 'db/users/select', {}, 200);
-    expect(ms).toBeLessThan(5_000);
+    expect(await until(keys['dev-auditor']!, 'db/users/select', {}, 200)).toBeLessThan(5_000);
     expectError(await call(bridge, keys['prod-auditor']!.apiKey, 'db/users/select'), 403, 'PermissionDenied');
-  });
 
-  it('after promote, /call on prod sees the new column and the new rule', async () => {
     // prod's database needs v2's schema first (promote moves a pointer, never DDL)
     const ref = (await client.get<KubeObject & { spec: { ref: string } }>(Kinds.Release, v2, p.namespace)).spec.ref;
-    const schemaOnly = await stk(['apply', '--project', p.project, '--env', 'prod', '--ref', ref, '--repo', p.repo.dir, '--only', 'schema']);
-    expectExit(schemaOnly);
+    expectExit(await stk(['apply', '--project', p.project, '--env', 'prod', '--ref', ref, '--repo', p.repo.dir, '--only', 'schema']));
     expect(await current('prod')).toBe(v1);
     // DDL alone changes nothing the data plane serves
     expectError(await call(bridge, keys['prod-admin']!.apiKey, 'db/users/select', { select: ['id', 'age'] }), 400, 'UnknownColumn');
 
-    const promoted = await stk(['release', 'promote', '--project', p.project, '--from', 'dev', '--to', 'prod']);
-    expectExit(promoted);
+    // after promote, /call on prod sees the new column and the new rule
+    expectExit(await stk(['release', 'promote', '--project', p.project, '--from', 'dev', '--to', 'prod']));
     expect(await current('prod')).toBe(v2);
-    const ms = await until(keys['prod-auditor']!, 'db/users/select', {}, 200);
-    expect(ms).toBeLessThan(5_000);
+    expect(await until(keys['prod-auditor']!, 'db/users/select', {}, 200)).toBeLessThan(5_000);
     expect(dataOf(await call(bridge, keys['prod-auditor']!.apiKey, 'db/users/select'))).toEqual([{ id: expect.any(String), age: null }]);
     expect(dataOf(await call(bridge, keys['prod-admin']!.apiKey, 'db/users/update', { where: { email: 'p@example.com' }, data: { age: 33 } }))).toEqual({ affected: 1 });
     expect(dataOf(await call(bridge, keys['prod-admin']!.apiKey, 'db/users/select', { select: ['email', 'age'] }))).toEqual([{ email: 'p@example.com', age: 33 }]);
-  });
 
-  it('after rollback, the old behaviour is back: the column is not selectable and the old rule decides', async () => {
-    const rolled = await stk(['release', 'rollback', '--project', p.project, '--env', 'prod', '--to-release-id', v1]);
-    expectExit(rolled);
+    // after rollback, the old behaviour is back: the column is not selectable and the old rule decides
+    expectExit(await stk(['release', 'rollback', '--project', p.project, '--env', 'prod', '--to-release-id', v1]));
     expect(await current('prod')).toBe(v1);
-    const ms = await until(keys['prod-auditor']!, 'db/users/select', {}, 403);
-    expect(ms).toBeLessThan(5_000);
+    expect(await until(keys['prod-auditor']!, 'db/users/select', {}, 403)).toBeLessThan(5_000);
     expectError(await call(bridge, keys['prod-admin']!.apiKey, 'db/users/select', { select: ['id', 'age'] }), 400, 'UnknownColumn');
     expectError(await call(bridge, keys['prod-admin']!.apiKey, 'db/users/update', { where: { email: 'p@example.com' }, data: { age: 1 } }), 403, 'PermissionDenied');
     // the rows are untouched: rollback never undoes DDL or data
     expect(await p.dbs.prod!.sql`SELECT email, age FROM users`).toEqual([{ email: 'p@example.com', age: 33 }]);
     // dev still serves v2
     expect((await call(bridge, keys['dev-auditor']!.apiKey, 'db/users/select')).status).toBe(200);
-  });
 
-  it('did all of it without restarting the data plane, and logged each pointer move', async () => {
+    // all of it without restarting the data plane, each pointer move logged
     expect(bridge.child.exitCode).toBeNull();
     const moves = bridge.records().filter((r) => r.msg === 'serving release' && r.environment === `${p.namespace}/prod`).map((r) => r.release);
     expect(moves).toEqual([v1, v2, v1]);

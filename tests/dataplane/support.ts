@@ -14,18 +14,21 @@ export interface BridgeProcess {
   readonly child: ChildProcess;
   readonly port: number;
   readonly url: string;
+  /** /healthz, /readyz and /metrics (the probe port, never the public one) */
+  readonly probeUrl: string;
   readonly logs: () => string;
   readonly records: () => Array<Record<string, unknown>>;
   readonly exited: Promise<number | null>;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Starts `node dist/operator/main.js bridge` on a free port; resolves once /healthz answers. */
-export async function startBridge(options: { args?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<BridgeProcess> {
+/** Starts `node dist/operator/main.js bridge` on free ports; resolves once /healthz answers. */
+export async function startBridge(options: { args?: string[]; env?: NodeJS.ProcessEnv; logLevel?: string } = {}): Promise<BridgeProcess> {
   const port = await freePort();
+  const probePort = await freePort();
   const child = spawn(
     process.execPath,
-    [path.join(repoRoot, 'dist/operator/main.js'), 'bridge', '--port', String(port), '--bind-address', '127.0.0.1', '--log-level', 'debug', ...(options.args ?? [])],
+    [path.join(repoRoot, 'dist/operator/main.js'), 'bridge', '--port', String(port), '--health-port', String(probePort), '--bind-address', '127.0.0.1', '--log-level', options.logLevel ?? 'debug', ...(options.args ?? [])],
     { env: { ...process.env, KUBECONFIG: adminKubeconfig(), ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let output = '';
@@ -37,6 +40,7 @@ export async function startBridge(options: { args?: string[]; env?: NodeJS.Proce
     child,
     port,
     url,
+    probeUrl: `http://127.0.0.1:${probePort}`,
     exited,
     logs: () => output,
     records: () =>
@@ -53,10 +57,10 @@ export async function startBridge(options: { args?: string[]; env?: NodeJS.Proce
   await eventually(
     async () => {
       if (child.exitCode !== null) throw new Error(`bridge exited with ${child.exitCode}:\n${output}`);
-      const res = await fetch(`${url}/healthz`).catch(() => undefined);
+      const res = await fetch(`http://127.0.0.1:${probePort}/healthz`).catch(() => undefined);
       return res?.status === 200 ? true : undefined;
     },
-    { timeoutMs: 30_000, what: 'the bridge to listen' },
+    { timeoutMs: 60_000, what: 'the bridge to listen' },
   );
   return bridge;
 }
@@ -66,7 +70,7 @@ export async function waitBridgeReady(bridge: BridgeProcess, timeoutMs = 30_000)
   let last = '';
   await eventually(
     async () => {
-      const res = await fetch(`${bridge.url}/readyz`);
+      const res = await fetch(`${bridge.probeUrl}/readyz`);
       last = await res.text();
       return res.status === 200 ? true : undefined;
     },
