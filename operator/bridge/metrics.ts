@@ -34,6 +34,7 @@ export class BridgeMetrics {
         this.set(servedCount());
       },
     });
-    collectDefaultMetrics({ register: this.registry, prefix: 'santokit_bridge_process_' });
+    // Standard names (process_resident_memory_bytes, nodejs_heap_size_used_bytes …); the scrape target tells the processes apart.
+    collectDefaultMetrics({ register: this.registry });
   }
 }
