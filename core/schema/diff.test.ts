@@ -137,7 +137,7 @@ describe('diffSchemas', () => {
       b: { type: string, nullable: false, default: x }
 `);
     expect(descriptions(noIdentity, live)).toEqual(['drop identity of t.id', 'change type of t.id from bigint to text']);
-    expect(descriptions(live, noIdentity)).toEqual(['change type of t.id from text to bigint', 'make t.id an identity column']);
+    expect(descriptions(live, noIdentity)).toEqual(['change type of t.id from text to bigint', 'make t.id an identity column', 'continue the identity of t.id after its largest value']);
   });
 
   test('an index with the same definition under another name is renamed, a changed one rebuilt', () => {

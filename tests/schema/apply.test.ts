@@ -42,7 +42,7 @@ describe('applyPlan', { timeout: 60_000 }, () => {
     id: { generate: auto_increment }
     columns:
       title: { type: string, nullable: false }
-      pages: { type: bigint }
+      pages: { type: string }
 `),
     );
     const plan = await planFor(db.sql, next, { previous: old });
@@ -57,7 +57,7 @@ describe('applyPlan', { timeout: 60_000 }, () => {
     const err = refused as DestructiveChangeError;
     expect(err.reason).toBe('DestructiveChange');
     expect(err.steps.map((s) => [s.number, s.description, s.hazards.map((h) => h.kind)])).toEqual([
-      [1, 'change type of books.pages from integer to bigint', ['correctness']],
+      [1, 'change type of books.pages from integer to text', ['correctness']],
       [2, 'drop column books.notes', ['deletes_data']],
     ]);
     expect(err.message).toContain('step 2, drop column books.notes: deletes_data (drops column books.notes and the data it holds)');
