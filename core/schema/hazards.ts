@@ -126,7 +126,10 @@ export function hazardsOf(change: Change, ctx: HazardContext): Hazard[] {
       const c = change.column;
       const out: Hazard[] = [];
       if (!c.nullable && c.default === null && c.identity === null && hasRows) {
-        out.push({ kind: 'correctness', message: `${t} has rows: a NOT NULL column without a default cannot be added to them` });
+        // known rows: Postgres refuses it, force or not; unknown: it may fail
+        const hint = 'declare a default, or add the column nullable, fill it, then make it NOT NULL';
+        if (ctx.tablesWithRows !== null) out.push({ kind: 'cannot_apply', message: `${t} has rows: a NOT NULL column without a default cannot be added to them; ${hint}` });
+        else out.push({ kind: 'correctness', message: `${t} may have rows: a NOT NULL column without a default cannot be added to them` });
       }
       if (c.identity !== null) out.push({ kind: 'table_rewrite', message: `rewrites ${t} to number existing rows` });
       out.push(exclusive(t));
@@ -156,6 +159,9 @@ export function hazardsOf(change: Change, ctx: HazardContext): Hazard[] {
       ];
     }
     case 'set_not_null':
+      if (ctx.probes?.misfits.includes(probeKey.column(t, change.column))) {
+        return [{ kind: 'cannot_apply', message: `${t}.${change.column} holds NULLs, so it cannot become NOT NULL; fill them first (or declare a default and fill them)` }, exclusive(t)];
+      }
       return [{ kind: 'correctness', message: `${t}.${change.column} stops accepting NULL; the apply fails if it holds any, and writers that send NULL break` }, exclusive(t)];
     case 'drop_identity':
       return [{ kind: 'correctness', message: `${t}.${change.column} stops generating values; inserts without an id fail` }, exclusive(t)];

@@ -58,7 +58,7 @@ export interface LiveSchema {
 export interface Probes {
   /** unique keys (`table:name`) a plan adds whose columns already hold duplicate values */
   readonly duplicateKeys: readonly string[];
-  /** columns (`table.column`) whose values do not fit the newly declared logical type */
+  /** columns (`table.column`) whose values do not fit what the plan declares: a new logical type, or NOT NULL over NULLs */
   readonly misfits: readonly string[];
 }
 

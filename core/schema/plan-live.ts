@@ -22,7 +22,8 @@ export interface LivePlanInput {
  *     without default, a type change);
  *   - whether the columns of a unique key the plan adds already hold duplicates (then the step is
  *     refused at plan time instead of failing at apply);
- *   - whether a column's values fit a newly declared logical type (json → array, array items).
+ *   - whether a column's values fit a newly declared logical type (json → array, array items), or
+ *     hold NULLs when it becomes NOT NULL.
  */
 export async function planLiveSchemaChanges(sql: Queryable, input: LivePlanInput): Promise<SchemaPlan> {
   const managed = managedTablesOf(input.declared, input.previous);
@@ -97,6 +98,10 @@ function probesFor(changes: readonly Change[], live: SchemaIR): Probe[] {
           found: (f) => f.duplicateKeys.push(probeKey.key(c.table, key.name)),
         });
       }
+    }
+    if (c.kind === 'set_not_null') {
+      const col = liveColumn(c.table, c.column);
+      if (col !== undefined) probes.push({ sql: `EXISTS (SELECT 1 FROM ${from} WHERE ${quoteIdent(col)} IS NULL)`, found: (f) => f.misfits.push(probeKey.column(c.table, c.column)) });
     }
     if (c.kind === 'check_values') {
       const col = liveColumn(c.table, c.column);

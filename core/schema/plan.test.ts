@@ -99,9 +99,9 @@ describe('planSchemaChanges', () => {
 describe('hazards', () => {
   const addRequired = { kind: 'add_column', table: 'users', column: { name: 'code', type: 'text', nullable: false, default: null, identity: null } } as const;
 
-  test('a NOT NULL column without a default is destructive only on a table with rows (unknown counts as rows)', () => {
+  test('a NOT NULL column without a default is refused on a table with rows, destructive when unknown, safe on an empty one', () => {
     const kinds = (rows: string[] | null): string[] => hazardsOf(addRequired, { newTables: new Set(), tablesWithRows: rows === null ? null : new Set(rows) }).map((h) => h.kind);
-    expect(kinds(['users'])).toEqual(['correctness', 'access_exclusive_lock']);
+    expect(kinds(['users'])).toEqual(['cannot_apply', 'access_exclusive_lock']);
     expect(kinds([])).toEqual(['access_exclusive_lock']);
     expect(kinds(null)).toEqual(['correctness', 'access_exclusive_lock']);
   });

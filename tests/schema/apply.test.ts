@@ -113,16 +113,20 @@ describe('applyPlan', { timeout: 60_000 }, () => {
     expect(await listAppliedReleases(db.sql)).toHaveLength(1);
   });
 
-  test('adding a NOT NULL column without a default is destructive on a table with rows, and safe on an empty one', async () => {
+  test('adding a NOT NULL column without a default is refused at plan time on a table with rows, and safe on an empty one', async () => {
     const { db, old } = await seeded('notnull');
     const next = declare(v1.replace('      notes: { type: string }\n', '      notes: { type: string }\n      code: { type: string, nullable: false }\n'));
     const plan = await planFor(db.sql, next, { previous: old });
     expect(plan.steps.map((s) => [s.description, s.destructive, s.hazards.map((h) => h.kind)])).toEqual([
-      ['add column books.code', true, ['correctness', 'access_exclusive_lock']],
+      ['add column books.code', true, ['cannot_apply', 'access_exclusive_lock']],
     ]);
+    expect(plan.steps[0]?.refused).toBe(true);
     const before = await snapshot(db);
+    // main let this plan fail at apply (23502) however often it was retried; now not even force runs it
     const err = await applyPlan(db.sql, plan, { releaseId: 'r', force: true }).catch((e: unknown) => e);
-    expect((err as Error).message).toContain('not_null_violation (SQLSTATE 23502)');
+    expect(err).toBeInstanceOf(DestructiveChangeError);
+    expect((err as DestructiveChangeError).reason).toBe('PlanRefused');
+    expect((err as Error).message).toContain('books has rows: a NOT NULL column without a default cannot be added to them');
     expect(await snapshot(db)).toBe(before);
 
     // Given the same change on an empty table
