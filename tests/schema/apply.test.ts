@@ -79,8 +79,11 @@ describe('applyPlan', { timeout: 60_000 }, () => {
   });
 
   test('a step that fails half-way rolls back every step of the connection', async () => {
-    // Given a plan whose first steps succeed and whose NOT NULL step meets a NULL (row "Emma")
+    // Given a plan whose first steps succeed and whose NOT NULL step meets a NULL: row "Emma" gets
+    // its NULL back after planning (data changes do not make a plan stale; a NULL present at plan
+    // time would have the step refused at plan time)
     const { db, old } = await seeded('rollback');
+    await db.sql`UPDATE books SET pages = 1 WHERE pages IS NULL`;
     const next = declare(
       yaml(`
   books:
@@ -96,6 +99,7 @@ describe('applyPlan', { timeout: 60_000 }, () => {
     );
     const plan = await planFor(db.sql, next, { previous: old });
     expect(plan.steps.map((s) => s.change.kind)).toEqual(['add_column', 'set_default', 'set_not_null', 'add_unique', 'create_index']);
+    await db.sql`UPDATE books SET pages = NULL WHERE title = 'Emma'`;
     const before = await snapshot(db);
     const rows = await rowsOf(db);
 
