@@ -289,7 +289,9 @@ function cannotReAdd(
     ...(target?.uniques ?? []).map((u) => u.columns),
     ...(target?.indexes ?? []).filter((i) => i.unique && i.definition === null).map((i) => i.columns),
     // keys a DBA made on the referenced table stay, unless this plan drops them
-    ...(liveTarget?.uniques ?? []).map((u) => u.columns).filter((cols) => !droppedKeys.has(keyOf(fk.refTable, cols))),
+    ...[...(liveTarget?.uniques ?? []), ...(liveTarget?.indexes ?? []).filter((i) => i.unique && i.definition === null)]
+      .map((u) => u.columns)
+      .filter((cols) => !droppedKeys.has(keyOf(fk.refTable, cols))),
   ];
   if (!candidates.some((cols) => keyOf(fk.refTable, cols) === want)) {
     return `foreign key ${fk.name} of ${table} needs a unique key on ${fk.refTable} (${fk.refColumns.join(', ')}), which this plan removes; declare one, or drop the foreign key first`;
@@ -328,8 +330,10 @@ function exchangeThroughTemporaryNames(changes: Change[], after: ReadonlyMap<str
     return t !== undefined && (t.primaryKey?.name === name || t.uniques.some((u) => u.name === name) || t.indexes.some((i) => i.name === name));
   };
   // the namespace a name lives in: the schema for index-backed names, the table for the others
-  const space = (table: string, name: string, kind: string): string => (kind === 'rename_index' || relationBacked(table, name) ? `schema:${name}` : `${table}:${name}`);
-  const order = renames.map((r) => ({ r, from: space(r.table, r.from, r.kind), to: space(r.table, r.to, r.kind) }));
+  const order = renames.map((r) => {
+    const space = r.kind === 'rename_index' || relationBacked(r.table, r.from) ? 'schema' : r.table;
+    return { r, from: `${space}:${r.from}`, to: `${space}:${r.to}` };
+  });
   const freedLater = new Map<string, number>(order.map((o, i) => [o.from, i]));
   const phaseTwo: Change[] = [];
   const replaced = new Map<Change, Change>();

@@ -159,7 +159,7 @@ export function hazardsOf(change: Change, ctx: HazardContext): Hazard[] {
       ];
     }
     case 'set_not_null':
-      if (ctx.probes?.misfits.includes(probeKey.column(t, change.column))) {
+      if (ctx.probes?.nulls.includes(probeKey.column(t, change.column))) {
         return [{ kind: 'cannot_apply', message: `${t}.${change.column} holds NULLs, so it cannot become NOT NULL; fill them first (or declare a default and fill them)` }, exclusive(t)];
       }
       return [{ kind: 'correctness', message: `${t}.${change.column} stops accepting NULL; the apply fails if it holds any, and writers that send NULL break` }, exclusive(t)];

@@ -58,8 +58,10 @@ export interface LiveSchema {
 export interface Probes {
   /** unique keys (`table:name`) a plan adds whose columns already hold duplicate values */
   readonly duplicateKeys: readonly string[];
-  /** columns (`table.column`) whose values do not fit what the plan declares: a new logical type, or NOT NULL over NULLs */
+  /** columns (`table.column`) whose values do not fit a newly declared logical type (json → array, items) */
   readonly misfits: readonly string[];
+  /** columns (`table.column`) becoming NOT NULL that hold NULLs */
+  readonly nulls: readonly string[];
 }
 
 export interface IntrospectOptions {

@@ -40,13 +40,14 @@ interface Found {
   rows: string[];
   duplicateKeys: string[];
   misfits: string[];
+  nulls: string[];
 }
 
 /** Runs the probes the plan needs against the live data and returns the live schema with their results. */
 export async function probeLive(sql: Queryable, declared: SchemaIR, live: LiveSchema, previous: SchemaIR | null, managed: readonly string[]): Promise<LiveSchema> {
   const changes = diffSchemas(declared, pickTables(live.ir, managed), previous);
   const probes = probesFor(changes, live.ir);
-  const found: Found = { rows: [], duplicateKeys: [], misfits: [] };
+  const found: Found = { rows: [], duplicateKeys: [], misfits: [], nulls: [] };
   for (let start = 0; start < probes.length; start += PROBE_BATCH) {
     const batch = probes.slice(start, start + PROBE_BATCH);
     const [row] = (await sql.unsafe(`SELECT ${batch.map((p, i) => `${p.sql} AS "p${i}"`).join(', ')}`)) as unknown as Record<string, boolean>[];
@@ -55,7 +56,7 @@ export async function probeLive(sql: Queryable, declared: SchemaIR, live: LiveSc
     });
   }
   const sorted = (xs: string[]): string[] => [...new Set(xs)].sort(compareText);
-  return { ...live, tablesWithRows: sorted(found.rows), probes: { duplicateKeys: sorted(found.duplicateKeys), misfits: sorted(found.misfits) } };
+  return { ...live, tablesWithRows: sorted(found.rows), probes: { duplicateKeys: sorted(found.duplicateKeys), misfits: sorted(found.misfits), nulls: sorted(found.nulls) } };
 }
 
 /** Postgres allows 1,664 result columns; stay well below. */
@@ -101,7 +102,7 @@ function probesFor(changes: readonly Change[], live: SchemaIR): Probe[] {
     }
     if (c.kind === 'set_not_null') {
       const col = liveColumn(c.table, c.column);
-      if (col !== undefined) probes.push({ sql: `EXISTS (SELECT 1 FROM ${from} WHERE ${quoteIdent(col)} IS NULL)`, found: (f) => f.misfits.push(probeKey.column(c.table, c.column)) });
+      if (col !== undefined) probes.push({ sql: `EXISTS (SELECT 1 FROM ${from} WHERE ${quoteIdent(col)} IS NULL)`, found: (f) => f.nulls.push(probeKey.column(c.table, c.column)) });
     }
     if (c.kind === 'check_values') {
       const col = liveColumn(c.table, c.column);
