@@ -48,7 +48,9 @@ export function diffSchemas(declared: SchemaIR, live: SchemaIR, previous?: Schem
   const liveTables = new Map<string, TableIR>();
   for (const t of tableList(live)) {
     if (droppedNames.has(t.name)) continue;
-    liveTables.set(tableName(t.name), { ...t, name: tableName(t.name), foreignKeys: t.foreignKeys.map((f) => ({ ...f, refTable: tableName(f.refTable) })) });
+    // copies only when a table is renamed: plans of thousands of unchanged tables stay cheap
+    const moved = tableRenames.size > 0 && (tableRenames.has(t.name) || t.foreignKeys.some((f) => tableRenames.has(f.refTable)));
+    liveTables.set(tableName(t.name), moved ? { ...t, name: tableName(t.name), foreignKeys: t.foreignKeys.map((f) => ({ ...f, refTable: tableName(f.refTable) })) } : t);
   }
   const previousOf = (declaredName: string): TableIR | undefined => {
     const liveName = [...tableRenames].find(([, to]) => to === declaredName)?.[0] ?? declaredName;
@@ -56,10 +58,12 @@ export function diffSchemas(declared: SchemaIR, live: SchemaIR, previous?: Schem
   };
 
   // Renames first, for every table: a key of one table follows the renamed columns of another.
-  const renames = new Map<string, Map<string, string>>();
+  const renames = new Map<string, Map<string, string>>(); // only tables with column renames
   for (const table of declaredTables) {
     const current = liveTables.get(table.name);
-    if (current !== undefined) renames.set(table.name, columnRenames(table, current));
+    if (current === undefined) continue;
+    const own = columnRenames(table, current);
+    if (own.size > 0) renames.set(table.name, own);
   }
   const after = new Map<string, TableIR>(); // live tables with column renames applied
   for (const [name, t] of liveTables) after.set(name, renamed(t, renames));
@@ -112,6 +116,7 @@ type Renames = ReadonlyMap<string, ReadonlyMap<string, string>>;
 
 /** The live table as it will be once the renames (of this and of referenced tables) ran. */
 function renamed(live: TableIR, renames: Renames): TableIR {
+  if (renames.size === 0 || (!renames.has(live.name) && !live.foreignKeys.some((f) => renames.has(f.refTable)))) return live;
   const own = renames.get(live.name) ?? new Map<string, string>();
   const map = (cols: readonly string[], table: ReadonlyMap<string, string> | undefined = own): string[] => cols.map((c) => table?.get(c) ?? c);
   return {
@@ -135,26 +140,34 @@ function declaredNamesOf(table: TableIR | null): { columns: Set<string>; objects
 function diffTable(declared: TableIR, liveBefore: TableIR, live: TableIR, renames: Renames, previousTable: TableIR | null, hasPrevious: boolean, changes: Change[]): void {
   const t = declared.name;
   for (const [from, to] of renames.get(t) ?? []) changes.push({ kind: 'rename_column', table: t, from, to });
-  const before = declaredNamesOf(previousTable);
-  const wanted = declaredNamesOf(declared);
+  // built on first use: most tables have nothing to drop
+  let names: { before: ReturnType<typeof declaredNamesOf>; wanted: ReturnType<typeof declaredNamesOf> } | undefined;
+  const known = (): NonNullable<typeof names> => (names ??= { before: declaredNamesOf(previousTable), wanted: declaredNamesOf(declared) });
   // a live object may go when a release declared it, or when the declaration needs its name
-  const mayDrop = (name: string): boolean => before.objects.has(name) || wanted.objects.has(name);
+  const mayDrop = (name: string): boolean => known().before.objects.has(name) || known().wanted.objects.has(name);
 
   const liveColumns = new Map(live.columns.map((c) => [c.name, c]));
   const declaredNames = new Set(declared.columns.map((c) => c.name));
-  const previousColumns = new Map((previousTable?.columns ?? []).map((c) => [c.name, c]));
+  let previousColumns: Map<string, ColumnIR> | undefined;
+  const previousColumn = (name: string): ColumnIR | null => {
+    if (!hasPrevious || previousTable === null) return null;
+    previousColumns ??= new Map(previousTable.columns.map((c) => [c.name, c]));
+    return previousColumns.get(name) ?? null;
+  };
   const ownRenames = renames.get(t) ?? new Map<string, string>();
   for (const col of declared.columns) {
     const current = liveColumns.get(col.name);
     if (current === undefined) changes.push({ kind: 'add_column', table: t, column: physical(col) });
     else {
-      const liveName = [...ownRenames].find(([, to]) => to === col.name)?.[0] ?? col.name;
-      diffColumn(t, col, current, hasPrevious ? (previousColumns.get(liveName) ?? previousColumns.get(col.name) ?? null) : null, changes);
+      const liveName = ownRenames.size === 0 ? col.name : ([...ownRenames].find(([, to]) => to === col.name)?.[0] ?? col.name);
+      // the previous declaration matters only for logical types, which live columns do not carry
+      const before = col.logicalType === undefined ? null : (previousColumn(liveName) ?? previousColumn(col.name));
+      diffColumn(t, col, current, before, changes);
     }
   }
   for (const col of liveBefore.columns) {
     if (ownRenames.has(col.name) || declaredNames.has(col.name)) continue;
-    if (before.columns.has(col.name)) changes.push({ kind: 'drop_column', table: t, column: col.name });
+    if (known().before.columns.has(col.name)) changes.push({ kind: 'drop_column', table: t, column: col.name });
   }
 
   diffPrimaryKey(t, declared.primaryKey, live.primaryKey, changes);

@@ -66,11 +66,14 @@ export function planSchemaChanges(input: PlanInput): SchemaPlan {
   const changes = diffSchemas(input.declared, live, input.previous);
   const newTables = new Set(changes.filter((c) => c.kind === 'create_table').map((c) => c.table));
   const tablesWithRows = input.live.tablesWithRows === null ? null : new Set(input.live.tablesWithRows);
+  // the unique keys the declaration keeps: only needed when a step drops one
   const uniqueAfter = new Set<string>();
-  for (const t of tableList(input.declared)) {
-    if (t.primaryKey) uniqueAfter.add(uniqueKey(t.name, t.primaryKey.columns));
-    for (const u of t.uniques) uniqueAfter.add(uniqueKey(t.name, u.columns));
-    for (const i of t.indexes) if (i.unique && i.definition === null) uniqueAfter.add(uniqueKey(t.name, i.columns));
+  if (changes.some((c) => c.kind === 'drop_unique' || c.kind === 'drop_primary_key' || c.kind === 'drop_index')) {
+    for (const t of tableList(input.declared)) {
+      if (t.primaryKey) uniqueAfter.add(uniqueKey(t.name, t.primaryKey.columns));
+      for (const u of t.uniques) uniqueAfter.add(uniqueKey(t.name, u.columns));
+      for (const i of t.indexes) if (i.unique && i.definition === null) uniqueAfter.add(uniqueKey(t.name, i.columns));
+    }
   }
   const ctx = { newTables, tablesWithRows, uniqueAfter, ...(input.live.dependents ? { dependents: input.live.dependents } : {}), ...(input.live.probes ? { probes: input.live.probes } : {}) };
   const taken = nameClashes(changes, live, input.live.relationNames ?? null);
@@ -100,7 +103,8 @@ export function planSchemaChanges(input: PlanInput): SchemaPlan {
  */
 function nameClashes(changes: readonly Change[], live: SchemaIR, relationNames: readonly string[] | null): Map<number, Hazard[]> {
   const out = new Map<number, Hazard[]>();
-  if (relationNames === null) return out;
+  const claims = new Set<string>(['rename_table', 'rename_index', 'rename_constraint', 'rename_sequence', 'create_table', 'add_column', 'add_identity', 'add_primary_key', 'add_unique', 'create_index']);
+  if (relationNames === null || !changes.some((c) => claims.has(c.kind))) return out;
   const held = new Set(relationNames);
   const objectsOf = (t: string): string[] => {
     const table = live.tables[t];
