@@ -938,7 +938,7 @@ const truth: Case[] = [
   },
   {
     name: 'a column becoming an identity on an empty table starts at 1',
-    main: 'baseline',
+    main: 'class 4: main had no step continuing the identity (here it happened to start right)',
     before: yaml(`
   tickets:
     id: { generate: client }
