@@ -13,7 +13,7 @@ import {
 import { ConflictError, NotFoundError, SantokitError, asSantokitError } from '../core/errors.ts';
 import type { KubeClient, KubeObject } from '../core/kube/client.ts';
 import type { Logger } from '../core/log.ts';
-import { applyPlan, compareSchemas, introspectSchema, managedTablesOf, planSchemaChanges, renderPlan, type SchemaPlan } from '../core/schema/index.ts';
+import { applyPlan, compareSchemas, introspectSchema, planLiveSchemaChanges, renderPlan, type SchemaPlan } from '../core/schema/index.ts';
 import { canonicalJson, hashSchema, sha256Hex, type SchemaIR } from '../core/schema/ir.ts';
 import { findCondition, setCondition } from '../core/api/conditions.ts';
 import { type Databases, databaseError } from './databases.ts';
@@ -190,8 +190,8 @@ export class ReleasePipeline {
     const out: Array<{ connection: string; sql: postgres.Sql; plan: SchemaPlan }> = [];
     for (const [connection, sql] of pools) {
       const declared = schema[connection]!;
-      const live = await introspectSchema(sql, { managedTables: managedTablesOf(declared, previous[connection] ?? null) });
-      const plan = planSchemaChanges({ declared, live, previous: previous[connection] ?? null, connection });
+      // the same planning as `stk` dry runs and tests: probes rows, duplicates and logical types only where a step depends on them
+      const plan = await planLiveSchemaChanges(sql, { declared, previous: previous[connection] ?? null, connection });
       this.step(run, { name: 'plan', connection, state: 'Succeeded', message: `${plan.steps.length} step(s)${plan.steps.some((s) => s.destructive) ? ', destructive' : ''}` });
       out.push({ connection, sql, plan });
     }

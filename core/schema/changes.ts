@@ -5,31 +5,41 @@ import type { ColumnIR, ConstraintIR, ForeignKeyIR, Identity, IndexIR } from './
  * from these structures (see `hazards.ts`), never from SQL text.
  */
 
+/**
+ * `refused` (on a few kinds) is why the step cannot apply, found by the diff (a key that could not
+ * be re-created, a table other keys still reference): the plan refuses it (`cannot_apply`).
+ */
+
 /** A column as Postgres stores it: the physical part of ColumnIR. */
 export type ColumnDefinition = Pick<ColumnIR, 'name' | 'type' | 'nullable' | 'default' | 'identity'>;
 
 export type Change =
   | { readonly kind: 'create_table'; readonly table: string; readonly columns: readonly ColumnDefinition[]; readonly primaryKey: ConstraintIR | null; readonly uniques: readonly ConstraintIR[] }
-  | { readonly kind: 'drop_table'; readonly table: string }
+  | { readonly kind: 'drop_table'; readonly table: string; readonly refused?: string }
+  | { readonly kind: 'rename_table'; readonly table: string; readonly from: string }
   | { readonly kind: 'add_column'; readonly table: string; readonly column: ColumnDefinition }
   | { readonly kind: 'drop_column'; readonly table: string; readonly column: string }
   | { readonly kind: 'rename_column'; readonly table: string; readonly from: string; readonly to: string }
   | { readonly kind: 'alter_column_type'; readonly table: string; readonly column: string; readonly from: string; readonly to: string }
+  | { readonly kind: 'reset_collation'; readonly table: string; readonly column: string; readonly type: string; readonly from: string }
+  | { readonly kind: 'check_values'; readonly table: string; readonly column: string; readonly from: string; readonly to: string; readonly items: string | null }
   | { readonly kind: 'set_default'; readonly table: string; readonly column: string; readonly from: string | null; readonly to: string }
   | { readonly kind: 'drop_default'; readonly table: string; readonly column: string; readonly from: string }
   | { readonly kind: 'set_not_null'; readonly table: string; readonly column: string }
   | { readonly kind: 'drop_not_null'; readonly table: string; readonly column: string }
   | { readonly kind: 'add_identity'; readonly table: string; readonly column: string; readonly identity: Identity }
+  | { readonly kind: 'restart_identity'; readonly table: string; readonly column: string }
+  | { readonly kind: 'rename_sequence'; readonly table: string; readonly column: string; readonly to: string }
   | { readonly kind: 'alter_identity'; readonly table: string; readonly column: string; readonly identity: Identity }
   | { readonly kind: 'drop_identity'; readonly table: string; readonly column: string }
   | { readonly kind: 'add_primary_key'; readonly table: string; readonly constraint: ConstraintIR }
-  | { readonly kind: 'drop_primary_key'; readonly table: string; readonly name: string }
+  | { readonly kind: 'drop_primary_key'; readonly table: string; readonly name: string; readonly columns: readonly string[] }
   | { readonly kind: 'add_unique'; readonly table: string; readonly constraint: ConstraintIR }
-  | { readonly kind: 'drop_unique'; readonly table: string; readonly name: string }
+  | { readonly kind: 'drop_unique'; readonly table: string; readonly name: string; readonly columns: readonly string[] }
   | { readonly kind: 'create_index'; readonly table: string; readonly index: IndexIR }
-  | { readonly kind: 'drop_index'; readonly table: string; readonly name: string }
-  | { readonly kind: 'add_foreign_key'; readonly table: string; readonly foreignKey: ForeignKeyIR }
-  | { readonly kind: 'drop_foreign_key'; readonly table: string; readonly name: string }
+  | { readonly kind: 'drop_index'; readonly table: string; readonly name: string; readonly columns: readonly string[]; readonly unique: boolean }
+  | { readonly kind: 'add_foreign_key'; readonly table: string; readonly foreignKey: ForeignKeyIR; readonly refused?: string }
+  | { readonly kind: 'drop_foreign_key'; readonly table: string; readonly name: string; readonly refTable: string }
   | { readonly kind: 'rename_constraint'; readonly table: string; readonly from: string; readonly to: string }
   | { readonly kind: 'rename_index'; readonly table: string; readonly from: string; readonly to: string };
 
@@ -45,18 +55,23 @@ export const CHANGE_ORDER: readonly ChangeKind[] = [
   'drop_unique',
   'drop_primary_key',
   'drop_table',
+  'rename_table',
   'rename_column',
   'rename_constraint',
   'rename_index',
+  'rename_sequence',
   'create_table',
   'add_column',
   'drop_default',
   'drop_identity',
   'alter_column_type',
+  'reset_collation',
   'set_default',
   'drop_not_null',
   'set_not_null',
+  'check_values',
   'add_identity',
+  'restart_identity',
   'alter_identity',
   'drop_column',
   'add_primary_key',
@@ -64,6 +79,11 @@ export const CHANGE_ORDER: readonly ChangeKind[] = [
   'create_index',
   'add_foreign_key',
 ];
+
+/** `array of int`, `json` */
+export function logicalText(type: string, items: string | null): string {
+  return type === 'array' && items !== null ? `array of ${items}` : type;
+}
 
 /** One line naming what a change does: `add column users.bio`. */
 export function describeChange(c: Change): string {
@@ -73,6 +93,16 @@ export function describeChange(c: Change): string {
       return `create table ${t}`;
     case 'drop_table':
       return `drop table ${t}`;
+    case 'rename_table':
+      return `rename table ${c.from} to ${t}`;
+    case 'reset_collation':
+      return `reset collation of ${t}.${c.column} (${c.from}) to the default`;
+    case 'check_values':
+      return `check that every value of ${t}.${c.column} is ${logicalText(c.to, c.items)} (was ${c.from})`;
+    case 'restart_identity':
+      return `continue the identity of ${t}.${c.column} after its largest value`;
+    case 'rename_sequence':
+      return `rename the identity sequence of ${t}.${c.column} to ${c.to}`;
     case 'add_column':
       return `add column ${t}.${c.column.name}`;
     case 'drop_column':

@@ -11,7 +11,7 @@ import {
   type RawTable,
 } from './declaration.ts';
 import { compareText } from './ir.ts';
-import { indexName, primaryKeyName, uniqueName } from './names.ts';
+import { identitySequenceName, indexName, primaryKeyName, uniqueName } from './names.ts';
 import { fieldError, keyPositions, type Position, type Segment, type SourceDoc } from './source.ts';
 import { MAX_DECIMAL_PRECISION, idSqlType, parseTypeSpec, sqlTypeOf, type TypeSpec } from './types.ts';
 
@@ -52,6 +52,7 @@ export function checkSchema(files: readonly { source: SourceDoc; data: RawSchema
   }
 
   for (const [name, located] of tables) tables.set(name, { ...located, table: checkReferences(located, tables, errors) });
+  checkTablePreviousNames(tables, errors);
   checkRelationNames(tables, errors);
 
   if (errors.length > 0) return { errors };
@@ -97,8 +98,29 @@ function checkTable(source: SourceDoc, path: Segment[], name: string, raw: RawTa
     id,
     columns,
     indexes,
+    previousNames: raw.previousNames ?? [],
+    unmanaged: raw.unmanaged ?? 'report',
     source: { path: source.path, line: at.line, column: at.column },
   };
+}
+
+/** A table's previous name must be free: not its own name, not a table declared in the same connection. */
+function checkTablePreviousNames(tables: ReadonlyMap<string, Located>, errors: FieldError[]): void {
+  const claimed = new Map<string, string>();
+  for (const { table, source, path } of tables.values()) {
+    table.previousNames.forEach((p, i) => {
+      const at = [...path, 'previousNames', i];
+      const other = tables.get(p);
+      if (p === table.name) errors.push(fieldError(source, at, `"${p}" is the table's current name, not a previous one`));
+      else if (other !== undefined && other.table.connection === table.connection) errors.push(fieldError(source, at, `"${p}" is declared as a table; a previous name must be free`));
+      else {
+        const key = `${table.connection}:${p}`;
+        const first = claimed.get(key);
+        if (first !== undefined) errors.push(fieldError(source, at, `"${p}" is already a previous name of table "${first}"; a table can be renamed into only one`));
+        else claimed.set(key, table.name);
+      }
+    });
+  }
 }
 
 function checkColumn(source: SourceDoc, path: Segment[], name: string, col: RawColumn, declaredNames: ReadonlySet<string>, errors: FieldError[]): DeclaredColumn {
@@ -218,6 +240,12 @@ function checkRelationNames(tables: ReadonlyMap<string, Located>, errors: FieldE
   for (const { table, source, path } of ordered) {
     const clash = claim(table.connection, primaryKeyName(table.name), `the primary key of table "${table.name}"`);
     if (clash) errors.push(fieldError(source, path, `the primary key name "${primaryKeyName(table.name)}" is already used by ${clash}`, 'key'));
+    if (table.id.generate === 'auto_increment') {
+      // Postgres names the identity's sequence itself; a taken name would make it pick another
+      const sequence = identitySequenceName(table.name, table.id.name);
+      const taken = claim(table.connection, sequence, `the identity sequence of table "${table.name}"`);
+      if (taken) errors.push(fieldError(source, [...path, 'id', 'generate'], `the identity sequence name "${sequence}" of table "${table.name}" is already used by ${taken}`));
+    }
     for (const col of table.columns) {
       if (!col.unique) continue;
       const name = uniqueName(table.name, [col.name]);

@@ -54,6 +54,10 @@ export interface DeclaredTable {
   /** in file order */
   readonly columns: readonly DeclaredColumn[];
   readonly indexes: readonly DeclaredIndex[];
+  /** names the table had before (renamed, never guessed) */
+  readonly previousNames: readonly string[];
+  /** how drift treats objects in the table that no release declared */
+  readonly unmanaged: 'report' | 'drift';
   readonly source: SourceRef;
 }
 
@@ -73,6 +77,8 @@ export interface RawTable {
   readonly id?: { readonly name?: string; readonly generate?: IdGenerate; readonly previousNames?: readonly string[] };
   readonly columns?: Readonly<Record<string, RawColumn>>;
   readonly indexes?: readonly RawIndex[];
+  readonly previousNames?: readonly string[];
+  readonly unmanaged?: 'report' | 'drift';
 }
 
 export interface RawColumn {

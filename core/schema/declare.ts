@@ -82,7 +82,9 @@ function declareTable(table: DeclaredTable): TableIR {
     id: { column: id.name, generate: id.generate },
     indexes: indexes.sort(byName),
     name: table.name,
+    ...(table.previousNames.length > 0 ? { previousNames: [...table.previousNames] } : {}),
     primaryKey: { columns: [id.name], name: primaryKeyName(table.name) },
+    ...(table.unmanaged === 'drift' ? { unmanaged: 'drift' as const } : {}),
     uniques: uniques.sort(byName),
   };
 }

@@ -123,6 +123,10 @@ export function declaredDefault(logical: LogicalType, sqlType: string, value: Js
       if (typeof value === 'number' && /e/i.test(text) && logical !== 'float') {
         return { error: `default ${text} is written with an exponent; write it out as a quoted decimal string` };
       }
+      if (typeof value === 'number' && !Number.isSafeInteger(value) && Number.isInteger(value) && logical !== 'float') {
+        // YAML numbers are doubles: beyond 2^53 the value read is not the value written
+        return { error: `default ${text} is beyond 2^53, where an unquoted number is rounded when the file is read; write it as a quoted string ("…")` };
+      }
       const normalised = normaliseLiteral(sqlType, text);
       if (normalised === undefined) return fail(whole ? `${expected} in the ${logical === 'int' ? '32' : '64'}-bit range` : expected);
       return { sql: render(sqlType, normalised) };

@@ -137,7 +137,7 @@ describe('diffSchemas', () => {
       b: { type: string, nullable: false, default: x }
 `);
     expect(descriptions(noIdentity, live)).toEqual(['drop identity of t.id', 'change type of t.id from bigint to text']);
-    expect(descriptions(live, noIdentity)).toEqual(['change type of t.id from text to bigint', 'make t.id an identity column']);
+    expect(descriptions(live, noIdentity)).toEqual(['change type of t.id from text to bigint', 'make t.id an identity column', 'continue the identity of t.id after its largest value']);
   });
 
   test('an index with the same definition under another name is renamed, a changed one rebuilt', () => {
@@ -200,5 +200,86 @@ describe('diffSchemas', () => {
 `);
     expect(diffSchemas(base, physicalSchema(live), live)).toEqual(diffSchemas(base, physicalSchema(live), live));
     expect(JSON.stringify(diffSchemas(base, physicalSchema(live), live))).toBe(JSON.stringify(diffSchemas(base, physicalSchema(live), live)));
+  });
+
+  test('inside a managed table only what the previous release declared is dropped', () => {
+    const users = base.tables.users as TableIR;
+    // a live users table with a DBA column, index, unique key and foreign key
+    const handMade: TableIR = {
+      ...users,
+      columns: [...users.columns, { name: 'legacy', type: 'text', nullable: true, default: null, identity: null }],
+      indexes: [{ name: 'dba_age', columns: ['age'], unique: false, definition: null }],
+      uniques: [...users.uniques, { name: 'dba_email_age', columns: ['email', 'age'] }],
+      foreignKeys: [{ name: 'dba_fk', columns: ['legacy'], refTable: 'posts', refColumns: ['id'], onDelete: 'no_action', onUpdate: 'no_action' }],
+    };
+    const live = schemaOf([handMade, base.tables.posts as TableIR]);
+    expect(descriptions(base, live, base)).toEqual([]);
+    expect(descriptions(base, live, null)).toEqual([]);
+    // what the previous release declared still goes
+    const withoutAge = declareYaml(`
+  users:
+    columns:
+      email: { type: string, nullable: false }
+  posts:
+    columns:
+      author_id: { type: string, references: { table: users } }
+      title: { type: string }
+    indexes:
+      - { columns: [title] }
+`);
+    expect(descriptions(withoutAge, live, base)).toEqual(['drop unique constraint users_email_key of users', 'drop column users.age']);
+  });
+
+  test('previousNames renames a table; its keys and its references follow', () => {
+    const renamed = declareYaml(`
+  members:
+    previousNames: [users]
+    columns:
+      email: { type: string, nullable: false, unique: true }
+      age: { type: int }
+  posts:
+    columns:
+      author_id: { type: string, references: { table: members } }
+      title: { type: string }
+    indexes:
+      - { columns: [title] }
+`);
+    expect(descriptions(renamed, base, base)).toEqual([
+      'rename table users to members',
+      'rename constraint users_pkey of members to members_pkey',
+      'rename constraint users_email_key of members to members_email_key',
+    ]);
+  });
+
+  test('index names exchanged between tables move through a temporary name', () => {
+    const a = declareYaml(`
+  p:
+    columns:
+      x: { type: string }
+    indexes:
+      - { columns: [x], name: one }
+  q:
+    columns:
+      y: { type: string }
+    indexes:
+      - { columns: [y], name: two }
+`);
+    const b = declareYaml(`
+  p:
+    columns:
+      x: { type: string }
+    indexes:
+      - { columns: [x], name: two }
+  q:
+    columns:
+      y: { type: string }
+    indexes:
+      - { columns: [y], name: one }
+`);
+    const steps = descriptions(b, a, a);
+    expect(steps).toHaveLength(3);
+    expect(steps[0]).toMatch(/^rename index one of p to stk_tmp_[0-9a-f]{12}$/);
+    expect(steps[1]).toBe('rename index two of q to one');
+    expect(steps[2]).toMatch(/^rename index stk_tmp_[0-9a-f]{12} of p to two$/);
   });
 });

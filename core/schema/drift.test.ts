@@ -45,7 +45,7 @@ describe('compareSchemas', () => {
   });
 
   test('formatDrift adds unmanaged tables as information', () => {
-    expect(formatDrift({ differences: [], unmanagedTables: [] })).toEqual([]);
-    expect(formatDrift({ differences: [], unmanagedTables: ['a', 'b'] })).toEqual(['info: unmanaged tables (not declared, left alone): a, b']);
+    expect(formatDrift({ differences: [], unmanagedTables: [], unmanagedObjects: [] })).toEqual([]);
+    expect(formatDrift({ differences: [], unmanagedTables: ['a', 'b'], unmanagedObjects: [] })).toEqual(['info: unmanaged tables (not declared, left alone): a, b']);
   });
 });

@@ -1,5 +1,5 @@
 import { ConflictError } from '../errors.ts';
-import type { HazardKind } from './hazards.ts';
+import { REFUSING_HAZARDS, type HazardKind } from './hazards.ts';
 
 /** A destructive step that the caller did not force or allow. */
 export interface BlockedStep {
@@ -17,9 +17,13 @@ export class DestructiveChangeError extends ConflictError {
   constructor(connection: string, steps: readonly BlockedStep[]) {
     const lines = steps.map((s) => `  - step ${s.number}, ${s.description}: ${s.hazards.map((h) => `${h.kind} (${h.message})`).join('; ')}`);
     const kinds = [...new Set(steps.flatMap((s) => s.hazards.map((h) => h.kind)))].sort();
-    super(`connection ${connection}: ${steps.length} destructive step${steps.length === 1 ? '' : 's'} refused, nothing was applied:\n${lines.join('\n')}`, {
-      reason: 'DestructiveChange',
-      hint: `review the plan, then apply with force (--force) or allow these hazards by name: ${kinds.join(', ')}`,
+    const impossible = kinds.filter((k) => REFUSING_HAZARDS.has(k));
+    super(`connection ${connection}: ${steps.length} ${impossible.length > 0 ? 'step' : 'destructive step'}${steps.length === 1 ? '' : 's'} refused, nothing was applied:\n${lines.join('\n')}`, {
+      reason: impossible.length > 0 ? 'PlanRefused' : 'DestructiveChange',
+      hint:
+        impossible.length > 0
+          ? `Postgres would refuse ${impossible.length === 1 && steps.length === 1 ? 'this step' : 'these steps'} (${impossible.join(', ')}), with or without force: change the declaration or the database as each reason says, then plan again`
+          : `review the plan, then apply with force (--force) or allow these hazards by name: ${kinds.join(', ')}`,
     });
     this.connection = connection;
     this.steps = steps;

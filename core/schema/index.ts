@@ -5,7 +5,7 @@
  *   const parsed = parseSchemaFiles(files);              // ValidationError with file:line:col
  *   const declared = declareSchema(parsed);              // { main: SchemaIR, analytics: SchemaIR }
  *   const plan = await planLiveSchemaChanges(sql, { declared: declared.main, previous, connection: 'main' });
- *     // = introspectSchema (4 catalog queries) + probeTablesWithRows (only if needed) + planSchemaChanges (pure)
+ *     // = introspectSchema (6 catalog queries) + probeLive (rows, duplicates, logical types: only if needed) + planSchemaChanges (pure)
  *   console.log(renderPlan(plan));
  *   await applyPlan(sql, plan, { releaseId, ref, force });   // DestructiveChangeError, PlanStaleError …
  *   const drift = await checkDrift(sql, declared.main);      // drift.differences is empty when in sync
@@ -14,16 +14,17 @@
 export { parseSchemaFiles, type SchemaSourceFile } from './parse.ts';
 export { declareSchema } from './declare.ts';
 export { DEFAULT_CONNECTION, type ParsedSchema, type DeclaredTable, type DeclaredColumn, type DeclaredIndex, type DeclaredReference } from './declaration.ts';
-export { introspectSchema, probeTablesWithRows, type IntrospectOptions, type LiveSchema, type Queryable } from './introspect.ts';
+export { introspectSchema, probeTablesWithRows, checkServerVersion, SUPPORTED_PG_MAJORS, UnsupportedServerError, type Dependent, type IntrospectOptions, type LiveSchema, type Probes, type Queryable } from './introspect.ts';
+export { castOf, type Cast, type CastEffect } from './casts.ts';
 export { diffSchemas } from './diff.ts';
 export { describeChange, CHANGE_ORDER, type Change, type ChangeKind, type ColumnDefinition } from './changes.ts';
-export { hazardsOf, dependsOnRows, HAZARD_KINDS, DESTRUCTIVE_HAZARDS, type Hazard, type HazardKind } from './hazards.ts';
+export { hazardsOf, dependsOnRows, HAZARD_KINDS, DESTRUCTIVE_HAZARDS, REFUSING_HAZARDS, type Hazard, type HazardKind } from './hazards.ts';
 export { changeSql } from './sql.ts';
-export { planLiveSchemaChanges, type LivePlanInput } from './plan-live.ts';
+export { planLiveSchemaChanges, probeLive, type LivePlanInput } from './plan-live.ts';
 export { planSchemaChanges, renderPlan, blockedSteps, managedTablesOf, rowSensitiveTables, PLAN_VERSION, type PlanInput, type PlanStep, type SchemaPlan, type HazardPermission } from './plan.ts';
 export { applyPlan, DEFAULT_LOCK_TIMEOUT_MS, DEFAULT_STATEMENT_TIMEOUT_MS, type ApplyOptions, type ApplyResult } from './apply.ts';
 export { BOOKKEEPING_SCHEMA, BOOKKEEPING_MIGRATIONS, migrateBookkeeping, listAppliedReleases, type AppliedRelease, type BookkeepingMigration } from './bookkeeping.ts';
-export { checkDrift, compareSchemas, formatDrift, type DriftDifference, type DriftKind, type DriftReport } from './drift.ts';
+export { checkDrift, compareSchemas, unmanagedObjects, formatDrift, type DriftDifference, type DriftKind, type DriftReport } from './drift.ts';
 export { DestructiveChangeError, PlanStaleError, type BlockedStep } from './errors.ts';
 export { mapDatabaseError } from './pg-errors.ts';
 export {
@@ -39,6 +40,7 @@ export {
   type TableIR,
   type ColumnIR,
   type ConstraintIR,
+  type CheckIR,
   type IndexIR,
   type ForeignKeyIR,
   type IdGenerate,

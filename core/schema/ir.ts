@@ -36,12 +36,26 @@ export interface ColumnIR {
   readonly items?: string;
   /** declaration only: names this column had before; the diff renames instead of drop + add */
   readonly previousNames?: readonly string[];
+  /** live only, and only when the column does not use its type's default collation: `"C"`, `"en_US"` */
+  readonly collation?: string;
 }
 
 /** A primary key or unique constraint. */
 export interface ConstraintIR {
   readonly name: string;
   readonly columns: readonly string[];
+  /**
+   * live only, and only when the constraint is more than a declaration can express (DEFERRABLE,
+   * NULLS NOT DISTINCT …): its full `pg_get_constraintdef` text, so it never equals a declared one
+   */
+  readonly definition?: string;
+}
+
+/** A CHECK or EXCLUDE constraint (live only: declarations cannot express them). */
+export interface CheckIR {
+  readonly name: string;
+  /** `pg_get_constraintdef` text: `CHECK ((price > (0)::numeric)) NOT VALID` */
+  readonly definition: string;
 }
 
 export interface IndexIR {
@@ -53,6 +67,8 @@ export interface IndexIR {
    * full `pg_get_indexdef` text, so an index we cannot describe never compares equal to a declared one.
    */
   readonly definition: string | null;
+  /** live only, and only when the index is invalid (`indisvalid`: a failed concurrent build) */
+  readonly valid?: false;
 }
 
 export interface ForeignKeyIR {
@@ -65,6 +81,11 @@ export interface ForeignKeyIR {
   readonly onUpdate: ReferentialAction;
   /** declaration only: the relation name the data plane uses (`as:` in YAML) */
   readonly as?: string;
+  /**
+   * live only, and only when the key is more than a declaration can express (DEFERRABLE, NOT
+   * VALID, MATCH FULL): its full `pg_get_constraintdef` text
+   */
+  readonly definition?: string;
 }
 
 export interface TableIR {
@@ -80,6 +101,16 @@ export interface TableIR {
   readonly foreignKeys: readonly ForeignKeyIR[];
   /** declaration only: the id column and how the data plane generates its values */
   readonly id?: { readonly column: string; readonly generate: IdGenerate };
+  /** live only, and only when there are some: CHECK and EXCLUDE constraints, sorted by name */
+  readonly checks?: readonly CheckIR[];
+  /** declaration only: names this table had before; the diff renames instead of drop + create */
+  readonly previousNames?: readonly string[];
+  /**
+   * declaration only: how drift treats objects inside this table that no release declared
+   * (columns, indexes, keys, checks a DBA added). Absent: information, never a blocker;
+   * `drift`: each one is a drift difference (the user opted in, see `unmanaged:` in YAML).
+   */
+  readonly unmanaged?: 'drift';
 }
 
 export interface SchemaIR {
@@ -191,7 +222,15 @@ export function pickTables(ir: SchemaIR, names: Iterable<string>): SchemaIR {
 export function physicalSchema(ir: SchemaIR): SchemaIR {
   return schemaOf(
     tableList(ir).map((t) => ({
-      columns: t.columns.map((c) => ({ default: c.default, identity: c.identity, name: c.name, nullable: c.nullable, type: c.type })),
+      ...(t.checks === undefined ? {} : { checks: t.checks }),
+      columns: t.columns.map((c) => ({
+        ...(c.collation === undefined ? {} : { collation: c.collation }),
+        default: c.default,
+        identity: c.identity,
+        name: c.name,
+        nullable: c.nullable,
+        type: c.type,
+      })),
       foreignKeys: t.foreignKeys.map(({ as: _as, ...fk }) => fk),
       indexes: t.indexes,
       name: t.name,

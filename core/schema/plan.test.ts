@@ -25,7 +25,7 @@ const v2 = declareYaml(`
   users:
     columns:
       email: { type: string, nullable: false, unique: true }
-      age: { type: bigint }
+      age: { type: string }
       bio: { type: string }
   posts:
     columns:
@@ -38,7 +38,7 @@ describe('planSchemaChanges', () => {
     expect(plan.steps.map((s) => [s.description, s.destructive, s.hazards.map((h) => h.kind)])).toEqual([
       ['create table posts', false, []],
       ['add column users.bio', false, ['access_exclusive_lock']],
-      ['change type of users.age from integer to bigint', true, ['correctness', 'table_rewrite', 'access_exclusive_lock']],
+      ['change type of users.age from integer to text', true, ['correctness', 'table_rewrite', 'access_exclusive_lock']],
       ['add unique constraint users_email_key on users (email)', false, ['index_build', 'access_exclusive_lock']],
       // a new table carries no hazard of its own, but its key locks the existing table it points to
       ['add foreign key posts_author_id_fkey on posts (author_id) → users (id)', false, ['share_row_exclusive_lock']],
@@ -54,7 +54,7 @@ describe('planSchemaChanges', () => {
   users:
     columns:
       email: { type: string, nullable: false, unique: true }
-      age: { type: bigint }
+      age: { type: string }
       bio: { type: string }
 `), live: liveOf(v1), previous: v1, connection: 'main' });
     expect(renderPlan(b)).toBe(renderPlan(a));
@@ -65,11 +65,11 @@ describe('planSchemaChanges', () => {
     const plan = planSchemaChanges({ declared: v2, live: liveOf(v1), previous: v1, connection: 'main' });
     const text = renderPlan(plan);
     expect(text.split('\n').slice(0, 3)).toEqual(['connection main: 5 steps, 1 destructive', `  live schema ${plan.liveHash}`, `  plan ${plan.hash}`]);
-    expect(text).toContain(`3. change type of users.age from integer to bigint  [destructive]
-   ! correctness: converts every value of users.age from integer to bigint; readers of the old type may break
+    expect(text).toContain(`3. change type of users.age from integer to text  [destructive]
+   ! correctness: converts every value of users.age from integer to text: writes each integer value as text; readers of the old type may break
    ~ table_rewrite: rewrites users and its indexes
    ~ access_exclusive_lock: blocks every read and write of users while it runs (ACCESS EXCLUSIVE)
-   ALTER TABLE "public"."users" ALTER COLUMN "age" TYPE bigint USING "age"::bigint;
+   ALTER TABLE "public"."users" ALTER COLUMN "age" TYPE text USING "age"::text;
 `);
     expect(text.endsWith('\nblocked: step 3 needs force or allowed hazards (correctness)\n')).toBe(true);
     expect(renderPlan(planSchemaChanges({ declared: v1, live: liveOf(v1) }))).toBe(`connection main: no changes\n  live schema ${planSchemaChanges({ declared: v1, live: liveOf(v1) }).liveHash}\n  plan ${planSchemaChanges({ declared: v1, live: liveOf(v1) }).hash}\n`);
@@ -99,9 +99,9 @@ describe('planSchemaChanges', () => {
 describe('hazards', () => {
   const addRequired = { kind: 'add_column', table: 'users', column: { name: 'code', type: 'text', nullable: false, default: null, identity: null } } as const;
 
-  test('a NOT NULL column without a default is destructive only on a table with rows (unknown counts as rows)', () => {
+  test('a NOT NULL column without a default is refused on a table with rows, destructive when unknown, safe on an empty one', () => {
     const kinds = (rows: string[] | null): string[] => hazardsOf(addRequired, { newTables: new Set(), tablesWithRows: rows === null ? null : new Set(rows) }).map((h) => h.kind);
-    expect(kinds(['users'])).toEqual(['correctness', 'access_exclusive_lock']);
+    expect(kinds(['users'])).toEqual(['cannot_apply', 'access_exclusive_lock']);
     expect(kinds([])).toEqual(['access_exclusive_lock']);
     expect(kinds(null)).toEqual(['correctness', 'access_exclusive_lock']);
   });
@@ -124,6 +124,8 @@ describe('blockedSteps', () => {
 
   test('lists destructive steps with the hazards not allowed', () => {
     expect(blockedSteps(plan).map((b) => [b.number, b.description, b.hazards.map((h) => h.kind)])).toEqual([
+      // dropping a declared unique key removes a guarantee: not safe (main called it index_dropped only)
+      [1, 'drop unique constraint users_email_key of users', ['correctness']],
       [2, 'drop table posts', ['deletes_data']],
       [3, 'drop column users.age', ['deletes_data']],
       [4, 'drop column users.bio', ['deletes_data']],
@@ -132,10 +134,11 @@ describe('blockedSteps', () => {
 
   test('force allows everything; allowed hazards allow their steps; the plan’s own allowance is the default', () => {
     expect(blockedSteps(plan, { force: true })).toEqual([]);
-    expect(blockedSteps(plan, { allowHazards: ['deletes_data'] })).toEqual([]);
+    expect(blockedSteps(plan, { allowHazards: ['deletes_data', 'correctness'] })).toEqual([]);
+    expect(blockedSteps(plan, { allowHazards: ['deletes_data'] }).map((b) => b.number)).toEqual([1]);
     expect(blockedSteps(plan, { allowHazards: ['correctness'] })).toHaveLength(3);
     const allowedAtPlan = planSchemaChanges({ declared: v1, live: liveOf(v2), previous: v2, allowHazards: ['deletes_data'] });
-    expect(blockedSteps(allowedAtPlan).map((b) => b.description)).toEqual(['change type of users.age from bigint to integer']);
+    expect(blockedSteps(allowedAtPlan).map((b) => b.description)).toEqual(['drop unique constraint users_email_key of users', 'change type of users.age from text to integer']);
     expect(renderPlan(allowedAtPlan)).toContain('blocked: step');
   });
 });

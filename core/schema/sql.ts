@@ -1,4 +1,6 @@
-import type { Change, ColumnDefinition } from './changes.ts';
+import { castOf } from './casts.ts';
+import { logicalText, type Change, type ColumnDefinition } from './changes.ts';
+import { quoteLiteral } from './defaults.ts';
 import type { ForeignKeyIR, ReferentialAction } from './ir.ts';
 import { qualifiedTable, quoteIdent, TABLE_SCHEMA } from './names.ts';
 
@@ -29,10 +31,35 @@ export function columnDefinitionSql(c: ColumnDefinition): string {
 }
 
 function foreignKeySql(fk: ForeignKeyIR): string {
+  // a key no declaration made (DEFERRABLE, NOT VALID …) is added back exactly as it was
+  if (fk.definition !== undefined) return fk.definition;
   let out = `FOREIGN KEY (${columnList(fk.columns)}) REFERENCES ${qualifiedTable(fk.refTable)} (${columnList(fk.refColumns)})`;
   if (fk.onUpdate !== 'no_action') out += ` ON UPDATE ${ACTION_SQL[fk.onUpdate]}`;
   if (fk.onDelete !== 'no_action') out += ` ON DELETE ${ACTION_SQL[fk.onDelete]}`;
   return out;
+}
+
+const ITEM_TEST: Readonly<Record<string, string>> = {
+  string: "pg_catalog.jsonb_typeof(v) = 'string'",
+  timestamp: "pg_catalog.jsonb_typeof(v) = 'string'",
+  bytes: "pg_catalog.jsonb_typeof(v) = 'string'",
+  int: "CASE WHEN pg_catalog.jsonb_typeof(v) = 'number' THEN v::numeric = trunc(v::numeric) AND v::numeric BETWEEN -2147483648 AND 2147483647 ELSE false END",
+  bigint: "CASE WHEN pg_catalog.jsonb_typeof(v) = 'number' THEN v::numeric = trunc(v::numeric) AND v::numeric BETWEEN -9223372036854775808 AND 9223372036854775807 ELSE false END",
+  float: "pg_catalog.jsonb_typeof(v) = 'number'",
+  decimal: "pg_catalog.jsonb_typeof(v) = 'number'",
+  boolean: "pg_catalog.jsonb_typeof(v) = 'boolean'",
+};
+
+/**
+ * A condition true when a jsonb column's value fits a logical type (`array` of `items`); NULL
+ * values and null items fit. Used by the `check_values` step and by the plan-time probe.
+ */
+export function fitsLogicalType(column: string, type: string, items: string | null): string {
+  const c = quoteIdent(column);
+  if (type !== 'array') return 'true';
+  const item = items === null ? undefined : ITEM_TEST[items];
+  const elements = item === undefined ? '' : ` AND NOT EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(${c}) AS e(v) WHERE v <> 'null'::jsonb AND NOT (${item}))`;
+  return `${c} IS NULL OR CASE WHEN pg_catalog.jsonb_typeof(${c}) = 'array' THEN true${elements} ELSE false END`;
 }
 
 export function changeSql(change: Change): string {
@@ -47,6 +74,18 @@ export function changeSql(change: Change): string {
     }
     case 'drop_table':
       return `DROP TABLE ${table}`;
+    case 'rename_table':
+      return `ALTER TABLE ${qualifiedTable(change.from)} RENAME TO ${quoteIdent(change.table)}`;
+    case 'reset_collation':
+      return `${alter} ALTER COLUMN ${quoteIdent(change.column)} TYPE ${change.type} COLLATE pg_catalog."default"`;
+    case 'check_values':
+      return `DO $stk$ BEGIN IF EXISTS (SELECT 1 FROM ${table} WHERE NOT (${fitsLogicalType(change.column, change.to, change.items)})) THEN RAISE EXCEPTION USING ERRCODE = '23514', MESSAGE = ${quoteLiteral(`values of ${change.table}.${change.column} are not ${logicalText(change.to, change.items)}`)}; END IF; END $stk$`;
+    case 'restart_identity': {
+      const col = quoteIdent(change.column);
+      return `SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence(${quoteLiteral(table)}, ${quoteLiteral(change.column)}), COALESCE(GREATEST(max(${col}), 1), 1), max(${col}) IS NOT NULL) FROM ${table}`;
+    }
+    case 'rename_sequence':
+      return `DO $stk$ DECLARE s text := pg_catalog.pg_get_serial_sequence(${quoteLiteral(table)}, ${quoteLiteral(change.column)}); BEGIN EXECUTE pg_catalog.format('ALTER SEQUENCE %s RENAME TO %I', s, ${quoteLiteral(change.to)}); END $stk$`;
     case 'add_column':
       return `${alter} ADD COLUMN ${columnDefinitionSql(change.column)}`;
     case 'drop_column':
@@ -54,7 +93,7 @@ export function changeSql(change: Change): string {
     case 'rename_column':
       return `${alter} RENAME COLUMN ${quoteIdent(change.from)} TO ${quoteIdent(change.to)}`;
     case 'alter_column_type':
-      return `${alter} ALTER COLUMN ${quoteIdent(change.column)} TYPE ${change.to} USING ${quoteIdent(change.column)}::${change.to}`;
+      return `${alter} ALTER COLUMN ${quoteIdent(change.column)} TYPE ${change.to} USING ${castOf(change.column, change.from, change.to).using ?? `${quoteIdent(change.column)}::${change.to}`}`;
     case 'set_default':
       return `${alter} ALTER COLUMN ${quoteIdent(change.column)} SET DEFAULT ${change.to}`;
     case 'drop_default':
@@ -78,6 +117,8 @@ export function changeSql(change: Change): string {
     case 'drop_foreign_key':
       return `${alter} DROP CONSTRAINT ${quoteIdent(change.name)}`;
     case 'create_index':
+      // an index no declaration made is re-created from its own definition
+      if (change.index.definition !== null) return change.index.definition;
       return `CREATE ${change.index.unique ? 'UNIQUE ' : ''}INDEX ${quoteIdent(change.index.name)} ON ${table} (${columnList(change.index.columns)})`;
     case 'drop_index':
       return `DROP INDEX ${quoteIdent(TABLE_SCHEMA)}.${quoteIdent(change.name)}`;

@@ -113,19 +113,20 @@ describe('release pipeline', () => {
 
   it('blocks apply while the database drifted from the current release, listing the differences; reverting unblocks', async () => {
     const ref = await repo.commit({ 'schema/app.yaml': schemaV2.replace('      name: { type: string }\n', ''), 'config/permissions.yaml': permissions }, 'add age');
-    await devDb.sql`ALTER TABLE users ADD COLUMN sneaky text`;
+    // a change to a declared column is drift (a column a DBA adds is only information: issue 15)
+    await devDb.sql`ALTER TABLE users ALTER COLUMN email SET DEFAULT 'sneaky'`;
     const blocked = await stk(['apply', ...inProject(), '--env', 'dev', '--ref', ref, '--repo', repo.dir]);
     expectExit(blocked, 2);
     expect(blocked.stderr).toContain('SchemaDrift');
     expect(blocked.stderr).toMatch(/main: .*sneaky/);
-    expect(await columnsOf(devDb.sql, 'users')).toEqual(['email', 'id', 'sneaky']);
+    expect(await columnsOf(devDb.sql, 'users')).toEqual(['email', 'id']);
     const dev = await env('dev');
     expect(dev.status?.lastRequest).toMatchObject({ outcome: 'Failed', reason: 'SchemaDrift' });
     // The refused request left the previous release serving: the environment is Ready again.
     const ready = await kubectl(['wait', '-n', namespace, 'environment/dev', '--for', 'condition=Ready', '--timeout', '30s']);
     expectExit(ready);
 
-    await devDb.sql`ALTER TABLE users DROP COLUMN sneaky`;
+    await devDb.sql`ALTER TABLE users ALTER COLUMN email DROP DEFAULT`;
     const ok = await stk(['apply', ...inProject(), '--env', 'dev', '--ref', ref, '--repo', repo.dir]);
     expectExit(ok);
     expect(await columnsOf(devDb.sql, 'users')).toEqual(['age', 'email', 'id']);

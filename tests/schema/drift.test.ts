@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, test } from 'vitest';
-import { checkDrift, formatDrift, type DriftDifference } from '../../core/schema/index.ts';
+import { checkDrift, formatDrift, type DriftDifference, type TableIR } from '../../core/schema/index.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import { converge, declare, yaml } from './helpers.ts';
 
@@ -21,6 +21,9 @@ const declared = declare(
 `),
 );
 
+/** The same declaration, with books opting in to treat unmanaged objects as drift. */
+const strict = { ...declared, tables: { ...declared.tables, books: { ...(declared.tables.books as TableIR), unmanaged: 'drift' as const } } };
+
 type Expected = Omit<DriftDifference, 'table'> & { table?: string };
 
 interface Case {
@@ -28,6 +31,8 @@ interface Case {
   readonly manual: string;
   readonly revert: string;
   readonly expected: readonly Expected[];
+  /** an object no release declared: information by default, drift only under `unmanaged: drift` */
+  readonly unmanaged?: true;
 }
 
 const cases: Case[] = [
@@ -42,6 +47,7 @@ const cases: Case[] = [
     manual: 'ALTER TABLE books ADD COLUMN extra text',
     revert: 'ALTER TABLE books DROP COLUMN extra',
     expected: [{ kind: 'extra_column', object: 'extra', expected: null, actual: 'text', message: 'column books.extra (text) exists but is not declared' }],
+    unmanaged: true,
   },
   {
     name: 'a column dropped by hand (re-added at the end: order is not drift)',
@@ -94,6 +100,91 @@ const cases: Case[] = [
     manual: 'CREATE UNIQUE INDEX books_pages_idx ON books (pages, title)',
     revert: 'DROP INDEX books_pages_idx',
     expected: [{ kind: 'extra_index', object: 'books_pages_idx', expected: null, actual: 'unique (pages, title)', message: 'index books_pages_idx unique (pages, title) on books is not declared' }],
+    unmanaged: true,
+  },
+  {
+    name: 'a CHECK constraint added by hand',
+    manual: 'ALTER TABLE books ADD CONSTRAINT books_pages_check CHECK (pages > 0) NOT VALID',
+    revert: 'ALTER TABLE books DROP CONSTRAINT books_pages_check',
+    expected: [{ kind: 'extra_check', object: 'books_pages_check', expected: null, actual: 'CHECK ((pages > 0)) NOT VALID', message: 'constraint books_pages_check CHECK ((pages > 0)) NOT VALID on books is not declared' }],
+    unmanaged: true,
+  },
+  {
+    name: 'a column collation changed',
+    manual: 'ALTER TABLE books ALTER COLUMN title TYPE text COLLATE "C"',
+    revert: 'ALTER TABLE books ALTER COLUMN title TYPE text COLLATE "default"',
+    expected: [
+      { kind: 'column_collation', object: 'title', expected: null, actual: '"C"', message: 'column books.title uses collation "C", declared default' },
+      // the index on title follows the column's collation
+      {
+        kind: 'index_definition',
+        object: 'books_title_idx',
+        expected: '(title)',
+        actual: 'CREATE INDEX books_title_idx ON public.books USING btree (title)',
+        message: 'index books_title_idx on books is CREATE INDEX books_title_idx ON public.books USING btree (title), declared (title)',
+      },
+    ],
+  },
+  {
+    name: 'a unique constraint made DEFERRABLE',
+    manual: 'ALTER TABLE books DROP CONSTRAINT books_isbn_key, ADD CONSTRAINT books_isbn_key UNIQUE (isbn) DEFERRABLE INITIALLY DEFERRED',
+    revert: 'ALTER TABLE books DROP CONSTRAINT books_isbn_key, ADD CONSTRAINT books_isbn_key UNIQUE (isbn)',
+    expected: [{ kind: 'unique_definition', object: 'books_isbn_key', expected: '(isbn)', actual: 'UNIQUE (isbn) DEFERRABLE INITIALLY DEFERRED', message: 'unique constraint books_isbn_key on books is UNIQUE (isbn) DEFERRABLE INITIALLY DEFERRED, declared (isbn)' }],
+  },
+  {
+    name: 'a unique constraint made NULLS NOT DISTINCT',
+    manual: 'ALTER TABLE books DROP CONSTRAINT books_isbn_key, ADD CONSTRAINT books_isbn_key UNIQUE NULLS NOT DISTINCT (isbn)',
+    revert: 'ALTER TABLE books DROP CONSTRAINT books_isbn_key, ADD CONSTRAINT books_isbn_key UNIQUE (isbn)',
+    expected: [{ kind: 'unique_definition', object: 'books_isbn_key', expected: '(isbn)', actual: 'UNIQUE NULLS NOT DISTINCT (isbn)', message: 'unique constraint books_isbn_key on books is UNIQUE NULLS NOT DISTINCT (isbn), declared (isbn)' }],
+  },
+  {
+    name: 'a foreign key re-added NOT VALID',
+    manual: 'ALTER TABLE books DROP CONSTRAINT books_author_id_fkey, ADD CONSTRAINT books_author_id_fkey FOREIGN KEY (author_id) REFERENCES authors (id) ON DELETE CASCADE NOT VALID',
+    revert: 'ALTER TABLE books VALIDATE CONSTRAINT books_author_id_fkey',
+    expected: [
+      {
+        kind: 'foreign_key_definition',
+        object: 'books_author_id_fkey',
+        expected: '(author_id) → authors (id) on delete cascade on update no_action',
+        actual: 'FOREIGN KEY (author_id) REFERENCES authors(id) ON DELETE CASCADE NOT VALID',
+        message: 'foreign key books_author_id_fkey on books is FOREIGN KEY (author_id) REFERENCES authors(id) ON DELETE CASCADE NOT VALID, declared (author_id) → authors (id) on delete cascade on update no_action',
+      },
+    ],
+  },
+  {
+    name: 'an index left invalid by a failed build',
+    manual: "UPDATE pg_catalog.pg_index SET indisvalid = false WHERE indexrelid = 'books_title_idx'::regclass",
+    revert: "UPDATE pg_catalog.pg_index SET indisvalid = true WHERE indexrelid = 'books_title_idx'::regclass",
+    expected: [{ kind: 'index_invalid', object: 'books_title_idx', expected: '(title)', actual: '(title) (INVALID)', message: 'index books_title_idx on books is invalid (a failed concurrent build): it is not used and enforces nothing' }],
+  },
+  {
+    name: 'an index made partial',
+    manual: 'DROP INDEX books_title_idx; CREATE INDEX books_title_idx ON books (title) WHERE pages > 10',
+    revert: 'DROP INDEX books_title_idx; CREATE INDEX books_title_idx ON books (title)',
+    expected: [
+      {
+        kind: 'index_definition',
+        object: 'books_title_idx',
+        expected: '(title)',
+        actual: 'CREATE INDEX books_title_idx ON public.books USING btree (title) WHERE (pages > 10)',
+        message: 'index books_title_idx on books is CREATE INDEX books_title_idx ON public.books USING btree (title) WHERE (pages > 10), declared (title)',
+      },
+    ],
+  },
+  {
+    name: 'an expression index added by hand',
+    manual: 'CREATE INDEX books_lower_title_idx ON books (lower(title))',
+    revert: 'DROP INDEX books_lower_title_idx',
+    expected: [
+      {
+        kind: 'extra_index',
+        object: 'books_lower_title_idx',
+        expected: null,
+        actual: 'CREATE INDEX books_lower_title_idx ON public.books USING btree (lower(title))',
+        message: 'index books_lower_title_idx CREATE INDEX books_lower_title_idx ON public.books USING btree (lower(title)) on books is not declared',
+      },
+    ],
+    unmanaged: true,
   },
   {
     name: 'an index redefined under the same name',
@@ -175,10 +266,19 @@ describe('checkDrift', { timeout: 60_000 }, () => {
     // When someone alters it by hand
     await db.sql.unsafe(c.manual);
 
-    // Then drift reports exactly that, one line per difference
+    // Then drift reports exactly that, one line per difference: as drift, or, for an object no
+    // release declared, as information (and as drift once the table opts in with `unmanaged: drift`)
     const report = await checkDrift(db.sql, declared);
-    expect(report.differences).toEqual(c.expected.map((e) => ({ table: 'books', ...e })));
-    expect(formatDrift(report).slice(0, c.expected.length)).toEqual(c.expected.map((e) => e.message));
+    const expected = c.expected.map((e) => ({ table: 'books', ...e }));
+    if (c.unmanaged) {
+      expect(report.differences).toEqual([]);
+      expect(report.unmanagedObjects).toEqual(expected);
+      expect(formatDrift(report)).toEqual(c.expected.map((e) => `info: unmanaged (left alone): ${e.message}`));
+      expect((await checkDrift(db.sql, strict)).differences).toEqual(expected);
+    } else {
+      expect(report.differences).toEqual(expected);
+      expect(formatDrift(report).slice(0, c.expected.length)).toEqual(c.expected.map((e) => e.message));
+    }
 
     // When the change is reverted, drift is empty again
     await db.sql.unsafe(c.revert);
@@ -189,7 +289,7 @@ describe('checkDrift', { timeout: 60_000 }, () => {
     const db = await applied('drift_unmanaged');
     await db.sql`CREATE TABLE audit_log (id bigserial PRIMARY KEY, entry text)`;
     const report = await checkDrift(db.sql, declared);
-    expect(report).toEqual({ differences: [], unmanagedTables: ['audit_log'] });
+    expect(report).toEqual({ differences: [], unmanagedTables: ['audit_log'], unmanagedObjects: [] });
     expect(formatDrift(report)).toEqual(['info: unmanaged tables (not declared, left alone): audit_log']);
   });
 });

@@ -103,9 +103,13 @@ describe('tables Santokit does not manage', { timeout: 60_000 }, () => {
     const plan = await planFor(db.sql, schemaOf([]), { previous: first });
     const err = await applyPlan(db.sql, plan, { releaseId: 'r', force: true }).catch((e: unknown) => e);
 
-    // Then the apply fails on the dependency, the other table is untouched, nothing changed
+    // Then the plan already refuses the drop, naming the dependency (main let Postgres fail at apply
+    // with 2BP01); even force cannot apply it; the other table is untouched, nothing changed
+    const drop = plan.steps.find((s) => s.description === 'drop table users');
+    expect(drop?.refused).toBe(true);
+    expect(drop?.hazards.find((h) => h.kind === 'untrackable_dependencies')?.message).toContain('foreign key crm_contacts_user_id_fkey of public.crm_contacts depends on users');
     expect(err).toBeInstanceOf(ConflictError);
-    expect((err as Error).message).toContain('dependent_objects_still_exist (SQLSTATE 2BP01)');
+    expect((err as ConflictError).reason).toBe('PlanRefused');
     expect(await snapshot(db)).toBe(before);
   });
 });
