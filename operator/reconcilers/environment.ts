@@ -13,7 +13,7 @@ import { asSantokitError, ConflictError, ValidationError } from '../../core/erro
 import type { KubeClient, KubeObject } from '../../core/kube/client.ts';
 import type { Informer } from '../../core/kube/informer.ts';
 import { redactSecrets } from '../../core/redact.ts';
-import { PipelineError, type ReleasePipeline } from '../pipeline.ts';
+import { connectionOf, PipelineError, type ReleasePipeline } from '../pipeline.ts';
 import type { ReconcileContext, ReconcileRequest, Reconciler, WatchMapping } from '../runtime/controller.ts';
 import type { EventRecorder } from '../runtime/events.ts';
 import { reconcileWithStatus, type ReconcileScope } from '../runtime/skeleton.ts';
@@ -125,15 +125,18 @@ export class EnvironmentReconciler implements Reconciler {
     } catch (thrown) {
       const err = asSantokitError(thrown);
       const message = redactSecrets(err.message);
-      status.lastRequest = { ...outcome, outcome: 'Failed', reason: err.reason, message, retryable: err.retryable, ...(err instanceof PipelineError ? err.details : {}) };
+      const connection = connectionOf(err);
+      status.lastRequest = { ...outcome, outcome: 'Failed', reason: err.reason, message, retryable: err.retryable, ...(err instanceof PipelineError ? err.details : {}), ...(connection ? { connection } : {}) };
+      // The condition's reason names the connection whose step failed: `SchemaApplyFailed:main`.
+      const reason = connection ? `${err.reason}:${connection.replace(/[^A-Za-z0-9_]/g, '_')}` : err.reason;
       if (err.retryable) {
         // Back off and retry when the spec asks for it; a request from stk is answered once.
-        status.conditions = markRetrying(status.conditions, err.reason, message, generation);
+        status.conditions = markRetrying(status.conditions, reason, message, generation);
         if (request.id.startsWith(SPEC_REQUEST)) throw err;
         return;
       }
       // A gate refused or input is wrong: the previous release keeps serving until something changes.
-      status.conditions = markStalled(status.conditions, err.reason, message, generation);
+      status.conditions = markStalled(status.conditions, reason, message, generation);
       context.log.info({ reason: err.reason, action: request.action, release: request.release }, 'request refused');
     }
   }
