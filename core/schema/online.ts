@@ -142,34 +142,39 @@ export function withFailedStep<E extends object>(err: E, step: string): E {
 const FIXED_WIDTH = new Set(['smallint', 'integer', 'bigint', 'boolean', 'real', 'double precision', 'date', 'timestamp with time zone', 'timestamp without time zone', 'timestamptz', 'timestamp', 'uuid', 'time without time zone']);
 
 /**
- * The locks one transaction takes to run a plan: every relation it creates or alters is locked until
- * commit (a new table, its TOAST table and index, its identity sequences, each index), plus a
- * margin for the bookkeeping. An estimate on the high side; `requireLockCapacity` compares it.
+ * The locks one transaction takes to run a plan: every relation it creates or alters stays locked
+ * until commit, some in two modes. Measured on Postgres 15 (pg_locks of the applying backend): a new
+ * table takes 3 (the table twice — ACCESS EXCLUSIVE and SHARE for its index builds — and its row
+ * type), each primary key or unique index 1, a TOAST table and its index 2, an identity sequence up
+ * to 4. Plus a margin for the bookkeeping. On the high side; `requireLockCapacity` compares it.
  */
 export function estimateLocks(plan: SchemaPlan): number {
   let n = 16;
   for (const { change } of plan.steps) {
     switch (change.kind) {
       case 'create_table': {
-        n += 1;
+        n += 3;
         if (change.primaryKey) n += 1;
         n += change.uniques.length;
-        n += change.columns.filter((c) => c.identity !== null).length;
+        n += 4 * change.columns.filter((c) => c.identity !== null).length;
         if (change.columns.some((c) => !FIXED_WIDTH.has(c.type))) n += 2;
         break;
       }
       case 'drop_table':
-        n += 6;
+        n += 8;
+        break;
+      case 'add_column':
+        n += change.column.identity !== null ? 6 : 2;
         break;
       case 'create_index':
       case 'add_unique':
       case 'add_primary_key':
       case 'add_foreign_key':
       case 'alter_column_type':
-        n += 3;
+        n += 4;
         break;
       default:
-        n += 1;
+        n += 2;
     }
   }
   return n;
