@@ -145,49 +145,58 @@ tables:
 `);
       await applyPlan(db.sql, await planLiveSchemaChanges(db.sql, { declared: v1, connection: 'main' }), { releaseId: 'rel-00000000000000a1' });
       await db.sql`INSERT INTO users (id, email) VALUES ('u1', 'a@example.com'), ('u2', 'a@example.com'), ('u3', 'b@example.com')`;
-      const v2 = declare(`version: 1
+      const v2Text = `version: 1
 tables:
   users:
     id: { generate: ulid }
     columns:
-      email: { type: string, nullable: false, unique: true }
+      email: { type: string, nullable: false }
     indexes:
       - columns: [email]
   orders:
     id: { generate: ulid }
     columns:
       user_id: { type: string, references: { table: users } }
-`);
+`;
+      const v2 = declare(v2Text);
       // Interrupted after its first two statements (as a crash would): those stay applied.
       const plan = await planLiveSchemaChanges(db.sql, { declared: v2, previous: v1, connection: 'main' });
+      const seen: string[] = [];
       const interrupted = await applyPlanOnline(db.sql, plan, {
         releaseId: 'rel-00000000000000a2',
-        onStatement: (_unit, i) => {
+        onStatement: (unit, i) => {
+          seen.push(unit.sql.split(/\s+/).slice(0, 4).join(' '));
           if (i === 2) throw new Error('interrupted');
         },
       }).catch((e: unknown) => e);
       expect(isSantokitError(interrupted)).toBe(true);
+      expect(seen).toEqual(['CREATE TABLE "public"."orders" (', 'CREATE INDEX CONCURRENTLY "users_email_idx"', 'ALTER TABLE "public"."orders" ADD']);
       const tables = await db.sql<{ t: string }[]>`SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public' ORDER BY 1`;
       expect(tables.map((r) => r.t)).toEqual(['orders', 'users']);
       expect((await readReleaseAt(db.sql, 'main'))?.releaseId).toBe('rel-00000000000000a1');
 
-      // The next run plans only what is left; the unique key fails over the duplicates and leaves an INVALID index.
+      // The next run plans only what is left, and finishes.
       const rest = await planLiveSchemaChanges(db.sql, { declared: v2, previous: v1, connection: 'main' });
-      expect(rest.steps.length).toBeLessThan(plan.steps.length);
-      const failed = await applyPlanOnline(db.sql, rest, { releaseId: 'rel-00000000000000a2' }).catch((e: unknown) => e);
+      expect(rest.steps.map((s) => s.change.kind)).toEqual(['add_foreign_key']);
+      const resumed = await applyPlanOnline(db.sql, rest, { releaseId: 'rel-00000000000000a2' });
+      expect(resumed.statements).toEqual([`${rest.steps[0]!.sql} NOT VALID`, 'ALTER TABLE "public"."orders" VALIDATE CONSTRAINT "orders_user_id_fkey"']);
+      expect((await checkDrift(db.sql, v2)).differences).toEqual([]);
+      expect(await readReleaseAt(db.sql, 'main')).toMatchObject({ releaseId: 'rel-00000000000000a2', mode: 'online' });
+
+      // A unique key over duplicates: the concurrent build fails and leaves an INVALID index.
+      const v3 = declare(v2Text.replace('email: { type: string, nullable: false }', 'email: { type: string, nullable: false, unique: true }'));
+      const failed = await applyPlanOnline(db.sql, await planLiveSchemaChanges(db.sql, { declared: v3, previous: v2, connection: 'main' }), { releaseId: 'rel-00000000000000a3' }).catch((e: unknown) => e);
       expect(isSantokitError(failed) && failed.reason).toBe('SchemaApplyFailed');
       expect(await findInvalidIndexes(db.sql, ['users'])).toEqual([{ table: 'users', index: 'users_email_key' }]);
 
-      // Data fixed: the leftover is dropped before planning and built again.
+      // Data fixed: the leftover is dropped before planning (as the pipeline does) and built again.
       await db.sql`DELETE FROM users WHERE id = 'u2'`;
       expect(await dropInvalidIndexes(db.sql, ['orders', 'users'])).toEqual(['users_email_key']);
-      const last = await planLiveSchemaChanges(db.sql, { declared: v2, previous: v1, connection: 'main' });
-      await applyPlanOnline(db.sql, last, { releaseId: 'rel-00000000000000a2' });
-      expect((await checkDrift(db.sql, v2)).differences).toEqual([]);
+      await applyPlanOnline(db.sql, await planLiveSchemaChanges(db.sql, { declared: v3, previous: v2, connection: 'main' }), { releaseId: 'rel-00000000000000a3' });
+      expect((await checkDrift(db.sql, v3)).differences).toEqual([]);
       expect(await findInvalidIndexes(db.sql, ['orders', 'users'])).toEqual([]);
       const cons = await db.sql<{ name: string; valid: boolean }[]>`SELECT conname AS name, convalidated AS valid FROM pg_constraint WHERE conrelid IN ('users'::regclass, 'orders'::regclass) AND contype IN ('u', 'f') ORDER BY 1`;
       expect(cons).toEqual([{ name: 'orders_user_id_fkey', valid: true }, { name: 'users_email_key', valid: true }]);
-      expect(await readReleaseAt(db.sql, 'main')).toMatchObject({ releaseId: 'rel-00000000000000a2', mode: 'online' });
     } finally {
       await db.drop();
     }
@@ -199,18 +208,31 @@ tables:
     try {
       const withAge = declare(`${itemsV1}      age: { type: int }\n`);
       const plan = await planLiveSchemaChanges(db.sql, { declared: withAge, previous: declare(itemsV1), connection: 'main' });
-      // A long transaction holds a lock that ALTER TABLE must wait for: every attempt times out.
-      const held = holder.begin(async (tx) => {
-        await tx`SELECT count(*) FROM items`;
-        await tx`SELECT pg_sleep(3)`;
-      });
-      await new Promise((r) => setTimeout(r, 200));
-      const attempts: number[] = [];
-      const err = await applyPlanOnline(db.sql, plan, { releaseId: 'rel-00000000000000b1', lockTimeoutMs: 100, lockRetries: 3, retryBackoffMs: 50, onStatement: (_u, i) => void attempts.push(i) }).catch((e: unknown) => e);
+      // A transaction holds a lock that ALTER TABLE must wait for, longer than all attempts: reported by name.
+      const hold = (seconds: number) =>
+        holder.begin(async (tx) => {
+          await tx`SELECT count(*) FROM items`;
+          await tx`SELECT pg_sleep(${seconds})`;
+        });
+      const waitForHolder = async () => {
+        for (;;) {
+          const [row] = await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%pg_sleep%' AND state = 'active' AND pid <> pg_backend_pid()`;
+          if (row!.n > 0) return;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      };
+      const longHold = hold(2);
+      await waitForHolder();
+      const err = await applyPlanOnline(db.sql, plan, { releaseId: 'rel-00000000000000b1', lockTimeoutMs: 100, lockRetries: 3, retryBackoffMs: 50 }).catch((e: unknown) => e);
       expect(isSantokitError(err) && err.reason).toBe('LockTimeout');
-      await held;
-      // Once the lock is free, the same plan goes through.
-      await applyPlanOnline(db.sql, plan, { releaseId: 'rel-00000000000000b1', lockTimeoutMs: 100, lockRetries: 3, retryBackoffMs: 50 });
+      expect(await readReleaseAt(db.sql, 'main')).toMatchObject({ releaseId: 'rel-0000000000000001' });
+      await longHold;
+      // A shorter hold: an attempt times out, a later one (after backoff) gets the lock.
+      const shortHold = hold(0.4);
+      await waitForHolder();
+      const result = await applyPlanOnline(db.sql, plan, { releaseId: 'rel-00000000000000b1', lockTimeoutMs: 100, lockRetries: 8, retryBackoffMs: 100 });
+      await shortHold;
+      expect(result.retried).toBeGreaterThan(0);
       expect((await checkDrift(db.sql, withAge)).differences).toEqual([]);
     } finally {
       await holder.end();
