@@ -43,7 +43,7 @@ const itemsIndexed = `${itemsV1}    indexes:
 async function watchWriterDuring(url: string, apply: () => Promise<unknown>) {
   const writer = postgres(url, { max: 1, onnotice: () => {} });
   const watcher = postgres(url, { max: 1, onnotice: () => {} });
-  const [{ pid }] = await writer<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
+  const pid = (await writer<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`)[0]!.pid;
   let running = true;
   let written = 0;
   let longest = 0;
@@ -256,15 +256,15 @@ tables:
       expect(message).toContain('max_locks_per_transaction 64');
       expect(message).toMatch(/needs about \d{5} locks/);
       expect((refused as { hint?: string }).hint).toMatch(/online mode/);
-      const [{ n }] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_class WHERE relnamespace = 'public'::regnamespace`;
-      expect(n).toBe(0);
+      const created = (await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_class WHERE relnamespace = 'public'::regnamespace`)[0]!.n;
+      expect(created).toBe(0);
       console.log(`refused up front after ${Math.round(refusedAfterMs)} ms`);
 
       const t = performance.now();
       await applyPlanOnline(sql, plan, { releaseId: 'rel-00000000000000c1' });
       console.log(`2,500 tables applied online in ${Math.round(performance.now() - t)} ms`);
-      const [{ m }] = await sql<{ m: number }[]>`SELECT count(*)::int AS m FROM pg_tables WHERE schemaname = 'public'`;
-      expect(m).toBe(2_500);
+      const tablesNow = (await sql<{ m: number }[]>`SELECT count(*)::int AS m FROM pg_tables WHERE schemaname = 'public'`)[0]!.m;
+      expect(tablesNow).toBe(2_500);
       expect(await readReleaseAt(sql, 'main')).toMatchObject({ releaseId: 'rel-00000000000000c1', mode: 'online' });
     } finally {
       await sql.end();
