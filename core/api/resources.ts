@@ -160,6 +160,8 @@ export interface RequestOutcome {
   retryable?: boolean;
   /** the connection whose step failed, when one did */
   connection?: string;
+  /** when the request was handled */
+  at?: string;
 }
 
 export interface EnvironmentStatus extends CommonStatus {

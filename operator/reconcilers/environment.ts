@@ -85,7 +85,14 @@ export class EnvironmentReconciler implements Reconciler {
         if (desired && desired !== status.currentRelease) {
           // A request already decided this very spec: do not run it again as an apply.
           const decided = status.lastRequest && status.lastRequest.release === desired && status.lastRequest.generation === generation;
-          if (decided && status.lastRequest?.outcome === 'Failed' && !status.lastRequest.retryable) return;
+          if (decided && status.lastRequest?.outcome === 'Failed' && !status.lastRequest.retryable) {
+            // A connection's DDL failed (data, say): the others may be at the release already. The
+            // spec asks for it, so try again every drift interval: once the cause is fixed, the
+            // remaining connections finish without anyone touching the spec.
+            if (!status.lastRequest.connection || !status.lastRequest.at) return;
+            const due = Date.parse(status.lastRequest.at) + this.driftIntervalMs - Date.now();
+            if (due > 1_000) return { requeueAfterMs: due };
+          }
           // A release this environment served before is a rollback (a `git revert` of a promote):
           // the pointer moves back and no DDL runs. Anything else is applied through every gate.
           const served = (status.history ?? []).some((h) => h.release === desired);
@@ -112,7 +119,7 @@ export class EnvironmentReconciler implements Reconciler {
   /** Runs one request through the pipeline and records its outcome. */
   private async handle(scope: ReconcileScope<Environment, EnvironmentStatus>, request: ReleaseRequest): Promise<void> {
     const { obj, status, generation, context } = scope;
-    const outcome: RequestOutcome = { id: request.id, action: request.action, release: request.release, outcome: 'Succeeded', generation };
+    const outcome: RequestOutcome = { id: request.id, action: request.action, release: request.release, outcome: 'Succeeded', generation, at: new Date().toISOString() };
     if (!request.id.startsWith(SPEC_REQUEST)) status.handledRequest = request.id;
     status.conditions = markReconciling(status.conditions, Reason.Progressing, `${request.action} ${request.release}`, generation);
     try {

@@ -3,9 +3,13 @@ import { describe, expect, it } from 'vitest';
 import { Annotations, Kinds, type Environment } from '../../core/api/resources.ts';
 import type { KubeObject } from '../../core/kube/client.ts';
 import { SCHEMA_LOCK_KEY } from '../../core/schema/bookkeeping.ts';
-import { adminClient, eventually, expectExit, startOperator, stk as stkRaw, uniqueName, waitForOperatorReady, type OperatorProcess } from '../support/cluster.ts';
+import { adminClient, eventually, expectExit, kubectl, startOperator, stk as stkRaw, uniqueName, waitForOperatorReady, type OperatorProcess } from '../support/cluster.ts';
 import { createTestRepo, type TestRepo } from '../support/git-repo.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
+import { releaseManifest } from '../../cli/manifests.ts';
+import { buildRelease } from '../../core/release/build.ts';
+import { readRepoAtRef } from '../../core/release/source.ts';
+import { findInvalidIndexes } from '../../core/schema/online.ts';
 
 /**
  * A release over two connections that fails (or whose operator dies) half-way never leaves the
@@ -263,6 +267,45 @@ describe('release pipeline: never stuck after a partial failure', { timeout: 300
       const [stmts] = await s.main.sql<{ statements: string[] }[]>`SELECT statements FROM santokit.applied_releases WHERE release_id = ${id}`;
       expect(stmts!.statements[0]).toMatch(/^CREATE UNIQUE INDEX CONCURRENTLY/);
       expect((await s.env()).status?.currentRelease).toBe(id);
+    } finally {
+      await s.cleanup();
+    }
+  });
+
+  it('GitOps: spec.release with spec.applyMode online; a failure on main is Stalled naming it, and retried until the data is fixed', async () => {
+    const s = await setup('gitops', { SANTOKIT_DRIFT_INTERVAL: '5' });
+    try {
+      const v1Release = (await s.env()).status!.currentRelease!;
+      // The Release manifest a GitOps repository holds (what `stk apply --emit` writes), applied with kubectl.
+      const built = buildRelease(await readRepoAtRef(s.repo.dir, s.v2), { project: s.project });
+      expectExit(await kubectl(['apply', '-f', '-'], { input: JSON.stringify(releaseManifest(built, s.namespace)) }));
+      await s.main.sql`INSERT INTO users (id, email) VALUES ('u1', 'a@example.com'), ('u2', 'a@example.com')`;
+      expectExit(await kubectl(['patch', 'environment', 'dev', '-n', s.namespace, '--type', 'merge', '-p', JSON.stringify({ spec: { release: built.id, applyMode: 'online' } })]));
+
+      const stalled = await eventually(
+        async () => {
+          const env = await s.env();
+          const c = env.status?.conditions?.find((x) => x.type === 'Stalled');
+          return c?.status === 'True' ? { env, c } : undefined;
+        },
+        { timeoutMs: 120_000, what: 'the environment to stall on main' },
+      );
+      expect(stalled.c.reason).toBe('SchemaApplyFailed:main');
+      expect(stalled.env.status?.currentRelease).toBe(v1Release);
+      expect(stalled.env.status?.connections).toEqual([
+        { name: 'analytics', release: built.id, mode: 'online', state: 'AtTarget' },
+        expect.objectContaining({ name: 'main', release: v1Release, state: 'Failed', reason: 'SchemaApplyFailed', failedStep: expect.stringMatching(/^step 1 /) }),
+      ]);
+      // the interrupted concurrent build left an INVALID index behind
+      expect(await findInvalidIndexes(s.main.sql, ['users'])).toEqual([{ table: 'users', index: 'users_email_key' }]);
+
+      // Data fixed: no spec change needed; the next retry drops the invalid index, builds it again and serves the release.
+      await s.main.sql`DELETE FROM users WHERE id = 'u2'`;
+      await eventually(async () => ((await s.env()).status?.currentRelease === built.id ? true : undefined), { timeoutMs: 120_000, what: 'the release to be served' });
+      expect(await findInvalidIndexes(s.main.sql, ['users'])).toEqual([]);
+      expect(await hasConstraint(s.main.sql, 'users_email_key')).toBe(true);
+      expect(await releaseAt(s.main.sql, 'main')).toEqual({ release_id: built.id, mode: 'online' });
+      expect((await s.env()).status?.conditions?.find((x) => x.type === 'Ready')).toMatchObject({ status: 'True' });
     } finally {
       await s.cleanup();
     }
