@@ -110,7 +110,7 @@ export async function applyPlan(sql: postgres.Sql, plan: SchemaPlan, options: Ap
       }
 
       doing = 'recording the release';
-      if (plan.steps.length > 0) await tx.unsafe(
+      await tx.unsafe(
         `INSERT INTO ${BOOKKEEPING_SCHEMA}.applied_releases
            (connection, release_id, ref, plan_hash, live_hash, declared_hash, statements, forced, allowed_hazards, lock_timeout, statement_timeout)
          VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8, $9::text::jsonb,

@@ -350,7 +350,7 @@ export async function applyPlanOnline(sql: postgres.Sql, plan: SchemaPlan, optio
     doing = 'recording the release';
     await conn.unsafe("SELECT pg_catalog.set_config('lock_timeout', $1, false), pg_catalog.set_config('statement_timeout', $2, false)", [`${lockTimeout}ms`, `${statementTimeout}ms`]);
     await conn.unsafe('BEGIN');
-    if (plan.steps.length > 0) {
+    {
       await conn.unsafe(
         `INSERT INTO ${BOOKKEEPING_SCHEMA}.applied_releases
            (connection, release_id, ref, plan_hash, live_hash, declared_hash, statements, forced, allowed_hazards, lock_timeout, statement_timeout)
