@@ -317,8 +317,8 @@ export class ReleasePipeline {
     const options = { releaseId: release.metadata.name, ref: release.spec.ref, force, skipLockEstimate: true };
     try {
       if (plan.steps.length === 0) {
-        // Nothing to change: still record that this connection is at the release.
-        await applyPlan(sql, plan, options);
+        // Nothing to change: still record that this connection is at the release (no DDL, no applied row).
+        await applyPlan(sql, plan, { ...options, recordApplied: false });
         this.step(run, { name: 'apply', connection, state: 'Skipped', message: 'nothing to change' });
       } else if (mode === 'online') {
         const result = await applyPlanOnline(sql, plan, options);
@@ -358,7 +358,7 @@ export class ReleasePipeline {
     for (const p of planned) {
       const gid = preparedTransactionId(release.metadata.name, p.connection);
       try {
-        await applyPlan(p.sql, p.plan, { releaseId: release.metadata.name, ref: release.spec.ref, force, prepareAs: gid, skipLockEstimate: true });
+        await applyPlan(p.sql, p.plan, { releaseId: release.metadata.name, ref: release.spec.ref, force, prepareAs: gid, skipLockEstimate: true, recordApplied: p.plan.steps.length > 0 });
         prepared.push({ connection: p.connection, sql: p.sql, gid });
         states.set(p.connection, { ...states.get(p.connection)!, state: 'InDoubt' });
       } catch (err) {

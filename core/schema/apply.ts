@@ -39,6 +39,8 @@ export interface ApplyOptions {
   readonly prepareAs?: string;
   /** skip the lock estimate (the caller checked it) */
   readonly skipLockEstimate?: boolean;
+  /** add a row to applied_releases (default true); false records only which release the connection is at */
+  readonly recordApplied?: boolean;
 }
 
 /** A global transaction id that names the release and connection (two-phase commit). */
@@ -110,7 +112,7 @@ export async function applyPlan(sql: postgres.Sql, plan: SchemaPlan, options: Ap
       }
 
       doing = 'recording the release';
-      await tx.unsafe(
+      if (options.recordApplied !== false) await tx.unsafe(
         `INSERT INTO ${BOOKKEEPING_SCHEMA}.applied_releases
            (connection, release_id, ref, plan_hash, live_hash, declared_hash, statements, forced, allowed_hazards, lock_timeout, statement_timeout)
          VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8, $9::text::jsonb,

@@ -97,9 +97,8 @@ const hasColumn = async (sql: postgres.Sql, table: string, column: string) =>
   (await sql`SELECT 1 FROM information_schema.columns WHERE table_schema = 'public' AND table_name = ${table} AND column_name = ${column}`).length === 1;
 const hasConstraint = async (sql: postgres.Sql, name: string) => (await sql`SELECT 1 FROM pg_constraint WHERE conname = ${name}`).length === 1;
 const releaseAt = async (sql: postgres.Sql, connection: string) => (await sql<{ release_id: string; mode: string }[]>`SELECT release_id, mode FROM santokit.release_at WHERE connection = ${connection}`)[0];
-/** How many times DDL of the release ran on the database (a run with nothing to change records no statements). */
-const appliedCount = async (sql: postgres.Sql, release: string) =>
-  (await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM santokit.applied_releases WHERE release_id = ${release} AND jsonb_array_length(statements) > 0`)[0]!.n;
+/** How many times DDL of the release ran on the database (a run with nothing to change records none). */
+const appliedCount = async (sql: postgres.Sql, release: string) => (await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM santokit.applied_releases WHERE release_id = ${release}`)[0]!.n;
 const preparedIn = async (sql: postgres.Sql) => (await sql<{ gid: string }[]>`SELECT gid FROM pg_prepared_xacts WHERE database = current_database() ORDER BY gid`).map((r) => r.gid);
 
 // Each case sets up its own operator, project and databases through stk: slow on a loaded machine.
