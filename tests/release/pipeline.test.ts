@@ -25,7 +25,7 @@ interface Fresh {
   apply(env: string, schema: string, message?: string): Promise<{ ref: string; id: string }>;
 }
 
-describe('release pipeline', () => {
+describe('release pipeline', { timeout: 240_000 }, () => {
   let operator: OperatorProcess;
   const databases: TestDatabase[] = [];
 
