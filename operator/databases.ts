@@ -1,7 +1,7 @@
 import postgres from 'postgres';
 import type { Logger } from 'pino';
 import { Kinds, type Connection } from '../core/api/resources.ts';
-import { NotFoundError, UnavailableError, ValidationError, type SantokitError } from '../core/errors.ts';
+import { ConflictError, NotFoundError, UnavailableError, ValidationError, type SantokitError } from '../core/errors.ts';
 import type { KubeClient, KubeObject } from '../core/kube/client.ts';
 import { sealingBinding } from '../core/sealing.ts';
 import { SealingKeyring } from './sealing-keys.ts';
@@ -18,6 +18,7 @@ export const ConnectionReason = {
   SecretNotFound: 'SecretNotFound',
   SealedValueInvalid: 'SealedValueInvalid',
   ConnectionFailed: 'ConnectionFailed',
+  UnsupportedVersion: 'UnsupportedPostgresVersion',
 } as const;
 
 interface SecretObject extends KubeObject {
@@ -103,6 +104,22 @@ export class Databases {
 export function openDatabase(url: string, options: { max?: number; connectTimeoutSeconds?: number } = {}): postgres.Sql {
   parseDatabaseUrl(url);
   return postgres(url, { max: options.max ?? 5, connect_timeout: options.connectTimeoutSeconds ?? 10, idle_timeout: 60, onnotice: () => {}, prepare: true });
+}
+
+/** The oldest Postgres major version the schema engine and its online mode support. */
+export const MIN_POSTGRES_VERSION_NUM = 140000;
+
+/**
+ * Refuses a server older than MIN_POSTGRES_VERSION_NUM (`server_version_num`, e.g. 150004), with a
+ * message that names both versions. Pure, for the check at connect.
+ */
+export function unsupportedPostgres(versionNum: number, connection: string): ConflictError | undefined {
+  if (versionNum >= MIN_POSTGRES_VERSION_NUM) return undefined;
+  const major = (n: number) => Math.floor(n / 10000);
+  return new ConflictError(`connection ${connection}: Postgres ${major(versionNum)} is not supported; Santokit needs Postgres ${major(MIN_POSTGRES_VERSION_NUM)} or later`, {
+    reason: ConnectionReason.UnsupportedVersion,
+    hint: 'upgrade the database server, or point the connection at a supported one',
+  });
 }
 
 /** Connects, authenticates and runs `SELECT 1`; throws an error whose reason names the failure. */

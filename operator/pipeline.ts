@@ -37,7 +37,7 @@ import {
 } from '../core/schema/index.ts';
 import { canonicalJson, hashSchema, schemaOf, sha256Hex, type SchemaIR } from '../core/schema/ir.ts';
 import { findCondition, setCondition } from '../core/api/conditions.ts';
-import { type Databases, databaseError } from './databases.ts';
+import { type Databases, databaseError, unsupportedPostgres } from './databases.ts';
 import type { EventRecorder } from './runtime/events.ts';
 import { FIELD_MANAGER } from './runtime/skeleton.ts';
 
@@ -228,14 +228,19 @@ export class ReleasePipeline {
     }
     for (const name of names) {
       const conn = items.find((c) => c.spec.environment === run.env.metadata.name && c.spec.name === name)!;
+      let version = 0;
       try {
         const sql = await this.databases.pool(conn);
-        await sql`SELECT 1`;
+        const [row] = await sql<{ v: number }[]>`SELECT pg_catalog.current_setting('server_version_num')::int AS v`;
         pools.set(name, sql);
+        version = row?.v ?? 0;
       } catch (err) {
         const e = err instanceof SantokitError ? err : databaseError(err);
         throw new SantokitErrorWithReason(`connection ${name}: ${e.message}`, PipelineReason.ConnectionFailed, e);
       }
+      // A server too old for the schema engine is refused at connect, before anything is read.
+      const unsupported = unsupportedPostgres(version, name);
+      if (unsupported) throw withConnection(unsupported, name);
     }
     return pools;
   }
