@@ -62,8 +62,8 @@ describe('lock estimate', () => {
   const many = (n: number) => declare(`version: 1\ntables:\n${Array.from({ length: n }, (_, i) => `  t${i}:\n    id: { generate: ulid }\n    columns:\n      v: { type: string }\n`).join('')}`);
   const defaults = { maxLocksPerTransaction: 64, maxConnections: 100, maxPreparedTransactions: 0, slots: 6_400 };
 
-  it('refuses a first apply of 1,000 tables on a default server, naming the setting, the number needed and the way out', () => {
-    const plan = planSchemaChanges({ declared: many(1_000), live: live(schemaOf([])) });
+  it('refuses a first apply of 1,500 tables on a default server, naming the setting, the number needed and the way out', () => {
+    const plan = planSchemaChanges({ declared: many(1_500), live: live(schemaOf([])) });
     expect(estimateLocks(plan)).toBeGreaterThan(6_400);
     const refusal = lockRefusal(plan, defaults);
     expect(refusal?.reason).toBe('InsufficientLocks');
