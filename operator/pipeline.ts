@@ -108,9 +108,9 @@ export class ReleasePipeline {
   async run(run: PipelineRun): Promise<{ plans?: PlannedConnection[]; drift?: string[] }> {
     const { env, status, request } = run;
     const release = await this.loadRelease(env, request.release);
-    const schema = release.spec.schema as Record<string, SchemaIR>;
+    const schema = releaseSchema(release);
     const current = status.currentRelease && status.currentRelease !== request.release ? await this.findRelease(env, status.currentRelease) : undefined;
-    const currentSchema = (current?.spec.schema ?? {}) as Record<string, SchemaIR>;
+    const currentSchema = current ? releaseSchema(current) : {};
     status.steps = [];
 
     if (request.action === 'rollback') {
@@ -289,7 +289,7 @@ export class ReleasePipeline {
       // A release recorded there but deleted since, or none recorded: the current release.
       rel ??= current;
       if (!rel) continue;
-      schemas[connection] = (rel.spec.schema as Record<string, SchemaIR>)[connection] ?? schemaOf([]);
+      schemas[connection] = releaseSchema(rel)[connection] ?? schemaOf([]);
       releases[connection] = rel.metadata.name;
     }
     return { schemas, releases };
@@ -566,6 +566,30 @@ export function connectionOf(err: unknown): string | undefined {
 
 function redactMessage(message: string): string {
   return message.length > 2_000 ? `${message.slice(0, 2_000)}…` : message;
+}
+
+/**
+ * A Release's schema IR per connection. A manifest applied with `kubectl apply` (client-side) loses
+ * its null fields (a null means "delete" in the patch it computes), so they are put back: a column
+ * with no default or identity, a table with no primary key, an index with no custom definition.
+ */
+export function releaseSchema(rel: Release): Record<string, SchemaIR> {
+  const out: Record<string, SchemaIR> = {};
+  for (const [connection, raw] of Object.entries(rel.spec.schema as Record<string, SchemaIR>)) {
+    const tables: Record<string, SchemaIR['tables'][string]> = {};
+    for (const [name, t] of Object.entries(raw.tables ?? {})) {
+      tables[name] = {
+        ...t,
+        columns: (t.columns ?? []).map((c) => ({ ...c, default: c.default ?? null, identity: c.identity ?? null })),
+        primaryKey: t.primaryKey ?? null,
+        uniques: t.uniques ?? [],
+        indexes: (t.indexes ?? []).map((i) => ({ ...i, definition: i.definition ?? null })),
+        foreignKeys: t.foreignKeys ?? [],
+      };
+    }
+    out[connection] = { ...raw, tables };
+  }
+  return out;
 }
 
 function summarize(plan: SchemaPlan, mode: ApplyMode): PlannedConnection {
