@@ -37,6 +37,7 @@ import {
 } from '../core/schema/index.ts';
 import { canonicalJson, hashSchema, schemaOf, sha256Hex, type SchemaIR } from '../core/schema/ir.ts';
 import { findCondition, setCondition } from '../core/api/conditions.ts';
+import { redactSecrets } from '../core/redact.ts';
 import { type Databases, databaseError, unsupportedPostgres } from './databases.ts';
 import type { EventRecorder } from './runtime/events.ts';
 import { FIELD_MANAGER } from './runtime/skeleton.ts';
@@ -335,7 +336,7 @@ export class ReleasePipeline {
       states.set(connection, { name: connection, release: release.metadata.name, mode: plan.steps.length === 0 ? 'transactional' : mode, state: 'AtTarget' });
     } catch (err) {
       const e = withConnection(asSantokitError(err), connection);
-      states.set(connection, { ...state, state: 'Failed', reason: e.reason, message: redactMessage(e.message), ...(failedStepOf(err) ? { failedStep: failedStepOf(err)! } : {}) });
+      states.set(connection, { ...state, state: 'Failed', reason: e.reason, message: statusMessage(e.message), ...(failedStepOf(err) ? { failedStep: failedStepOf(err)! } : {}) });
       this.step(run, { name: 'apply', connection, state: 'Failed', reason: e.reason, message: e.message });
       throw e;
     }
@@ -372,7 +373,7 @@ export class ReleasePipeline {
           states.set(q.connection, { ...states.get(q.connection)!, state: 'Behind' });
         }
         const e = withConnection(asSantokitError(err), p.connection);
-        states.set(p.connection, { ...states.get(p.connection)!, state: 'Failed', reason: e.reason, message: redactMessage(e.message), ...(failedStepOf(err) ? { failedStep: failedStepOf(err)! } : {}) });
+        states.set(p.connection, { ...states.get(p.connection)!, state: 'Failed', reason: e.reason, message: statusMessage(e.message), ...(failedStepOf(err) ? { failedStep: failedStepOf(err)! } : {}) });
         this.step(run, { name: 'apply', connection: p.connection, state: 'Failed', reason: e.reason, message: `${e.message} (two-phase: no connection was changed)` });
         throw e;
       }
@@ -564,8 +565,10 @@ export function connectionOf(err: unknown): string | undefined {
   return typeof err === 'object' && err !== null ? (err as { [CONNECTION]?: string })[CONNECTION] : undefined;
 }
 
-function redactMessage(message: string): string {
-  return message.length > 2_000 ? `${message.slice(0, 2_000)}…` : message;
+/** A failure message fit for status: secrets redacted, bounded. */
+function statusMessage(message: string): string {
+  const clean = redactSecrets(message);
+  return clean.length > 2_000 ? `${clean.slice(0, 2_000)}…` : clean;
 }
 
 /**
