@@ -240,6 +240,20 @@ tables:
     }
   });
 
+  it('two online applies of one plan: one applies, the other waits for the schema lock and is refused as stale', async () => {
+    const db = await itemsTable(1_000);
+    try {
+      const plan = await planLiveSchemaChanges(db.sql, { declared: declare(itemsIndexed), previous: declare(itemsV1), connection: 'main' });
+      const results = await Promise.allSettled([applyPlanOnline(db.sql, plan, { releaseId: 'rel-00000000000000d1' }), applyPlanOnline(db.sql, plan, { releaseId: 'rel-00000000000000d2' })]);
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      const rejected = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+      expect(rejected.map((r) => (isSantokitError(r.reason) ? r.reason.reason : String(r.reason)))).toEqual(['PlanStale']);
+      expect((await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM santokit.applied_releases WHERE release_id LIKE 'rel-00000000000000d%'`)[0]!.n).toBe(1);
+    } finally {
+      await db.drop();
+    }
+  });
+
   it('on a default Postgres, a 2,500-table first apply is refused before any DDL in transactional mode and succeeds online', async () => {
     const server = await startDefaultPostgres();
     const sql = postgres(server.url, { max: 2, onnotice: () => {} });
