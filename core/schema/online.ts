@@ -300,8 +300,14 @@ export async function applyPlanOnline(sql: postgres.Sql, plan: SchemaPlan, optio
   let retried = 0;
   const rebuilt: string[] = [];
   try {
-    await conn.unsafe("SELECT pg_catalog.set_config('lock_timeout', $1, false)", [`${statementTimeout}ms`]);
-    await conn.unsafe('SELECT pg_catalog.pg_advisory_lock($1::int8)', [SCHEMA_LOCK_KEY]);
+    // Polled, not waited for: a session waiting on the lock would be a transaction that the other
+    // apply's CREATE INDEX CONCURRENTLY waits for in turn (a deadlock).
+    for (const deadline = Date.now() + statementTimeout; ; ) {
+      const [got] = (await conn.unsafe('SELECT pg_catalog.pg_try_advisory_lock($1::int8) AS ok', [SCHEMA_LOCK_KEY])) as unknown as { ok: boolean }[];
+      if (got?.ok) break;
+      if (Date.now() > deadline) throw new UnavailableError(`connection ${plan.connection}: another apply held the schema lock for longer than ${statementTimeout} ms; nothing was applied`, { reason: 'LockTimeout' });
+      await sleep(100 + Math.round(Math.random() * 100));
+    }
     doing = 'migrating the bookkeeping schema';
     await conn.unsafe('BEGIN');
     await migrateBookkeeping(conn);
