@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { Annotations, Kinds, type Environment } from '../../core/api/resources.ts';
 import type { KubeObject } from '../../core/kube/client.ts';
 import { SCHEMA_LOCK_KEY } from '../../core/schema/bookkeeping.ts';
-import { adminClient, eventually, expectExit, kubectl, startOperator, stk as stkRaw, uniqueName, waitForOperatorReady, type OperatorProcess } from '../support/cluster.ts';
+import { adminClient, eventually, expectExit, kubectl, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess } from '../support/cluster.ts';
 import { createTestRepo, type TestRepo } from '../support/git-repo.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import { releaseManifest } from '../../cli/manifests.ts';
@@ -19,7 +19,6 @@ import { findInvalidIndexes } from '../../core/schema/online.ts';
  */
 
 const client = await adminClient();
-const stk = async (args: string[]) => { const t = Date.now(); const r = await stkRaw(args); console.log(`TIMING stk ${args.slice(0, 2).join(' ')} ${Date.now() - t}ms`); return r; };
 
 const analyticsV1 = `version: 1
 tables:
