@@ -454,6 +454,7 @@ port = ${PG_PORT}
 unix_socket_directories = '${PG_SOCKET_DIR}'
 max_connections = 200
 max_locks_per_transaction = 1024
+max_prepared_transactions = 20
 fsync = off
 synchronous_commit = off
 full_page_writes = off

@@ -31,6 +31,7 @@ export const operatorConfigSpec = {
   retryPeriodSeconds: { type: 'integer', flag: 'retry-period', env: 'SANTOKIT_RETRY_PERIOD', default: 2, description: 'seconds between election attempts', schema: { minimum: 1, maximum: 60 } },
   identity: { type: 'string', flag: 'identity', env: 'SANTOKIT_IDENTITY', default: `${os.hostname()}_${process.pid}`, description: 'identity in the leader lease' },
   driftIntervalSeconds: { type: 'integer', flag: 'drift-interval', env: 'SANTOKIT_DRIFT_INTERVAL', default: 300, description: "seconds between drift checks of each environment's databases", schema: { minimum: 5, maximum: 86400 } },
+  testPauseAt: { type: 'string', flag: 'test-pause-at', env: 'SANTOKIT_TEST_PAUSE_AT', description: 'tests only: stop the release pipeline for good at this point (two-phase-prepared) so a test can kill the operator there', schema: { enum: ['two-phase-prepared'] } },
   probeIntervalSeconds: { type: 'integer', flag: 'probe-interval', env: 'SANTOKIT_PROBE_INTERVAL', default: 60, description: 'seconds between reachability probes of each Connection', schema: { minimum: 5, maximum: 3600 } },
   digitaloceanApiUrl: {
     type: 'string',

@@ -1,8 +1,9 @@
 import postgres from 'postgres';
 import type { Logger } from 'pino';
 import { Kinds, type Connection } from '../core/api/resources.ts';
-import { NotFoundError, UnavailableError, ValidationError, type SantokitError } from '../core/errors.ts';
+import { ConflictError, NotFoundError, UnavailableError, ValidationError, type SantokitError } from '../core/errors.ts';
 import type { KubeClient, KubeObject } from '../core/kube/client.ts';
+import { SUPPORTED_PG_MAJORS } from '../core/schema/index.ts';
 import { sealingBinding } from '../core/sealing.ts';
 import { SealingKeyring } from './sealing-keys.ts';
 
@@ -18,6 +19,7 @@ export const ConnectionReason = {
   SecretNotFound: 'SecretNotFound',
   SealedValueInvalid: 'SealedValueInvalid',
   ConnectionFailed: 'ConnectionFailed',
+  UnsupportedVersion: 'UnsupportedPostgresVersion',
 } as const;
 
 interface SecretObject extends KubeObject {
@@ -103,6 +105,20 @@ export class Databases {
 export function openDatabase(url: string, options: { max?: number; connectTimeoutSeconds?: number } = {}): postgres.Sql {
   parseDatabaseUrl(url);
   return postgres(url, { max: options.max ?? 5, connect_timeout: options.connectTimeoutSeconds ?? 10, idle_timeout: 60, onnotice: () => {}, prepare: true });
+}
+
+/**
+ * Refuses a server whose major version the schema engine does not support (`server_version_num`,
+ * e.g. 150004; the list is the engine's own, SUPPORTED_PG_MAJORS), naming the connection and the
+ * versions. Pure, for the check at connect.
+ */
+export function unsupportedPostgres(versionNum: number, connection: string): ConflictError | undefined {
+  const major = Math.floor(versionNum / 10000);
+  if (SUPPORTED_PG_MAJORS.includes(major)) return undefined;
+  return new ConflictError(`connection ${connection}: Postgres ${major} is not supported; Santokit supports Postgres ${SUPPORTED_PG_MAJORS.join(', ')}`, {
+    reason: ConnectionReason.UnsupportedVersion,
+    hint: 'upgrade the database server, or point the connection at a supported one',
+  });
 }
 
 /** Connects, authenticates and runs `SELECT 1`; throws an error whose reason names the failure. */

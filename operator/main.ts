@@ -11,7 +11,7 @@ import { ConnectionReconciler } from './reconcilers/connection.ts';
 import { EnvironmentReconciler } from './reconcilers/environment.ts';
 import { ReleaseReconciler } from './reconcilers/release.ts';
 import { CommitStatusReporter } from './github/commit-status.ts';
-import { ReleasePipeline } from './pipeline.ts';
+import { ReleasePipeline, type TestPausePoint } from './pipeline.ts';
 import { connectionsOnRetiredKeys, dropRetiredSealingKeys, rotateSealingKey } from './sealing-keys.ts';
 import { InfraHostReconciler } from './reconcilers/infrahost.ts';
 import { ProjectReconciler } from './reconcilers/project.ts';
@@ -129,7 +129,7 @@ async function runManager(config: OperatorConfig): Promise<number> {
   const environments = manager.informer<Environment & KubeObject>(Kinds.Environment);
   const databases = new Databases(client, config.namespace, log.child({ component: 'databases' }));
   manager.onShutdown('database pools', () => databases.close());
-  const pipeline = new ReleasePipeline(client, databases, events);
+  const pipeline = new ReleasePipeline(client, databases, events, { testPauseAt: config.testPauseAt as TestPausePoint | undefined });
   manager.addController(new EnvironmentReconciler(client, events, pipeline, config.driftIntervalSeconds * 1000), { watches: [EnvironmentReconciler.watchProjects(environments)], concurrency: 4 });
   const commitStatuses = new CommitStatusReporter({ baseUrl: config.githubApiUrl, log: log.child({ component: 'github' }) });
   manager.addController(new ReleaseReconciler(client, events, environments, commitStatuses), { watches: [ReleaseReconciler.watchEnvironments()] });

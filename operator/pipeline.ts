@@ -2,7 +2,9 @@ import type postgres from 'postgres';
 import {
   API_VERSION,
   Kinds,
+  type ApplyMode,
   type Connection,
+  type ConnectionReleaseState,
   type Environment,
   type EnvironmentStatus,
   type PipelineStep,
@@ -13,10 +15,31 @@ import {
 import { ConflictError, NotFoundError, SantokitError, asSantokitError } from '../core/errors.ts';
 import type { KubeClient, KubeObject } from '../core/kube/client.ts';
 import type { Logger } from '../core/log.ts';
-import { applyPlan, compareSchemas, introspectSchema, planLiveSchemaChanges, renderPlan, type SchemaPlan } from '../core/schema/index.ts';
-import { canonicalJson, hashSchema, sha256Hex, type SchemaIR } from '../core/schema/ir.ts';
+import {
+  applyPlan,
+  applyPlanOnline,
+  compareSchemas,
+  dropInvalidIndexes,
+  failedStepOf,
+  finishPrepared,
+  introspectSchema,
+  listPrepared,
+  lockCapacity,
+  lockRefusal,
+  managedTablesOf,
+  planLiveSchemaChanges,
+  planSchemaChanges,
+  preparedTransactionId,
+  readReleaseAt,
+  renderMode,
+  renderPlan,
+  type ReleaseAt,
+  type SchemaPlan,
+} from '../core/schema/index.ts';
+import { canonicalJson, hashSchema, schemaOf, sha256Hex, type SchemaIR } from '../core/schema/ir.ts';
 import { findCondition, setCondition } from '../core/api/conditions.ts';
-import { type Databases, databaseError } from './databases.ts';
+import { redactSecrets } from '../core/redact.ts';
+import { type Databases, databaseError, unsupportedPostgres } from './databases.ts';
 import type { EventRecorder } from './runtime/events.ts';
 import { FIELD_MANAGER } from './runtime/skeleton.ts';
 
@@ -30,8 +53,17 @@ export const PipelineReason = {
   SchemaDrift: 'SchemaDrift',
   PromotionBlocked: 'PromotionBlocked',
   ApplyFailed: 'ApplyFailed',
+  TwoPhaseUnavailable: 'TwoPhaseUnavailable',
   Released: 'Released',
 } as const;
+
+/**
+ * Test-only pause points (operator flag --test-pause-at / SANTOKIT_TEST_PAUSE_AT): the pipeline
+ * stops there for good, so a test can kill the operator at an exact moment. Empty in production.
+ * `two-phase-prepared`: every connection prepared, none committed yet.
+ */
+export const TEST_PAUSE_POINTS = ['two-phase-prepared'] as const;
+export type TestPausePoint = (typeof TEST_PAUSE_POINTS)[number];
 
 export const PERMISSIONS_CONFIGMAP_PREFIX = 'santokit-permissions-';
 
@@ -45,7 +77,7 @@ export class PipelineError extends ConflictError {
   constructor(
     message: string,
     reason: string,
-    readonly details: { drift?: string[]; plans?: PlannedConnection[] } = {},
+    readonly details: { drift?: string[]; plans?: PlannedConnection[]; connection?: string } = {},
   ) {
     super(message, { reason });
   }
@@ -71,15 +103,16 @@ export class ReleasePipeline {
     private readonly client: KubeClient,
     private readonly databases: Databases,
     private readonly events: EventRecorder,
+    private readonly options: { testPauseAt?: TestPausePoint | undefined } = {},
   ) {}
 
   /** Runs one request; fills status (steps, plans, drift, pointer) and throws a named error on failure. */
   async run(run: PipelineRun): Promise<{ plans?: PlannedConnection[]; drift?: string[] }> {
     const { env, status, request } = run;
     const release = await this.loadRelease(env, request.release);
-    const schema = release.spec.schema as Record<string, SchemaIR>;
+    const schema = releaseSchema(release);
     const current = status.currentRelease && status.currentRelease !== request.release ? await this.findRelease(env, status.currentRelease) : undefined;
-    const currentSchema = (current?.spec.schema ?? {}) as Record<string, SchemaIR>;
+    const currentSchema = current ? releaseSchema(current) : {};
     status.steps = [];
 
     if (request.action === 'rollback') {
@@ -91,15 +124,22 @@ export class ReleasePipeline {
     }
 
     const pools = await this.connect(run, release);
+    // In-doubt two-phase transactions of an earlier run are settled before anything reads the schema.
+    await this.recoverPrepared(run, pools, release.metadata.name);
+    const at = await this.releasesAt(pools);
+    // The release the env serves: judged against when a connection records none.
+    const serving = status.currentRelease === release.metadata.name ? release : current;
+    const expected = await this.expectedSchemas(run, at, release, serving);
 
     if (request.action === 'drift') {
-      const found = await this.recordDrift(run, pools, schema, release.metadata.name);
+      const found = await this.recordDrift(run, pools, expected.schemas, release.metadata.name);
       return { drift: found };
     }
 
+    const mode: ApplyMode = request.mode ?? env.spec.applyMode ?? 'transactional';
     if (request.action === 'plan') {
-      const planned = await this.planAll(run, pools, schema, currentSchema);
-      return { plans: planned.map((p) => summarize(p.plan)) };
+      const planned = await this.planAll(run, pools, schema, expected.schemas);
+      return { plans: planned.map((p) => summarize(p.plan, mode)) };
     }
 
     if (request.action === 'promote') {
@@ -120,24 +160,40 @@ export class ReleasePipeline {
 
     // apply
     const only = new Set(request.only ?? ['schema', 'permissions', 'release']);
-    if (current) await this.driftGate(run, pools, currentSchema, current.metadata.name, schema);
-    let plans: PlannedConnection[] | undefined;
-    if (only.has('schema')) {
-      const planned = await this.planAll(run, pools, schema, currentSchema);
-      plans = planned.map((p) => summarize(p.plan));
-      const blocked = planned.flatMap((p) => p.plan.steps.filter((s) => s.destructive).map((s) => `${p.connection}: ${s.description} (${s.hazards.map((h) => h.kind).join(', ')})`));
-      if (blocked.length > 0 && !request.force) {
-        this.step(run, { name: 'plan', state: 'Failed', reason: PipelineReason.DestructiveChange, message: `${blocked.length} destructive step(s)` });
-        throw new PipelineError(`the plan has destructive steps; nothing was applied. Re-run with --force to apply them:\n${blocked.map((b) => `  - ${b}`).join('\n')}`, PipelineReason.DestructiveChange, { plans });
-      }
-      for (const p of planned) await this.applyOne(run, p.connection, p.sql, p.plan, release, Boolean(request.force));
-      await this.requireSatisfied(run, pools, schema, PipelineReason.SchemaDrift, `after applying release ${release.metadata.name} the databases still differ from it`);
-    } else if (only.has('release')) {
-      await this.requireSatisfied(run, pools, schema, PipelineReason.SchemaDrift, `--only ${[...only].join(',')} skips DDL, but the databases do not satisfy release ${release.metadata.name}`);
+    const states = new Map<string, ConnectionReleaseState>();
+    for (const name of pools.keys()) {
+      const rec = at.get(name);
+      states.set(name, { name, ...(rec ? { release: rec.releaseId, mode: rec.mode } : {}), state: rec?.releaseId === release.metadata.name ? 'AtTarget' : 'Behind' });
     }
-    if (only.has('permissions')) await this.snapshotPermissions(run, release);
-    if (only.has('release')) this.movePointer(run, release, 'apply');
-    return plans ? { plans } : {};
+    const publish = () => (status.connections = [...states.values()]);
+    publish();
+    try {
+      // Leftovers of an interrupted concurrent index build are dropped, so the plan builds them again.
+      if (only.has('schema')) await this.dropInvalidIndexes(run, pools, schema, expected.schemas);
+      await this.driftGate(run, pools, expected, schema);
+      let plans: PlannedConnection[] | undefined;
+      if (only.has('schema')) {
+        const planned = await this.planAll(run, pools, schema, expected.schemas);
+        plans = planned.map((p) => summarize(p.plan, mode));
+        const blocked = planned.flatMap((p) => p.plan.steps.filter((s) => s.destructive).map((s) => `${p.connection}: ${s.description} (${s.hazards.map((h) => h.kind).join(', ')})`));
+        if (blocked.length > 0 && !request.force) {
+          this.step(run, { name: 'plan', state: 'Failed', reason: PipelineReason.DestructiveChange, message: `${blocked.length} destructive step(s)` });
+          throw new PipelineError(`the plan has destructive steps; nothing was applied. Re-run with --force to apply them:\n${blocked.map((b) => `  - ${b}`).join('\n')}`, PipelineReason.DestructiveChange, { plans });
+        }
+        if (mode !== 'online') await this.requireLockCapacity(run, planned);
+        if (mode === 'two-phase') await this.applyTwoPhase(run, planned, release, Boolean(request.force), states);
+        else for (const p of planned) await this.applyOne(run, p.connection, p.sql, p.plan, release, Boolean(request.force), mode, states);
+        await this.requireSatisfied(run, pools, schema, PipelineReason.SchemaDrift, `after applying release ${release.metadata.name} the databases still differ from it`);
+      } else if (only.has('release')) {
+        await this.requireSatisfied(run, pools, schema, PipelineReason.SchemaDrift, `--only ${[...only].join(',')} skips DDL, but the databases do not satisfy release ${release.metadata.name}`);
+      }
+      // The release is served only once every connection is at it (the drift check above).
+      if (only.has('permissions')) await this.snapshotPermissions(run, release);
+      if (only.has('release')) this.movePointer(run, release, 'apply');
+      return plans ? { plans } : {};
+    } finally {
+      publish();
+    }
   }
 
   /** Records a step in status and as an Event. */
@@ -174,19 +230,24 @@ export class ReleasePipeline {
     }
     for (const name of names) {
       const conn = items.find((c) => c.spec.environment === run.env.metadata.name && c.spec.name === name)!;
+      let version = 0;
       try {
         const sql = await this.databases.pool(conn);
-        await sql`SELECT 1`;
+        const [row] = await sql<{ v: number }[]>`SELECT pg_catalog.current_setting('server_version_num')::int AS v`;
         pools.set(name, sql);
+        version = row?.v ?? 0;
       } catch (err) {
         const e = err instanceof SantokitError ? err : databaseError(err);
         throw new SantokitErrorWithReason(`connection ${name}: ${e.message}`, PipelineReason.ConnectionFailed, e);
       }
+      // A server too old for the schema engine is refused at connect, before anything is read.
+      const unsupported = unsupportedPostgres(version, name);
+      if (unsupported) throw withConnection(unsupported, name);
     }
     return pools;
   }
 
-  private async planAll(run: PipelineRun, pools: Map<string, postgres.Sql>, schema: Record<string, SchemaIR>, previous: Record<string, SchemaIR>) {
+  private async planAll(run: PipelineRun, pools: Map<string, postgres.Sql>, schema: Record<string, SchemaIR>, previous: Record<string, SchemaIR | undefined>) {
     const out: Array<{ connection: string; sql: postgres.Sql; plan: SchemaPlan }> = [];
     for (const [connection, sql] of pools) {
       const declared = schema[connection]!;
@@ -198,40 +259,191 @@ export class ReleasePipeline {
     return out;
   }
 
-  private async applyOne(run: PipelineRun, connection: string, sql: postgres.Sql, plan: SchemaPlan, release: Rel, force: boolean): Promise<void> {
-    if (plan.steps.length === 0) {
-      this.step(run, { name: 'apply', connection, state: 'Skipped', message: 'nothing to change' });
-      return;
+  /** The release each connection's database records it is at (santokit.release_at). */
+  private async releasesAt(pools: Map<string, postgres.Sql>): Promise<Map<string, ReleaseAt | null>> {
+    const out = new Map<string, ReleaseAt | null>();
+    for (const [connection, sql] of pools) {
+      try {
+        out.set(connection, await readReleaseAt(sql, connection));
+      } catch (err) {
+        throw new SantokitErrorWithReason(`connection ${connection}: reading its bookkeeping failed: ${asSantokitError(err).message}`, PipelineReason.ConnectionFailed, databaseError(err));
+      }
     }
+    return out;
+  }
+
+  /**
+   * What each connection is judged against: the schema of the release its database records it is
+   * at (a connection that already reached the target, or an older release, is judged by that), else
+   * the environment's current release. A connection with neither is not judged (nothing applied yet).
+   */
+  private async expectedSchemas(run: PipelineRun, at: Map<string, ReleaseAt | null>, target: Rel, current: Rel | undefined): Promise<{ schemas: Record<string, SchemaIR | undefined>; releases: Record<string, string | undefined> }> {
+    const schemas: Record<string, SchemaIR | undefined> = {};
+    const releases: Record<string, string | undefined> = {};
+    const cache = new Map<string, Rel | undefined>([[target.metadata.name, target]]);
+    if (current) cache.set(current.metadata.name, current);
+    for (const [connection, rec] of at) {
+      let rel: Rel | undefined;
+      if (rec) {
+        if (!cache.has(rec.releaseId)) cache.set(rec.releaseId, await this.findRelease(run.env, rec.releaseId));
+        rel = cache.get(rec.releaseId);
+      }
+      // A release recorded there but deleted since, or none recorded: the current release.
+      rel ??= current;
+      if (!rel) continue;
+      schemas[connection] = releaseSchema(rel)[connection] ?? schemaOf([]);
+      releases[connection] = rel.metadata.name;
+    }
+    return { schemas, releases };
+  }
+
+  /** Drops INVALID indexes (an interrupted CREATE INDEX CONCURRENTLY) on the managed tables, so the plan builds them again. */
+  private async dropInvalidIndexes(run: PipelineRun, pools: Map<string, postgres.Sql>, schema: Record<string, SchemaIR>, previous: Record<string, SchemaIR | undefined>): Promise<void> {
+    for (const [connection, sql] of pools) {
+      const dropped = await dropInvalidIndexes(sql, managedTablesOf(schema[connection]!, previous[connection] ?? null)).catch((err: unknown) => {
+        throw withConnection(asSantokitError(err), connection);
+      });
+      if (dropped.length > 0) run.log.info({ connection, indexes: dropped }, 'dropped invalid indexes left by an interrupted concurrent build; they are built again');
+    }
+  }
+
+  /** Transactional and two-phase modes: every plan must fit the server's lock table, checked before any DDL anywhere. */
+  private async requireLockCapacity(run: PipelineRun, planned: Array<{ connection: string; sql: postgres.Sql; plan: SchemaPlan }>): Promise<void> {
+    for (const p of planned) {
+      if (p.plan.steps.length === 0) continue;
+      const refusal = lockRefusal(p.plan, await lockCapacity(p.sql));
+      if (refusal) {
+        this.step(run, { name: 'apply', connection: p.connection, state: 'Failed', reason: refusal.reason, message: refusal.message });
+        throw withConnection(refusal, p.connection);
+      }
+    }
+  }
+
+  private async applyOne(run: PipelineRun, connection: string, sql: postgres.Sql, plan: SchemaPlan, release: Rel, force: boolean, mode: ApplyMode, states: Map<string, ConnectionReleaseState>): Promise<void> {
+    const state = states.get(connection)!;
+    const options = { releaseId: release.metadata.name, ref: release.spec.ref, force, skipLockEstimate: true };
     try {
-      const result = await applyPlan(sql, plan, { releaseId: release.metadata.name, ref: release.spec.ref, force });
-      this.step(run, { name: 'apply', connection, state: 'Succeeded', message: `${result.statements.length} statement(s) in one transaction` });
+      if (plan.steps.length === 0) {
+        // Nothing to change: still record that this connection is at the release (no DDL, no applied row).
+        await applyPlan(sql, plan, { ...options, recordApplied: false });
+        this.step(run, { name: 'apply', connection, state: 'Skipped', message: 'nothing to change' });
+      } else if (mode === 'online') {
+        const result = await applyPlanOnline(sql, plan, options);
+        this.step(run, { name: 'apply', connection, state: 'Succeeded', message: `${result.statements.length} statement(s) online${result.retried > 0 ? `, ${result.retried} retried for a lock` : ''}${result.rebuiltIndexes.length > 0 ? `, rebuilt ${result.rebuiltIndexes.join(', ')}` : ''}` });
+      } else {
+        const result = await applyPlan(sql, plan, options);
+        this.step(run, { name: 'apply', connection, state: 'Succeeded', message: `${result.statements.length} statement(s) in one transaction` });
+      }
+      states.set(connection, { name: connection, release: release.metadata.name, mode: plan.steps.length === 0 ? 'transactional' : mode, state: 'AtTarget' });
     } catch (err) {
-      const e = asSantokitError(err);
+      const e = withConnection(asSantokitError(err), connection);
+      states.set(connection, { ...state, state: 'Failed', reason: e.reason, message: statusMessage(e.message), ...(failedStepOf(err) ? { failedStep: failedStepOf(err)! } : {}) });
       this.step(run, { name: 'apply', connection, state: 'Failed', reason: e.reason, message: e.message });
       throw e;
     }
   }
 
+  /**
+   * Two-phase mode: every connection's transaction is prepared (PREPARE TRANSACTION, gid naming the
+   * release and the connection), then all are committed (COMMIT PREPARED). A failure before the
+   * last PREPARE rolls the prepared ones back: no connection changes. A crash after it leaves them
+   * in doubt; `recoverPrepared` finishes them on the next run.
+   */
+  private async applyTwoPhase(run: PipelineRun, planned: Array<{ connection: string; sql: postgres.Sql; plan: SchemaPlan }>, release: Rel, force: boolean, states: Map<string, ConnectionReleaseState>): Promise<void> {
+    for (const p of planned) {
+      const [row] = await p.sql<{ n: number }[]>`SELECT pg_catalog.current_setting('max_prepared_transactions')::int AS n`;
+      if (!row || row.n <= 0) {
+        const err = new ConflictError(`connection ${p.connection}: two-phase commit needs max_prepared_transactions > 0 on its server (it is ${row?.n ?? 0}); nothing was applied`, {
+          reason: PipelineReason.TwoPhaseUnavailable,
+          hint: 'set max_prepared_transactions (restart needed) on every server of the environment, or apply in transactional mode',
+        });
+        this.step(run, { name: 'apply', connection: p.connection, state: 'Failed', reason: err.reason, message: err.message });
+        throw withConnection(err, p.connection);
+      }
+    }
+    const prepared: Array<{ connection: string; sql: postgres.Sql; gid: string }> = [];
+    for (const p of planned) {
+      const gid = preparedTransactionId(release.metadata.name, p.connection);
+      try {
+        await applyPlan(p.sql, p.plan, { releaseId: release.metadata.name, ref: release.spec.ref, force, prepareAs: gid, skipLockEstimate: true, recordApplied: p.plan.steps.length > 0 });
+        prepared.push({ connection: p.connection, sql: p.sql, gid });
+        states.set(p.connection, { ...states.get(p.connection)!, state: 'InDoubt' });
+      } catch (err) {
+        for (const q of prepared) {
+          await finishPrepared(q.sql, q.gid, false).catch((e: unknown) => run.log.warn({ connection: q.connection, err: asSantokitError(e).message }, 'could not roll back a prepared transaction; the next run settles it'));
+          states.set(q.connection, { ...states.get(q.connection)!, state: 'Behind' });
+        }
+        const e = withConnection(asSantokitError(err), p.connection);
+        states.set(p.connection, { ...states.get(p.connection)!, state: 'Failed', reason: e.reason, message: statusMessage(e.message), ...(failedStepOf(err) ? { failedStep: failedStepOf(err)! } : {}) });
+        this.step(run, { name: 'apply', connection: p.connection, state: 'Failed', reason: e.reason, message: `${e.message} (two-phase: no connection was changed)` });
+        throw e;
+      }
+    }
+    if (this.options.testPauseAt === 'two-phase-prepared') {
+      run.log.warn({ prepared: prepared.map((p) => p.gid) }, 'test pause point two-phase-prepared reached: stopping here');
+      await new Promise<never>(() => {});
+    }
+    for (const q of prepared) {
+      await finishPrepared(q.sql, q.gid, true);
+      const p = planned.find((x) => x.connection === q.connection)!;
+      states.set(q.connection, { name: q.connection, release: release.metadata.name, mode: 'two-phase', state: 'AtTarget' });
+      this.step(run, { name: 'apply', connection: q.connection, state: p.plan.steps.length === 0 ? 'Skipped' : 'Succeeded', message: p.plan.steps.length === 0 ? 'nothing to change' : `${p.plan.steps.length} statement(s), two-phase commit` });
+    }
+  }
+
+  /**
+   * Settles the in-doubt prepared transactions a crashed run left in the env's databases. The
+   * decision is the one the crashed run would have made: a release whose transaction is prepared or
+   * already committed on every connection it names is committed everywhere; one that some
+   * connection never prepared is rolled back (that connection's session is gone, it cannot prepare
+   * any more).
+   */
+  private async recoverPrepared(run: PipelineRun, pools: Map<string, postgres.Sql>, _target: string): Promise<void> {
+    const found: Array<{ connection: string; sql: postgres.Sql; gid: string; releaseId: string }> = [];
+    for (const [connection, sql] of pools) {
+      for (const p of await listPrepared(sql)) if (p.connection === connection) found.push({ connection, sql, gid: p.gid, releaseId: p.releaseId });
+    }
+    for (const releaseId of new Set(found.map((f) => f.releaseId))) {
+      const mine = found.filter((f) => f.releaseId === releaseId);
+      const rel = await this.findRelease(run.env, releaseId);
+      const names = rel ? Object.keys(rel.spec.schema) : [...pools.keys()];
+      let commit = rel !== undefined;
+      for (const name of names) {
+        if (mine.some((m) => m.connection === name)) continue;
+        const sql = pools.get(name);
+        const rec = sql ? await readReleaseAt(sql, name) : null;
+        if (rec?.releaseId !== releaseId) commit = false;
+      }
+      for (const m of mine) {
+        await finishPrepared(m.sql, m.gid, commit);
+        run.log.info({ connection: m.connection, release: releaseId, gid: m.gid, outcome: commit ? 'committed' : 'rolled back' }, 'settled an in-doubt two-phase transaction');
+        void this.events.record(Kinds.Environment, run.env, 'Normal', 'InDoubtSettled', `connection ${m.connection}: prepared transaction of release ${releaseId} ${commit ? 'committed' : 'rolled back'} after an interrupted two-phase apply`);
+      }
+    }
+  }
+
   /** Compares each connection's live schema with the declared one: one line per difference, and a fingerprint of what is live. */
-  private async driftOf(pools: Map<string, postgres.Sql>, schema: Record<string, SchemaIR>): Promise<{ lines: string[]; fingerprint: string }> {
+  private async driftOf(pools: Map<string, postgres.Sql>, schema: Record<string, SchemaIR | undefined>): Promise<{ lines: string[]; fingerprint: string; byConnection: Map<string, string[]> }> {
     const lines: string[] = [];
     const hashes: Record<string, string> = {};
+    const byConnection = new Map<string, string[]>();
     for (const [connection, declared] of Object.entries(schema).sort(([a], [b]) => a.localeCompare(b))) {
       const sql = pools.get(connection);
-      if (!sql) continue;
+      if (!sql || !declared) continue;
       const live = await introspectSchema(sql, { managedTables: Object.keys(declared.tables) });
-      lines.push(...compareSchemas(declared, live.ir).map((d) => `${connection}: ${d.message}`));
+      const mine = compareSchemas(declared, live.ir).map((d) => `${connection}: ${d.message}`);
+      byConnection.set(connection, mine);
+      lines.push(...mine);
       hashes[connection] = hashSchema(live.ir);
     }
-    return { lines, fingerprint: sha256Hex(canonicalJson(hashes)) };
+    return { lines, fingerprint: sha256Hex(canonicalJson(hashes)), byConnection };
   }
 
   /**
    * Checks the env's databases against its current release and records the result: `status.drift`,
    * the live-schema fingerprint, and a `Drifted` condition with an Event when it appears or clears.
    */
-  private async recordDrift(run: PipelineRun, pools: Map<string, postgres.Sql>, schema: Record<string, SchemaIR>, releaseId: string): Promise<string[]> {
+  private async recordDrift(run: PipelineRun, pools: Map<string, postgres.Sql>, schema: Record<string, SchemaIR | undefined>, releaseId: string): Promise<string[]> {
     const { lines, fingerprint } = await this.driftOf(pools, schema);
     const { status, env } = run;
     const before = findCondition(status, 'Drifted')?.status;
@@ -260,18 +472,30 @@ export class ReleasePipeline {
     const release = await this.loadRelease(run.env, id);
     const full: PipelineRun = { ...run, request: { id: 'periodic-drift', action: 'drift', release: id } };
     const pools = await this.connect(full, release);
-    await this.recordDrift(full, pools, release.spec.schema as Record<string, SchemaIR>, id);
+    const expected = await this.expectedSchemas(full, await this.releasesAt(pools), release, release);
+    await this.recordDrift(full, pools, expected.schemas, id);
   }
 
-  /** The env's databases must still match its current release before anything changes. */
-  private async driftGate(run: PipelineRun, pools: Map<string, postgres.Sql>, currentSchema: Record<string, SchemaIR>, currentId: string, targetSchema: Record<string, SchemaIR>): Promise<void> {
-    const drift = await this.recordDrift(run, pools, currentSchema, currentId);
-    // A database that already matches the target release (its schema applied with --only schema)
-    // differs from the current release on purpose: that is not drift to block on.
-    if (drift.length > 0 && (await this.driftOf(pools, targetSchema)).lines.length > 0) {
-      this.step(run, { name: 'drift', state: 'Failed', reason: PipelineReason.SchemaDrift, message: `${drift.length} difference(s) from release ${currentId}` });
-      throw new PipelineError(`the databases of environment ${run.env.metadata.name} drifted from its current release ${currentId}; nothing was applied:\n${drift.map((d) => `  - ${d}`).join('\n')}\nrevert the manual change, or apply a release that declares it`, PipelineReason.SchemaDrift, { drift });
+  /**
+   * Each connection's database must still match the release it records it is at (else the env's
+   * current release) before anything changes. A connection that already matches the target passes
+   * too (its schema was applied with --only schema, or by an earlier run that failed elsewhere).
+   */
+  private async driftGate(run: PipelineRun, pools: Map<string, postgres.Sql>, expected: { schemas: Record<string, SchemaIR | undefined>; releases: Record<string, string | undefined> }, targetSchema: Record<string, SchemaIR>): Promise<void> {
+    if (Object.keys(expected.schemas).length === 0) return;
+    const label = run.status.currentRelease ?? Object.values(expected.releases).find(Boolean) ?? '-';
+    const drift = await this.recordDrift(run, pools, expected.schemas, label);
+    if (drift.length === 0) return;
+    const target = await this.driftOf(pools, targetSchema);
+    const { byConnection } = await this.driftOf(pools, expected.schemas);
+    const blocking: string[] = [];
+    for (const [connection, lines] of byConnection) {
+      if (lines.length > 0 && (target.byConnection.get(connection) ?? []).length > 0) blocking.push(...lines);
     }
+    if (blocking.length === 0) return;
+    const against = [...new Set(Object.entries(expected.releases).filter(([c]) => (byConnection.get(c) ?? []).length > 0).map(([c, r]) => `${c} at ${r}`))].join(', ');
+    this.step(run, { name: 'drift', state: 'Failed', reason: PipelineReason.SchemaDrift, message: `${blocking.length} difference(s) (${against})` });
+    throw new PipelineError(`the databases of environment ${run.env.metadata.name} drifted from the release each is at (${against}); nothing was applied:\n${blocking.map((d) => `  - ${d}`).join('\n')}\nrevert the manual change, or apply a release that declares it`, PipelineReason.SchemaDrift, { drift: blocking });
   }
 
   /** Every connection's database must match the release's schema exactly. */
@@ -329,10 +553,54 @@ class SantokitErrorWithReason extends SantokitError {
   }
 }
 
-function summarize(plan: SchemaPlan): PlannedConnection {
+/** Adds the connection to an error's message (once) and to its details. */
+function withConnection<E extends SantokitError>(err: E, connection: string): E {
+  Object.defineProperty(err, CONNECTION, { value: connection, enumerable: false, configurable: true });
+  return err;
+}
+
+const CONNECTION = Symbol('santokit.connection');
+
+/** The connection an apply error belongs to, if any. */
+export function connectionOf(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null ? (err as { [CONNECTION]?: string })[CONNECTION] : undefined;
+}
+
+/** A failure message fit for status: secrets redacted, bounded. */
+function statusMessage(message: string): string {
+  const clean = redactSecrets(message);
+  return clean.length > 2_000 ? `${clean.slice(0, 2_000)}…` : clean;
+}
+
+/**
+ * A Release's schema IR per connection. A manifest applied with `kubectl apply` (client-side) loses
+ * its null fields (a null means "delete" in the patch it computes), so they are put back: a column
+ * with no default or identity, a table with no primary key, an index with no custom definition.
+ */
+export function releaseSchema(rel: Release): Record<string, SchemaIR> {
+  const out: Record<string, SchemaIR> = {};
+  for (const [connection, raw] of Object.entries(rel.spec.schema as Record<string, SchemaIR>)) {
+    const tables: Record<string, SchemaIR['tables'][string]> = {};
+    for (const [name, t] of Object.entries(raw.tables ?? {})) {
+      tables[name] = {
+        ...t,
+        columns: (t.columns ?? []).map((c) => ({ ...c, default: c.default ?? null, identity: c.identity ?? null })),
+        primaryKey: t.primaryKey ?? null,
+        uniques: t.uniques ?? [],
+        indexes: (t.indexes ?? []).map((i) => ({ ...i, definition: i.definition ?? null })),
+        foreignKeys: t.foreignKeys ?? [],
+      };
+    }
+    out[connection] = { ...raw, tables };
+  }
+  return out;
+}
+
+function summarize(plan: SchemaPlan, mode: ApplyMode): PlannedConnection {
   return {
     connection: plan.connection,
-    text: renderPlan(plan),
+    mode,
+    text: renderPlan(plan) + renderMode(plan, mode),
     steps: plan.steps.map((s) => ({ description: s.description, sql: s.sql, destructive: s.destructive, hazards: s.hazards.map((h) => h.kind) })),
   };
 }

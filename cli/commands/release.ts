@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { findCondition } from '../../core/api/conditions.ts';
-import { Kinds, type Connection, type Environment, type PipelineStep, type Release, type ReleaseRequest, type RequestOutcome } from '../../core/api/resources.ts';
+import { Kinds, type ApplyMode, type Connection, type ConnectionReleaseState, type Environment, type PipelineStep, type Release, type ReleaseRequest, type RequestOutcome } from '../../core/api/resources.ts';
 import { ConflictError, NotFoundError, UnavailableError, UsageError, ValidationError } from '../../core/errors.ts';
 import { KubeClient, type KubeObject } from '../../core/kube/client.ts';
 import type { BuiltRelease } from '../../core/release/build.ts';
@@ -130,6 +130,21 @@ function stepLine(s: PipelineStep): string {
   return `${s.name}${s.connection ? ` ${s.connection}` : ''}: ${s.state.toLowerCase()}${s.reason && s.state === 'Failed' ? ` (${s.reason})` : ''}${s.message ? `: ${s.message}` : ''}`;
 }
 
+const applyModes: readonly ApplyMode[] = ['transactional', 'two-phase', 'online'];
+
+function parseMode(value: unknown): ApplyMode | undefined {
+  if (value === undefined) return undefined;
+  if (!(applyModes as readonly string[]).includes(String(value))) throw new UsageError(`--mode takes one of ${applyModes.join(', ')} (got ${String(value)})`);
+  return value as ApplyMode;
+}
+
+/** One line per connection: the release its database is at, and the step that failed there. */
+function connectionLine(c: ConnectionReleaseState): string {
+  const state = { AtTarget: 'at the release', Behind: 'not at the release yet', Failed: 'failed', InDoubt: 'prepared, not committed' }[c.state ?? 'Behind'];
+  const failed = c.state === 'Failed' ? `: ${c.failedStep ? `${c.failedStep} ` : ''}(${c.reason ?? 'unknown'})` : '';
+  return `connection ${c.name}: at ${c.release ?? 'no release'} (${state})${failed}`;
+}
+
 function printPlans(outcome: RequestOutcome): void {
   for (const plan of outcome.plans ?? []) {
     println(`plan ${plan.connection}: ${plan.steps.length === 0 ? 'no changes' : `${plan.steps.length} step(s)`}`);
@@ -199,6 +214,7 @@ export function registerReleaseCommands(program: Command): void {
     .option('--only <parts>', 'run only some of schema,permissions,release')
     .option('--dry-run', 'print the plan per connection; change nothing')
     .option('--force', 'apply destructive schema changes (on a terminal, after showing them and asking)')
+    .option('--mode <mode>', 'how schema changes run: transactional (each connection in one transaction), two-phase (all connections commit together), online (no long locks; not atomic); default: the environment\'s spec.applyMode')
     .option('--yes', 'answer yes to the confirmation of destructive steps (needed with --force only on a terminal)')
     .option('--timeout <seconds>', 'how long to wait for the operator', '120')
     .option('--github-repository <owner/name>', 'report the outcome per environment as commit statuses on this GitHub repository (with --github-token-secret)')
@@ -209,6 +225,7 @@ export function registerReleaseCommands(program: Command): void {
       const project = session.requireProject();
       const envName = session.requireEnv();
       const only = parseOnly(flags.only);
+      const mode = parseMode(flags.mode);
       const repo = path.resolve(String(flags.repo ?? contextRoot()));
       // Loaded here, not at start-up: the schema compilers are the heaviest part of stk.
       const [{ readRepoAtRef }, { buildRelease }] = await Promise.all([import('../../core/release/source.ts'), import('../../core/release/build.ts')]);
@@ -225,7 +242,7 @@ export function registerReleaseCommands(program: Command): void {
 
       if (flags.dryRun) {
         try {
-          const { outcome } = await requestEnvironmentChange(client, namespace, envName, { action: 'plan', release: built.id }, { setDesired: false, timeoutMs: timeoutMs(flags) });
+          const { outcome } = await requestEnvironmentChange(client, namespace, envName, { action: 'plan', release: built.id, ...(mode ? { mode } : {}) }, { setDesired: false, timeoutMs: timeoutMs(flags) });
           if (outcome.outcome === 'Failed') throw outcomeError(outcome);
           if (flags.json) return printJson({ releaseId: built.id, ref: built.content.ref, dryRun: true, plans: outcome.plans ?? [] });
           println(`dry run: release ${built.id} (ref ${built.content.ref.slice(0, 12)}) for ${project}/${envName}; nothing changed`);
@@ -239,18 +256,20 @@ export function registerReleaseCommands(program: Command): void {
       const movesPointer = !only || only.includes('release');
       const interactive = !flags.json && isInteractive();
       const title = `release ${built.id} (ref ${built.content.ref.slice(0, 12)}) for ${project}/${envName}`;
-      const request = (force: boolean) => ({ action: 'apply' as const, release: built.id, ...(only ? { only } : {}), ...(force ? { force: true } : {}) });
+      const request = (force: boolean) => ({ action: 'apply' as const, release: built.id, ...(only ? { only } : {}), ...(force ? { force: true } : {}), ...(mode ? { mode } : {}) });
       const wait = { setDesired: movesPointer, timeoutMs: timeoutMs(flags) };
 
       if (!interactive) {
         const { outcome, env } = await requestEnvironmentChange(client, namespace, envName, request(Boolean(flags.force)), wait);
         const steps = env.status?.steps ?? [];
+        const connections = env.status?.connections ?? [];
         if (flags.json) {
-          printJson({ releaseId: built.id, ref: built.content.ref, outcome: outcome.outcome, reason: outcome.reason ?? null, steps, plans: outcome.plans ?? [], drift: outcome.drift ?? [] });
+          printJson({ releaseId: built.id, ref: built.content.ref, outcome: outcome.outcome, reason: outcome.reason ?? null, steps, connections, plans: outcome.plans ?? [], drift: outcome.drift ?? [] });
         } else {
           println(title);
           printPlans(outcome);
           for (const s of steps) println(stepLine(s));
+          for (const c of connections) println(connectionLine(c));
         }
         if (outcome.outcome === 'Failed') throw refusal(outcome);
         if (!flags.json) println(`releaseId=${built.id}`);

@@ -85,6 +85,26 @@ export interface EnvironmentSpec {
   release?: string;
   force?: boolean;
   historyLimit?: number;
+  /** how schema changes run (default transactional); see ApplyMode */
+  applyMode?: ApplyMode;
+}
+/**
+ * How schema changes run: `transactional` (each connection in one transaction, committed one after
+ * the other), `two-phase` (prepared on every connection, then committed together), `online` (no
+ * long locks; index builds and validations outside transactions; not atomic).
+ */
+export type ApplyMode = 'transactional' | 'two-phase' | 'online';
+/** Per connection: the release its database is at, and how the last apply went there. */
+export interface ConnectionReleaseState {
+  name: string;
+  /** the release recorded in the database's bookkeeping; absent when none was ever applied */
+  release?: string;
+  mode?: string;
+  /** AtTarget: at the release asked for; Behind: not yet; Failed: its apply failed; InDoubt: prepared, not committed */
+  state?: 'AtTarget' | 'Behind' | 'Failed' | 'InDoubt';
+  failedStep?: string;
+  reason?: string;
+  message?: string;
 }
 export interface ReleaseHistoryEntry {
   release: string;
@@ -111,6 +131,8 @@ export interface ReleaseRequest {
   /** pipeline parts to run (apply only): default all */
   only?: Array<'schema' | 'permissions' | 'release'>;
   force?: boolean;
+  /** how schema changes run for this request; default the environment's spec.applyMode */
+  mode?: ApplyMode;
   /** the Kubernetes user who made the request, as the API server named it to stk */
   by?: string;
 }
@@ -119,6 +141,8 @@ export interface PlannedConnection {
   connection: string;
   text: string;
   steps: Array<{ description: string; sql: string; destructive: boolean; hazards: string[] }>;
+  /** the mode it will run in, and which statements run outside the transaction */
+  mode?: ApplyMode;
 }
 
 export interface RequestOutcome {
@@ -134,6 +158,10 @@ export interface RequestOutcome {
   generation?: number;
   /** the failure may go away by itself (a database that was down); the spec path retries it */
   retryable?: boolean;
+  /** the connection whose step failed, when one did */
+  connection?: string;
+  /** when the request was handled */
+  at?: string;
 }
 
 export interface EnvironmentStatus extends CommonStatus {
@@ -143,6 +171,8 @@ export interface EnvironmentStatus extends CommonStatus {
   lastDriftCheck?: string;
   liveSchemaHash?: string;
   steps?: PipelineStep[];
+  /** per connection of the last apply: the release it is at and the step that failed */
+  connections?: ConnectionReleaseState[];
   lastRequest?: RequestOutcome;
   /** id of the last request annotation answered; `lastRequest` may since hold a spec (GitOps) change */
   handledRequest?: string;

@@ -46,6 +46,20 @@ export const BOOKKEEPING_MIGRATIONS: readonly BookkeepingMigration[] = [
     name: 'applied_releases_release_idx',
     sql: 'CREATE INDEX applied_releases_release_idx ON santokit.applied_releases (release_id)',
   },
+  {
+    id: 3,
+    name: 'release_at',
+    // One row per connection: the release whose schema this database was last brought to, written
+    // in the same transaction as that release's DDL (or alone when there was nothing to change).
+    sql: `CREATE TABLE santokit.release_at (
+  connection text PRIMARY KEY,
+  release_id text NOT NULL,
+  ref text,
+  declared_hash text NOT NULL,
+  mode text NOT NULL,
+  at timestamptz NOT NULL DEFAULT now()
+)`,
+  },
 ];
 
 /**
@@ -121,4 +135,59 @@ export async function listAppliedReleases(sql: Queryable): Promise<AppliedReleas
     statementTimeout: r.statement_timeout,
     appliedAt: r.applied_at,
   }));
+}
+
+/** Which release a connection's database is at: the last release whose schema it was brought to. */
+export interface ReleaseAt {
+  readonly connection: string;
+  readonly releaseId: string;
+  readonly ref: string | null;
+  readonly declaredHash: string;
+  /** how it got there: `transactional`, `two-phase` or `online` */
+  readonly mode: string;
+  readonly at: Date;
+}
+
+/**
+ * Records (upserts) the release a connection is at. Call inside the transaction that brought the
+ * database there, after `migrateBookkeeping`, so the record commits with the DDL or not at all.
+ */
+export async function recordReleaseAt(tx: Queryable, at: Omit<ReleaseAt, 'at'>): Promise<void> {
+  await tx.unsafe(
+    `INSERT INTO ${BOOKKEEPING_SCHEMA}.release_at (connection, release_id, ref, declared_hash, mode) VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (connection) DO UPDATE SET release_id = EXCLUDED.release_id, ref = EXCLUDED.ref, declared_hash = EXCLUDED.declared_hash, mode = EXCLUDED.mode, at = now()`,
+    [at.connection, at.releaseId, at.ref, at.declaredHash, at.mode],
+  );
+}
+
+/**
+ * The release a connection's database is at; null when no release was ever recorded. A database
+ * whose bookkeeping predates `release_at` answers with its last applied release.
+ */
+export async function readReleaseAt(sql: Queryable, connection: string): Promise<ReleaseAt | null> {
+  const [present] = (await sql.unsafe(
+    `SELECT pg_catalog.to_regclass('${BOOKKEEPING_SCHEMA}.release_at') IS NOT NULL AS at, pg_catalog.to_regclass('${BOOKKEEPING_SCHEMA}.applied_releases') IS NOT NULL AS applied`,
+  )) as unknown as { at: boolean; applied: boolean }[];
+  if (present?.at) {
+    const rows = (await sql.unsafe(`SELECT connection, release_id, ref, declared_hash, mode, at FROM ${BOOKKEEPING_SCHEMA}.release_at WHERE connection = $1`, [connection])) as unknown as {
+      connection: string;
+      release_id: string;
+      ref: string | null;
+      declared_hash: string;
+      mode: string;
+      at: Date;
+    }[];
+    const r = rows[0];
+    if (r) return { connection: r.connection, releaseId: r.release_id, ref: r.ref, declaredHash: r.declared_hash, mode: r.mode, at: r.at };
+  }
+  if (!present?.applied) return null;
+  const rows = (await sql.unsafe(`SELECT connection, release_id, ref, declared_hash, applied_at FROM ${BOOKKEEPING_SCHEMA}.applied_releases WHERE connection = $1 ORDER BY id DESC LIMIT 1`, [connection])) as unknown as {
+    connection: string;
+    release_id: string;
+    ref: string | null;
+    declared_hash: string;
+    applied_at: Date;
+  }[];
+  const r = rows[0];
+  return r ? { connection: r.connection, releaseId: r.release_id, ref: r.ref, declaredHash: r.declared_hash, mode: 'transactional', at: r.applied_at } : null;
 }

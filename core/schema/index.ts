@@ -22,8 +22,25 @@ export { hazardsOf, dependsOnRows, HAZARD_KINDS, DESTRUCTIVE_HAZARDS, REFUSING_H
 export { changeSql } from './sql.ts';
 export { planLiveSchemaChanges, probeLive, type LivePlanInput } from './plan-live.ts';
 export { planSchemaChanges, renderPlan, blockedSteps, managedTablesOf, rowSensitiveTables, PLAN_VERSION, type PlanInput, type PlanStep, type SchemaPlan, type HazardPermission } from './plan.ts';
-export { applyPlan, DEFAULT_LOCK_TIMEOUT_MS, DEFAULT_STATEMENT_TIMEOUT_MS, type ApplyOptions, type ApplyResult } from './apply.ts';
-export { BOOKKEEPING_SCHEMA, BOOKKEEPING_MIGRATIONS, migrateBookkeeping, listAppliedReleases, type AppliedRelease, type BookkeepingMigration } from './bookkeeping.ts';
+export { applyPlan, finishPrepared, listPrepared, preparedTransactionId, DEFAULT_LOCK_TIMEOUT_MS, DEFAULT_STATEMENT_TIMEOUT_MS, type ApplyOptions, type ApplyResult } from './apply.ts';
+export { BOOKKEEPING_SCHEMA, BOOKKEEPING_MIGRATIONS, migrateBookkeeping, listAppliedReleases, readReleaseAt, recordReleaseAt, type AppliedRelease, type BookkeepingMigration, type ReleaseAt } from './bookkeeping.ts';
+export {
+  applyPlanOnline,
+  dropInvalidIndexes,
+  findInvalidIndexes,
+  onlineSchedule,
+  renderMode,
+  estimateLocks,
+  lockCapacity,
+  lockRefusal,
+  requireLockCapacity,
+  failedStepOf,
+  APPLY_MODES,
+  type ApplyMode,
+  type OnlineUnit,
+  type OnlineApplyOptions,
+  type OnlineApplyResult,
+} from './online.ts';
 export { checkDrift, compareSchemas, unmanagedObjects, formatDrift, type DriftDifference, type DriftKind, type DriftReport } from './drift.ts';
 export { DestructiveChangeError, PlanStaleError, type BlockedStep } from './errors.ts';
 export { mapDatabaseError } from './pg-errors.ts';

@@ -13,7 +13,7 @@ import { asSantokitError, ConflictError, ValidationError } from '../../core/erro
 import type { KubeClient, KubeObject } from '../../core/kube/client.ts';
 import type { Informer } from '../../core/kube/informer.ts';
 import { redactSecrets } from '../../core/redact.ts';
-import { PipelineError, type ReleasePipeline } from '../pipeline.ts';
+import { connectionOf, PipelineError, type ReleasePipeline } from '../pipeline.ts';
 import type { ReconcileContext, ReconcileRequest, Reconciler, WatchMapping } from '../runtime/controller.ts';
 import type { EventRecorder } from '../runtime/events.ts';
 import { reconcileWithStatus, type ReconcileScope } from '../runtime/skeleton.ts';
@@ -85,7 +85,14 @@ export class EnvironmentReconciler implements Reconciler {
         if (desired && desired !== status.currentRelease) {
           // A request already decided this very spec: do not run it again as an apply.
           const decided = status.lastRequest && status.lastRequest.release === desired && status.lastRequest.generation === generation;
-          if (decided && status.lastRequest?.outcome === 'Failed' && !status.lastRequest.retryable) return;
+          if (decided && status.lastRequest?.outcome === 'Failed' && !status.lastRequest.retryable) {
+            // A connection's DDL failed (data, say): the others may be at the release already. The
+            // spec asks for it, so try again every drift interval: once the cause is fixed, the
+            // remaining connections finish without anyone touching the spec.
+            if (!status.lastRequest.connection || !status.lastRequest.at) return;
+            const due = Date.parse(status.lastRequest.at) + this.driftIntervalMs - Date.now();
+            if (due > 1_000) return { requeueAfterMs: due };
+          }
           // A release this environment served before is a rollback (a `git revert` of a promote):
           // the pointer moves back and no DDL runs. Anything else is applied through every gate.
           const served = (status.history ?? []).some((h) => h.release === desired);
@@ -112,7 +119,7 @@ export class EnvironmentReconciler implements Reconciler {
   /** Runs one request through the pipeline and records its outcome. */
   private async handle(scope: ReconcileScope<Environment, EnvironmentStatus>, request: ReleaseRequest): Promise<void> {
     const { obj, status, generation, context } = scope;
-    const outcome: RequestOutcome = { id: request.id, action: request.action, release: request.release, outcome: 'Succeeded', generation };
+    const outcome: RequestOutcome = { id: request.id, action: request.action, release: request.release, outcome: 'Succeeded', generation, at: new Date().toISOString() };
     if (!request.id.startsWith(SPEC_REQUEST)) status.handledRequest = request.id;
     status.conditions = markReconciling(status.conditions, Reason.Progressing, `${request.action} ${request.release}`, generation);
     try {
@@ -125,15 +132,18 @@ export class EnvironmentReconciler implements Reconciler {
     } catch (thrown) {
       const err = asSantokitError(thrown);
       const message = redactSecrets(err.message);
-      status.lastRequest = { ...outcome, outcome: 'Failed', reason: err.reason, message, retryable: err.retryable, ...(err instanceof PipelineError ? err.details : {}) };
+      const connection = connectionOf(err);
+      status.lastRequest = { ...outcome, outcome: 'Failed', reason: err.reason, message, retryable: err.retryable, ...(err instanceof PipelineError ? err.details : {}), ...(connection ? { connection } : {}) };
+      // The condition's reason names the connection whose step failed: `SchemaApplyFailed:main`.
+      const reason = connection ? `${err.reason}:${connection.replace(/[^A-Za-z0-9_]/g, '_')}` : err.reason;
       if (err.retryable) {
         // Back off and retry when the spec asks for it; a request from stk is answered once.
-        status.conditions = markRetrying(status.conditions, err.reason, message, generation);
+        status.conditions = markRetrying(status.conditions, reason, message, generation);
         if (request.id.startsWith(SPEC_REQUEST)) throw err;
         return;
       }
       // A gate refused or input is wrong: the previous release keeps serving until something changes.
-      status.conditions = markStalled(status.conditions, err.reason, message, generation);
+      status.conditions = markStalled(status.conditions, reason, message, generation);
       context.log.info({ reason: err.reason, action: request.action, release: request.release }, 'request refused');
     }
   }

@@ -7,7 +7,7 @@ import { adminClient, env, kubectl, startOperator, stk, uniqueName, waitForOpera
 const client = await adminClient();
 
 /** Connections: the URL sealed client-side, never shown again; the operator probes and names what failed. */
-describe('stk connections', () => {
+describe('stk connections', { timeout: 180_000 }, () => {
   let operator: OperatorProcess;
   const adminUrl = () => env('SANTOKIT_PG_ADMIN_URL');
   let project: string;

@@ -31,7 +31,7 @@ const permissionsV2 = 'tables:\n  users:\n    select: { roles: [admin, reader], 
 const tablesOf = async (sql: postgres.Sql) =>
   (await sql<{ table_name: string }[]>`SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1`).map((r) => r.table_name);
 
-describe('release pipeline across connections', () => {
+describe('release pipeline across connections', { timeout: 240_000 }, () => {
   let operator: OperatorProcess;
   let project: string;
   let namespace: string;

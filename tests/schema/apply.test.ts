@@ -237,11 +237,12 @@ describe('applyPlan', { timeout: 60_000 }, () => {
     const first = await applyPlan(db.sql, plan, { releaseId: 'rel-a', ref: '0123abc', lockTimeoutMs: 1234, statementTimeoutMs: 5678 });
     const second = await applyPlan(db.sql, await planFor(db.sql, declared), { releaseId: 'rel-b' });
 
-    expect(first.bookkeepingMigrations).toEqual([1, 2]);
+    expect(first.bookkeepingMigrations).toEqual([1, 2, 3]);
     expect(second.bookkeepingMigrations).toEqual([]);
     expect(await db.sql`SELECT id, name FROM santokit.schema_migrations ORDER BY id`).toEqual([
       { id: 1, name: 'applied_releases' },
       { id: 2, name: 'applied_releases_release_idx' },
+      { id: 3, name: 'release_at' },
     ]);
     const releases = await listAppliedReleases(db.sql);
     expect(releases.map((r) => ({ id: r.releaseId, ref: r.ref, lock: r.lockTimeout, statement: r.statementTimeout, n: r.statements.length, forced: r.forced }))).toEqual([
