@@ -17,7 +17,7 @@ import { InfraHostReconciler } from './reconcilers/infrahost.ts';
 import { ProjectReconciler } from './reconcilers/project.ts';
 import { EventRecorder } from './runtime/events.ts';
 import { Manager } from './runtime/manager.ts';
-import { Kinds, type Environment } from '../core/api/resources.ts';
+import { Kinds, type Connection, type Environment } from '../core/api/resources.ts';
 import type { KubeObject } from '../core/kube/client.ts';
 
 /** `santokit-operator`: the controller manager; `santokit-operator bridge`: the data plane. */
@@ -134,7 +134,8 @@ async function runManager(config: OperatorConfig): Promise<number> {
   const commitStatuses = new CommitStatusReporter({ baseUrl: config.githubApiUrl, log: log.child({ component: 'github' }) });
   manager.addController(new ReleaseReconciler(client, events, environments, commitStatuses), { watches: [ReleaseReconciler.watchEnvironments()] });
 
-  manager.addController(new ConnectionReconciler(client, events, databases, config.probeIntervalSeconds * 1000));
+  const connections = manager.informer<Connection & KubeObject>(Kinds.Connection);
+  manager.addController(new ConnectionReconciler(client, events, databases, config.probeIntervalSeconds * 1000), { watches: [ConnectionReconciler.watchEnvironments(connections)] });
   const infraHosts = new InfraHostReconciler(client, events, {
     digitaloceanApiUrl: config.digitaloceanApiUrl,
     ssh: { port: config.sshPort, user: config.sshUser, readyTimeoutMs: config.sshReadyTimeoutSeconds * 1000 },

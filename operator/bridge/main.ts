@@ -1,16 +1,17 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { API_KEY_SELECTOR } from '../../core/apikeys.ts';
-import { Kinds, type Connection, type Environment, type Release } from '../../core/api/resources.ts';
+import { Kinds, type Connection, type Environment, type Project, type Release } from '../../core/api/resources.ts';
 import { KubeClient, type KubeObject } from '../../core/kube/client.ts';
 import { Informer } from '../../core/kube/informer.ts';
 import { createLogger, type Logger } from '../../core/log.ts';
 import type { OperatorConfig } from '../config.ts';
-import { Databases } from '../databases.ts';
+import { DATA_PLANE_CREDENTIAL_SELECTOR } from '../data-plane-role.ts';
 import { ServingCatalog } from './catalog.ts';
-import { ApiKeyAuthenticator } from './keys.ts';
+import { ApiKeyAuthenticator, defaultAuthenticatorOptions } from './keys.ts';
 import { BridgeMetrics } from './metrics.ts';
 import { ConnectionPools, defaultPoolOptions, type PoolOptions } from './pools.ts';
+import { ProjectSecrets } from './project-secrets.ts';
 import { createBridgeHandler } from './server.ts';
 
 /**
@@ -18,10 +19,11 @@ import { createBridgeHandler } from './server.ts';
  * informers (Environments, Releases, Connections, API-key Secrets) keep what it serves current;
  * one HTTP server answers `POST /call`, `/healthz`, `/readyz` and `/metrics` on `--port`.
  *
- * Kubernetes access (for the Helm chart's RBAC): list/watch environments, releases, connections
- * (santokit.io) cluster-wide; list/watch secrets with label santokit.io/api-key=true and patch
- * them (lastUsedAt annotation); get secrets named by a Connection's secretRef and the sealing key
- * Secret in the operator namespace.
+ * Kubernetes access (for the Helm chart's RBAC): list/watch projects, environments, releases,
+ * connections (santokit.io) cluster-wide; in each project namespace only (a RoleBinding the
+ * operator creates with the Project), list/watch Secrets labelled santokit.io/api-key=true and
+ * santokit.io/data-plane-credential=true, and patch the former (lastUsedAt annotation). No
+ * sealing key, no owner URL: it connects with the data-plane role the operator creates.
  */
 
 export interface BridgeOptions {
@@ -35,6 +37,8 @@ export interface BridgeOptions {
   readonly shutdownTimeoutMs: number;
   readonly pool?: PoolOptions;
   readonly maxBodyBytes?: number;
+  /** how long a namespace's API-key watch may fail before its keys are refused (fail closed) */
+  readonly apiKeyMaxStalenessMs?: number;
 }
 
 type Env = Environment & KubeObject;
@@ -43,6 +47,7 @@ type Conn = Connection & KubeObject;
 
 export class Bridge {
   private readonly informers: Informer[];
+  private readonly projectSecrets: ProjectSecrets[];
   private readonly pools: ConnectionPools;
   private readonly catalog: ServingCatalog;
   private readonly keys: ApiKeyAuthenticator;
@@ -60,13 +65,19 @@ export class Bridge {
     this.environments = informer<Env>(Kinds.Environment);
     const releases = informer<Rel>(Kinds.Release);
     const connections = informer<Conn>(Kinds.Connection);
-    const secrets = informer<KubeObject & { data?: Record<string, string> }>(Kinds.Secret, API_KEY_SELECTOR);
-    this.informers = [this.environments, releases, connections, secrets] as Informer[];
+    const projects = informer<Project & KubeObject>(Kinds.Project);
+    this.informers = [this.environments, releases, connections, projects] as Informer[];
+    const projectSecrets = (what: string, labelSelector: string) => new ProjectSecrets(client, projects, log.child({ secrets: what }), { labelSelector, resyncMs: options.resyncMs });
+    const apiKeySecrets = projectSecrets('api-keys', API_KEY_SELECTOR);
+    const credentials = projectSecrets('credentials', DATA_PLANE_CREDENTIAL_SELECTOR);
+    this.projectSecrets = [apiKeySecrets, credentials];
 
-    const databases = new Databases(client, options.operatorNamespace, log.child({ component: 'databases' }));
-    this.pools = new ConnectionPools(databases, log.child({ component: 'pools' }), options.pool ?? defaultPoolOptions);
+    this.pools = new ConnectionPools((namespace, name) => credentials.get(namespace, name), log.child({ component: 'pools' }), options.pool ?? defaultPoolOptions);
     this.catalog = new ServingCatalog(this.environments, releases, connections, this.pools, log.child({ component: 'catalog' }));
-    this.keys = new ApiKeyAuthenticator(secrets, client, log.child({ component: 'apikeys' }));
+    this.keys = new ApiKeyAuthenticator(apiKeySecrets, client, log.child({ component: 'apikeys' }), {
+      ...defaultAuthenticatorOptions,
+      ...(options.apiKeyMaxStalenessMs === undefined ? {} : { maxStalenessMs: options.apiKeyMaxStalenessMs }),
+    });
     const metrics = new BridgeMetrics(() => this.catalog.servedCount);
 
     const handler = createBridgeHandler({
@@ -89,6 +100,7 @@ export class Bridge {
     if (this.stopping) return ['shutting down'];
     const why = this.catalog.readiness();
     if (!this.keys.synced) why.push('API keys are not loaded yet');
+    if (!this.projectSecrets[1]!.synced) why.push('data-plane credentials are not loaded yet');
     return why;
   }
 
@@ -101,6 +113,7 @@ export class Bridge {
         resolve();
       });
     });
+    for (const s of this.projectSecrets) s.start();
     for (const inf of this.informers) inf.start();
   }
 
@@ -127,6 +140,7 @@ export class Bridge {
       this.server.closeIdleConnections();
       await closed;
       for (const inf of this.informers) inf.stop();
+      for (const s of this.projectSecrets) s.stop();
       this.catalog.stop();
       await this.pools.close(5);
     })();
@@ -138,6 +152,7 @@ export class Bridge {
       log.error({ timeoutMs: this.options.shutdownTimeoutMs }, 'shutdown deadline passed; dropping open connections');
       this.server.closeAllConnections();
       for (const inf of this.informers) inf.stop();
+      for (const s of this.projectSecrets) s.stop();
       this.catalog.stop();
       void this.pools.close(0);
       return 1;
@@ -159,6 +174,7 @@ export async function runBridge(config: OperatorConfig): Promise<number> {
     port: config.bridgePort,
     resyncMs: config.resyncSeconds * 1000,
     shutdownTimeoutMs: config.shutdownTimeoutSeconds * 1000,
+    apiKeyMaxStalenessMs: config.apiKeyMaxStalenessSeconds * 1000,
   });
   const stopped = new Promise<number>((resolve) => {
     const onSignal = (signal: string) => {

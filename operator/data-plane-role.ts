@@ -1,0 +1,178 @@
+import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
+import type postgres from 'postgres';
+import type { Connection } from '../core/api/resources.ts';
+import type { KubeObject } from '../core/kube/client.ts';
+import { openDatabase, parseDatabaseUrl } from './databases.ts';
+
+/**
+ * The data plane's own database role, one per Connection (so per environment and database):
+ * LOGIN (CONNECT comes from PUBLIC, as for any role), no inheritance, no CREATEDB/CREATEROLE/REPLICATION/BYPASSRLS, USAGE on the schemas of
+ * the managed tables and SELECT/INSERT/UPDATE/DELETE on those tables (and USAGE on the sequences
+ * they own) — no DDL, no other schema, not the bookkeeping schema. Default privileges of the
+ * connection's owner role in those schemas grant the same on tables a later release creates
+ * (the pipeline creates them as the owner), so a new release is served at once; the next
+ * reconcile of the Connection revokes what is not a managed table any more. The permission model
+ * stays enforced by the data plane; this role is the second wall.
+ *
+ * The operator creates the role with the Connection's owner URL (which therefore needs CREATEROLE)
+ * and hands the data plane its URL (owner URL with this role's name and password) in the Secret
+ * `santokit-dataplane-<connection>` of the project namespace, owned by the Connection. The
+ * password is random, kept in that Secret, and sent to Postgres only as a SCRAM-SHA-256 verifier,
+ * so a statement log never holds it.
+ */
+
+export const DATA_PLANE_CREDENTIAL_LABEL = 'santokit.io/data-plane-credential';
+export const DATA_PLANE_CREDENTIAL_SELECTOR = `${DATA_PLANE_CREDENTIAL_LABEL}=true`;
+export const DATA_PLANE_CREDENTIAL_TYPE = 'santokit.io/data-plane-credential';
+/** A fingerprint of the grants last made, so an unchanged Connection is not re-granted on every reconcile. */
+export const GRANTS_ANNOTATION = 'santokit.io/grants';
+
+type Conn = Connection & KubeObject;
+
+interface SecretLike extends KubeObject {
+  data?: Record<string, string>;
+}
+
+/** The Secret that holds a Connection's data-plane URL. */
+export function dataPlaneSecretName(connectionObjectName: string): string {
+  return `santokit-dataplane-${connectionObjectName}`;
+}
+
+/** The role name of a Connection: derived from its uid, so two clusters (or a re-created Connection) never share one. */
+export function dataPlaneRoleName(conn: Pick<Conn, 'metadata'>): string {
+  return `stk_dp_${createHash('sha256').update(String(conn.metadata.uid)).digest('hex').slice(0, 24)}`;
+}
+
+/** A new random password (ASCII, so SASLprep leaves it as it is). */
+export function newDataPlanePassword(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+/** The SCRAM-SHA-256 verifier Postgres stores for a password (RFC 5802/7677), computed here so the password never reaches the server in a statement. */
+export function scramVerifier(password: string, salt: Buffer = randomBytes(16), iterations = 4096): string {
+  const salted = pbkdf2Sync(password, salt, iterations, 32, 'sha256');
+  const clientKey = createHmac('sha256', salted).update('Client Key').digest();
+  const storedKey = createHash('sha256').update(clientKey).digest();
+  const serverKey = createHmac('sha256', salted).update('Server Key').digest();
+  return `SCRAM-SHA-256$${iterations}:${salt.toString('base64')}$${storedKey.toString('base64')}:${serverKey.toString('base64')}`;
+}
+
+/** The owner URL with the data-plane role's name and password instead of the owner's. */
+export function dataPlaneUrl(ownerUrl: string, role: string, password: string): string {
+  const u = parseDatabaseUrl(ownerUrl);
+  u.username = role;
+  u.password = password;
+  return u.toString();
+}
+
+/** `schema.table` (or `table`, in public) → [schema, table]. */
+export function splitTableName(qualified: string): [string, string] {
+  const dot = qualified.indexOf('.');
+  return dot < 0 ? ['public', qualified] : [qualified.slice(0, dot), qualified.slice(dot + 1)];
+}
+
+/** The managed tables of connection `name` in the given releases' schemas (current and desired), sorted. */
+export function managedTablesOfReleases(releases: Array<{ spec: { schema: Record<string, unknown> } } | undefined>, name: string): string[] {
+  const tables = new Set<string>();
+  for (const r of releases) {
+    const ir = r?.spec.schema[name] as { tables?: Record<string, unknown> } | undefined;
+    for (const t of Object.keys(ir?.tables ?? {})) tables.add(t);
+  }
+  return [...tables].sort();
+}
+
+/** What the grants of a role depend on: a change of any of these makes the operator grant again. */
+export function grantsFingerprint(role: string, targetUrl: string, tables: readonly string[]): string {
+  const u = parseDatabaseUrl(targetUrl);
+  return createHash('sha256')
+    .update(JSON.stringify({ v: 1, role, target: `${u.hostname}:${u.port}${u.pathname}`, tables }))
+    .digest('hex')
+    .slice(0, 32);
+}
+
+/**
+ * Creates or updates the role (password, attributes) and makes its privileges exactly: USAGE on
+ * `public` and on each managed table's schema, DML on each managed table that exists, USAGE and
+ * SELECT on the sequences those tables own, default privileges for tables and sequences the owner
+ * creates later in those schemas; and revokes every table and schema privilege it holds beyond
+ * that. One transaction under the owner URL.
+ */
+export async function ensureDataPlaneRole(ownerUrl: string, role: string, password: string, tables: readonly string[]): Promise<void> {
+  const sql = openDatabase(ownerUrl, { max: 1, connectTimeoutSeconds: 5 });
+  try {
+    await sql.begin(async (tx) => {
+      // Two replicas (or a rotation) may race on the same role: serialise on it.
+      await tx`SELECT pg_advisory_xact_lock(hashtext(${`santokit-data-plane:${role}`}))`;
+      const verifier = scramVerifier(password);
+      const exists = (await tx`SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = ${role}`).length > 0;
+      const attributes = 'LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS';
+      const [{ stmt }] = (await tx`SELECT format(${exists ? `ALTER ROLE %I WITH ${attributes} PASSWORD %L` : `CREATE ROLE %I WITH ${attributes} PASSWORD %L`}, ${role}::text, ${verifier}::text) AS stmt`) as unknown as [{ stmt: string }];
+      await tx.unsafe(stmt);
+
+      const wanted = tables.map(splitTableName);
+      const schemas = [...new Set(['public', ...wanted.map(([s]) => s)])].sort();
+      const existingSchemas = new Set(((await tx`SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname = ANY(${schemas})`) as unknown as Array<{ nspname: string }>).map((r) => r.nspname));
+      for (const schema of schemas) {
+        if (!existingSchemas.has(schema)) continue;
+        await tx.unsafe(await formatted(tx, 'GRANT USAGE ON SCHEMA %I TO %I', [schema, role]));
+        await tx.unsafe(await formatted(tx, 'ALTER DEFAULT PRIVILEGES IN SCHEMA %I GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO %I', [schema, role]));
+        await tx.unsafe(await formatted(tx, 'ALTER DEFAULT PRIVILEGES IN SCHEMA %I GRANT USAGE, SELECT ON SEQUENCES TO %I', [schema, role]));
+      }
+      const present = (await tx`
+        SELECT n.nspname AS schema, c.relname AS name
+        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p') AND (n.nspname || '.' || c.relname) = ANY(${wanted.map(([s, t]) => `${s}.${t}`)})`) as unknown as Array<{ schema: string; name: string }>;
+      const managed = new Set(present.map((t) => `${t.schema}.${t.name}`));
+      for (const t of present) await tx.unsafe(await formatted(tx, 'GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE %I.%I TO %I', [t.schema, t.name, role]));
+      const sequences = (await tx`
+        SELECT DISTINCT sn.nspname AS schema, s.relname AS name
+        FROM pg_catalog.pg_depend d
+        JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+        JOIN pg_catalog.pg_namespace sn ON sn.oid = s.relnamespace
+        JOIN pg_catalog.pg_class t ON t.oid = d.refobjid
+        JOIN pg_catalog.pg_namespace tn ON tn.oid = t.relnamespace
+        WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.deptype IN ('a', 'i')
+          AND (tn.nspname || '.' || t.relname) = ANY(${[...managed]})`) as unknown as Array<{ schema: string; name: string }>;
+      const ownedSequences = new Set(sequences.map((s) => `${s.schema}.${s.name}`));
+      for (const s of sequences) await tx.unsafe(await formatted(tx, 'GRANT USAGE, SELECT ON SEQUENCE %I.%I TO %I', [s.schema, s.name, role]));
+
+      // Everything else goes: tables and sequences that are not (or no longer) managed, other schemas.
+      const granted = (await tx`
+        SELECT DISTINCT n.nspname AS schema, c.relname AS name, c.relkind AS kind
+        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace,
+        LATERAL aclexplode(c.relacl) a
+        WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND a.grantee = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = ${role})`) as unknown as Array<{ schema: string; name: string; kind: string }>;
+      for (const g of granted) {
+        const key = `${g.schema}.${g.name}`;
+        if (g.kind === 'S' ? ownedSequences.has(key) : managed.has(key)) continue;
+        await tx.unsafe(await formatted(tx, g.kind === 'S' ? 'REVOKE ALL ON SEQUENCE %I.%I FROM %I' : 'REVOKE ALL ON TABLE %I.%I FROM %I', [g.schema, g.name, role]));
+      }
+      const usage = (await tx`
+        SELECT DISTINCT n.nspname AS schema FROM pg_catalog.pg_namespace n, LATERAL aclexplode(n.nspacl) a
+        WHERE a.grantee = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = ${role})`) as unknown as Array<{ schema: string }>;
+      for (const u of usage) if (!schemas.includes(u.schema)) await tx.unsafe(await formatted(tx, 'REVOKE ALL ON SCHEMA %I FROM %I', [u.schema, role]));
+    });
+  } finally {
+    await sql.end({ timeout: 1 }).catch(() => {});
+  }
+}
+
+/** A statement with identifiers quoted by the server (`format` with %I), never by string building here. */
+async function formatted(tx: postgres.TransactionSql, template: string, identifiers: string[]): Promise<string> {
+  const placeholders = identifiers.map((_, i) => `$${i + 2}::text`).join(', ');
+  const rows = (await tx.unsafe(`SELECT format($1::text, ${placeholders}) AS stmt`, [template, ...identifiers])) as unknown as Array<{ stmt: string }>;
+  return rows[0]!.stmt;
+}
+
+/**
+ * The data-plane URL of a Connection from its Secret, when that Secret is the one the operator
+ * wrote for this very Connection (label and owner uid), with a version that changes with it.
+ */
+export function readDataPlaneCredential(conn: Conn, get: (namespace: string, name: string) => SecretLike | undefined): { url: string; version: string } | undefined {
+  const secret = get(conn.metadata.namespace!, dataPlaneSecretName(conn.metadata.name));
+  const labels = (secret?.metadata.labels ?? {}) as Record<string, string>;
+  const owners = (secret?.metadata.ownerReferences ?? []) as Array<{ uid?: string }>;
+  const url = secret?.data?.url;
+  if (!secret || labels[DATA_PLANE_CREDENTIAL_LABEL] !== 'true' || !owners.some((o) => o.uid === conn.metadata.uid) || !url) return undefined;
+  return { url: Buffer.from(url, 'base64').toString('utf8'), version: `${conn.metadata.uid}/${secret.metadata.resourceVersion}` };
+}
