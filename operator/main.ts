@@ -14,7 +14,7 @@ import { CommitStatusReporter } from './github/commit-status.ts';
 import { ReleasePipeline } from './pipeline.ts';
 import { connectionsOnRetiredKeys, dropRetiredSealingKeys, rotateSealingKey } from './sealing-keys.ts';
 import { InfraHostReconciler } from './reconcilers/infrahost.ts';
-import { ProjectReconciler } from './reconcilers/project.ts';
+import { ProjectReconciler, projectGrantsOf } from './reconcilers/project.ts';
 import { EventRecorder } from './runtime/events.ts';
 import { Manager } from './runtime/manager.ts';
 import { Kinds, type Connection, type Environment } from '../core/api/resources.ts';
@@ -125,7 +125,7 @@ async function runManager(config: OperatorConfig): Promise<number> {
     resyncMs: config.resyncSeconds * 1000,
   });
   const events = new EventRecorder(client, 'santokit-operator', log);
-  manager.addController(new ProjectReconciler(client, events));
+  manager.addController(new ProjectReconciler(client, events, projectGrantsOf(config)));
   const environments = manager.informer<Environment & KubeObject>(Kinds.Environment);
   const databases = new Databases(client, config.namespace, log.child({ component: 'databases' }));
   manager.onShutdown('database pools', () => databases.close());

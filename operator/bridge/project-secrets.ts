@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { Kinds, projectNamespace, type Project } from '../../core/api/resources.ts';
+import { Kinds, type Project } from '../../core/api/resources.ts';
 import type { KubeClient, KubeObject } from '../../core/kube/client.ts';
 import { Informer } from '../../core/kube/informer.ts';
 
@@ -8,8 +8,9 @@ import { Informer } from '../../core/kube/informer.ts';
  * Label-selected Secrets of every project namespace, for the data plane (API keys, data-plane
  * database credentials). There is no cluster-wide Secret watch: the data plane may read Secrets
  * only in project namespaces, through the RoleBinding the operator creates with each Project, so
- * one informer runs per project namespace, started when its Project appears and stopped when it
- * goes. A namespace whose RoleBinding is not there yet keeps retrying with backoff.
+ * one informer runs per project namespace, started once the operator has reconciled its Project
+ * (`status.namespace` is written after the namespace and its RoleBindings) and stopped when the
+ * Project goes. A namespace whose RoleBinding is missing keeps retrying with backoff.
  *
  * Readiness: `synced` once the Projects are listed and every namespace known at that moment has
  * been listed once. Namespaces of Projects created later do not make the data plane unready (that
@@ -61,7 +62,8 @@ export class ProjectSecrets extends EventEmitter {
   }
 
   private onProject(project: Project & KubeObject): void {
-    const namespace = projectNamespace(project);
+    const namespace = project.status?.namespace;
+    if (!namespace) return;
     const before = this.projectNamespaces.get(project.metadata.name);
     if (before === namespace) return;
     if (before) this.dropNamespace(before);
