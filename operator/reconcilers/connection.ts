@@ -49,7 +49,8 @@ interface SecretObject extends KubeObject {
  * It also keeps the data plane's database role of the connection (data-plane-role.ts): created
  * with the owner URL, granted DML on the tables of the environment's current and desired
  * releases, its URL in the Secret `santokit-dataplane-<connection>` (`DataPlaneCredential`
- * condition). A pointer move of the environment (watched) re-grants when the tables change.
+ * condition). A pointer move of the environment (watched) re-grants when the tables change, and
+ * every probe re-grants and revokes what is not a managed table.
  */
 export class ConnectionReconciler implements Reconciler {
   readonly name = 'connection';
@@ -111,7 +112,10 @@ export class ConnectionReconciler implements Reconciler {
           if (probeRequest !== undefined) status.probe = probeRequest;
         }
 
-        const credential = await this.ensureCredential(conn, url, !credentialReady, context).then(
+        // Grants are re-made with every probe (so a table the owner created outside a release, which
+        // the default privileges granted, loses its grant within one probe interval) and whenever
+        // the managed tables change (an Environment's release pointers, watched).
+        const credential = await this.ensureCredential(conn, url, !fresh || !credentialReady, context).then(
           () => undefined,
           (thrown: unknown) => asSantokitError(thrown),
         );
