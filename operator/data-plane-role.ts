@@ -1,5 +1,4 @@
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
-import type postgres from 'postgres';
 import type { Connection } from '../core/api/resources.ts';
 import type { KubeObject } from '../core/kube/client.ts';
 import { openDatabase, parseDatabaseUrl } from './databases.ts';
@@ -106,24 +105,26 @@ export async function ensureDataPlaneRole(ownerUrl: string, role: string, passwo
       const verifier = scramVerifier(password);
       const exists = (await tx`SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = ${role}`).length > 0;
       const attributes = 'LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS';
-      const [{ stmt }] = (await tx`SELECT format(${exists ? `ALTER ROLE %I WITH ${attributes} PASSWORD %L` : `CREATE ROLE %I WITH ${attributes} PASSWORD %L`}, ${role}::text, ${verifier}::text) AS stmt`) as unknown as [{ stmt: string }];
-      await tx.unsafe(stmt);
+      // Everything is gathered first and sent as one batch: a probe re-makes these grants, so few round trips matter.
+      const stmts = [`${exists ? 'ALTER' : 'CREATE'} ROLE ${ident(role)} WITH ${attributes} PASSWORD ${literal(verifier)}`];
 
       const wanted = tables.map(splitTableName);
       const schemas = [...new Set(['public', ...wanted.map(([s]) => s)])].sort();
       const existingSchemas = new Set(((await tx`SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname = ANY(${schemas})`) as unknown as Array<{ nspname: string }>).map((r) => r.nspname));
       for (const schema of schemas) {
         if (!existingSchemas.has(schema)) continue;
-        await tx.unsafe(await formatted(tx, 'GRANT USAGE ON SCHEMA %I TO %I', [schema, role]));
-        await tx.unsafe(await formatted(tx, 'ALTER DEFAULT PRIVILEGES IN SCHEMA %I GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO %I', [schema, role]));
-        await tx.unsafe(await formatted(tx, 'ALTER DEFAULT PRIVILEGES IN SCHEMA %I GRANT USAGE, SELECT ON SEQUENCES TO %I', [schema, role]));
+        stmts.push(
+          `GRANT USAGE ON SCHEMA ${ident(schema)} TO ${ident(role)}`,
+          `ALTER DEFAULT PRIVILEGES IN SCHEMA ${ident(schema)} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${ident(role)}`,
+          `ALTER DEFAULT PRIVILEGES IN SCHEMA ${ident(schema)} GRANT USAGE, SELECT ON SEQUENCES TO ${ident(role)}`,
+        );
       }
       const present = (await tx`
         SELECT n.nspname AS schema, c.relname AS name
         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
         WHERE c.relkind IN ('r', 'p') AND (n.nspname || '.' || c.relname) = ANY(${wanted.map(([s, t]) => `${s}.${t}`)})`) as unknown as Array<{ schema: string; name: string }>;
       const managed = new Set(present.map((t) => `${t.schema}.${t.name}`));
-      for (const t of present) await tx.unsafe(await formatted(tx, 'GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE %I.%I TO %I', [t.schema, t.name, role]));
+      for (const t of present) stmts.push(`GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE ${ident(t.schema)}.${ident(t.name)} TO ${ident(role)}`);
       const sequences = (await tx`
         SELECT DISTINCT sn.nspname AS schema, s.relname AS name
         FROM pg_catalog.pg_depend d
@@ -134,7 +135,7 @@ export async function ensureDataPlaneRole(ownerUrl: string, role: string, passwo
         WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.deptype IN ('a', 'i')
           AND (tn.nspname || '.' || t.relname) = ANY(${[...managed]})`) as unknown as Array<{ schema: string; name: string }>;
       const ownedSequences = new Set(sequences.map((s) => `${s.schema}.${s.name}`));
-      for (const s of sequences) await tx.unsafe(await formatted(tx, 'GRANT USAGE, SELECT ON SEQUENCE %I.%I TO %I', [s.schema, s.name, role]));
+      for (const s of sequences) stmts.push(`GRANT USAGE, SELECT ON SEQUENCE ${ident(s.schema)}.${ident(s.name)} TO ${ident(role)}`);
 
       // Everything else goes: tables and sequences that are not (or no longer) managed, other schemas.
       const granted = (await tx`
@@ -145,23 +146,29 @@ export async function ensureDataPlaneRole(ownerUrl: string, role: string, passwo
       for (const g of granted) {
         const key = `${g.schema}.${g.name}`;
         if (g.kind === 'S' ? ownedSequences.has(key) : managed.has(key)) continue;
-        await tx.unsafe(await formatted(tx, g.kind === 'S' ? 'REVOKE ALL ON SEQUENCE %I.%I FROM %I' : 'REVOKE ALL ON TABLE %I.%I FROM %I', [g.schema, g.name, role]));
+        stmts.push(`REVOKE ALL ON ${g.kind === 'S' ? 'SEQUENCE' : 'TABLE'} ${ident(g.schema)}.${ident(g.name)} FROM ${ident(role)}`);
       }
       const usage = (await tx`
         SELECT DISTINCT n.nspname AS schema FROM pg_catalog.pg_namespace n, LATERAL aclexplode(n.nspacl) a
         WHERE a.grantee = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = ${role})`) as unknown as Array<{ schema: string }>;
-      for (const u of usage) if (!schemas.includes(u.schema)) await tx.unsafe(await formatted(tx, 'REVOKE ALL ON SCHEMA %I FROM %I', [u.schema, role]));
+      for (const u of usage) if (!schemas.includes(u.schema)) stmts.push(`REVOKE ALL ON SCHEMA ${ident(u.schema)} FROM ${ident(role)}`);
+      await tx.unsafe(stmts.join(';\n'));
     });
   } finally {
     await sql.end({ timeout: 1 }).catch(() => {});
   }
 }
 
-/** A statement with identifiers quoted by the server (`format` with %I), never by string building here. */
-async function formatted(tx: postgres.TransactionSql, template: string, identifiers: string[]): Promise<string> {
-  const placeholders = identifiers.map((_, i) => `$${i + 2}::text`).join(', ');
-  const rows = (await tx.unsafe(`SELECT format($1::text, ${placeholders}) AS stmt`, [template, ...identifiers])) as unknown as Array<{ stmt: string }>;
-  return rows[0]!.stmt;
+/** A quoted identifier (what Postgres' quote_ident does, always quoting). */
+export function ident(name: string): string {
+  if (name.includes('\0')) throw new Error('an identifier cannot contain NUL');
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/** A quoted string literal (standard_conforming_strings, the default since Postgres 9.1). */
+function literal(text: string): string {
+  if (text.includes('\0') || text.includes('\\')) throw new Error('unexpected character in a literal');
+  return `'${text.replace(/'/g, "''")}'`;
 }
 
 /**
