@@ -1,6 +1,7 @@
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import type { Connection } from '../core/api/resources.ts';
 import type { KubeObject } from '../core/kube/client.ts';
+import { SCHEMA_LOCK_KEY } from '../core/schema/bookkeeping.ts';
 import { openDatabase, parseDatabaseUrl } from './databases.ts';
 
 /**
@@ -100,8 +101,10 @@ export async function ensureDataPlaneRole(ownerUrl: string, role: string, passwo
   const sql = openDatabase(ownerUrl, { max: 1, connectTimeoutSeconds: 5 });
   try {
     await sql.begin(async (tx) => {
-      // Two replicas (or a rotation) may race on the same role: serialise on it.
-      await tx`SELECT pg_advisory_xact_lock(hashtext(${`santokit-data-plane:${role}`}))`;
+      // The release pipeline's schema lock: grants never interleave with a transaction of DDL on
+      // the same tables (no lock waits, no deadlock), and two operators granting serialise too.
+      await tx`SELECT pg_catalog.set_config('lock_timeout', '10s', true)`;
+      await tx`SELECT pg_catalog.pg_advisory_xact_lock(${SCHEMA_LOCK_KEY}::int8)`;
       const verifier = scramVerifier(password);
       const exists = (await tx`SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = ${role}`).length > 0;
       const attributes = 'LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS';
