@@ -44,11 +44,11 @@ describe('the data-plane role', () => {
     expect(verifier).not.toContain('hunter2');
   });
 
-  it('changes the grants fingerprint with the role, the database or the tables', () => {
-    const base = grantsFingerprint('r', 'postgres://o@db:5432/app', ['users']);
-    expect(grantsFingerprint('r', 'postgres://other@db:5432/app', ['users'])).toBe(base);
-    expect(grantsFingerprint('r', 'postgres://o@db:5432/app2', ['users'])).not.toBe(base);
-    expect(grantsFingerprint('r', 'postgres://o@db:5432/app', ['users', 'posts'])).not.toBe(base);
+  it('changes the grants fingerprint with the role or the tables', () => {
+    const base = grantsFingerprint('r', ['users']);
+    expect(grantsFingerprint('r', ['users'])).toBe(base);
+    expect(grantsFingerprint('r2', ['users'])).not.toBe(base);
+    expect(grantsFingerprint('r', ['users', 'posts'])).not.toBe(base);
   });
 
   it('uses a credential Secret only when the operator wrote it for this very Connection', () => {

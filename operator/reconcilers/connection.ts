@@ -40,6 +40,18 @@ interface SecretObject extends KubeObject {
   data?: Record<string, string>;
 }
 
+interface CredentialPlan {
+  readonly secretName: string;
+  readonly role: string;
+  readonly tables: string[];
+  readonly fingerprint: string;
+  readonly existing: SecretObject | undefined;
+  /** the existing Secret is the one the operator wrote for this Connection */
+  readonly ours: boolean;
+  /** …and it records grants for exactly these tables */
+  readonly upToDate: boolean;
+}
+
 /**
  * Opens the connection's URL (sealed value or Secret), connects, authenticates and runs a query;
  * reports `Reachable` with the last tested time and a named reason, and re-probes periodically.
@@ -88,65 +100,82 @@ export class ConnectionReconciler implements Reconciler {
         const probeRequest = obj.metadata.annotations?.[Annotations.probe];
         const last = status.lastTestedTime ? Date.parse(status.lastTestedTime) : 0;
         const fresh = generation === status.observedGeneration && probeRequest === status.probe && Date.now() - last < this.reprobeMs * 0.9;
+        const untilNextProbe = { requeueAfterMs: Math.max(1_000, last + this.reprobeMs - Date.now()) };
+        const reachable = status.conditions?.some((c) => c.type === ReachableCondition && c.status === 'True') ?? false;
         const credentialReady = status.conditions?.some((c) => c.type === DataPlaneCredentialCondition && c.status === 'True') ?? false;
 
-        const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
-        let url: string;
-        try {
-          url = await this.databases.resolveUrl(obj);
-          status.target = describeTarget(url);
-          if (!fresh) await probeDatabase(url);
-        } catch (thrown) {
-          const err = asSantokitError(thrown);
-          const message = redactSecrets(err.message);
-          context.log.info({ reason: err.reason }, 'connection probe failed');
-          status.conditions = setCondition(status.conditions, { type: ReachableCondition, status: 'False', reason: err.reason, message }, generation);
-          status.conditions = markRetrying(status.conditions, err.reason, message, generation);
+        let url: string | undefined;
+        let plan: CredentialPlan;
+        if (fresh) {
+          // Between probes only the grants may need work (the environment's releases moved, or
+          // the last attempt failed); nothing here writes status unless something changed.
+          if (!reachable) return untilNextProbe;
+          plan = await this.credentialPlan(conn);
+          if (credentialReady && plan.upToDate) return untilNextProbe;
+        } else {
+          const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
           status.lastTestedTime = now;
           if (probeRequest !== undefined) status.probe = probeRequest;
-          return { requeueAfterMs: this.reprobeMs };
-        }
-        if (!fresh) {
+          try {
+            url = await this.databases.resolveUrl(obj);
+            status.target = describeTarget(url);
+            await probeDatabase(url);
+          } catch (thrown) {
+            const err = asSantokitError(thrown);
+            const message = redactSecrets(err.message);
+            context.log.info({ reason: err.reason }, 'connection probe failed');
+            status.conditions = setCondition(status.conditions, { type: ReachableCondition, status: 'False', reason: err.reason, message }, generation);
+            status.conditions = markRetrying(status.conditions, err.reason, message, generation);
+            return { requeueAfterMs: this.reprobeMs };
+          }
           status.conditions = setCondition(status.conditions, { type: ReachableCondition, status: 'True', reason: ConnectionReason.Reachable, message: `connected and authenticated to ${status.target}` }, generation);
-          status.lastTestedTime = now;
-          if (probeRequest !== undefined) status.probe = probeRequest;
+          plan = await this.credentialPlan(conn);
         }
 
         // Grants are re-made with every probe (so a table the owner created outside a release, which
         // the default privileges granted, loses its grant within one probe interval) and whenever
         // the managed tables change (an Environment's release pointers, watched).
-        const credential = await this.ensureCredential(conn, url, !fresh || !credentialReady, context).then(
+        const failed = await (async () => {
+          url ??= await this.databases.resolveUrl(obj);
+          await this.ensureCredential(conn, url, plan, context);
+        })().then(
           () => undefined,
           (thrown: unknown) => asSantokitError(thrown),
         );
-        if (credential) {
-          const message = redactSecrets(credential.message);
-          context.log.info({ reason: credential.reason }, 'data-plane credential failed');
-          status.conditions = setCondition(status.conditions, { type: DataPlaneCredentialCondition, status: 'False', reason: credential.reason, message }, generation);
-          status.conditions = markRetrying(status.conditions, credential.reason, message, generation);
+        if (failed) {
+          const message = redactSecrets(failed.message);
+          context.log.info({ reason: failed.reason }, 'data-plane credential failed');
+          status.conditions = setCondition(status.conditions, { type: DataPlaneCredentialCondition, status: 'False', reason: failed.reason, message }, generation);
+          status.conditions = markRetrying(status.conditions, failed.reason, message, generation);
           return { requeueAfterMs: Math.min(this.reprobeMs, 30_000) };
         }
-        status.conditions = setCondition(status.conditions, { type: DataPlaneCredentialCondition, status: 'True', reason: DataPlaneReason.CredentialReady, message: `the data plane connects as ${dataPlaneRoleName(conn)} (DML on the managed tables only)` }, generation);
+        status.conditions = setCondition(status.conditions, { type: DataPlaneCredentialCondition, status: 'True', reason: DataPlaneReason.CredentialReady, message: `the data plane connects as ${plan.role} (DML on the managed tables only)` }, generation);
         status.conditions = markReady(status.conditions, ConnectionReason.Reachable, `connected and authenticated to ${status.target}`, generation);
-        if (fresh) return { requeueAfterMs: Math.max(1_000, last + this.reprobeMs - Date.now()) };
-        return { requeueAfterMs: this.reprobeMs };
+        return fresh ? untilNextProbe : { requeueAfterMs: this.reprobeMs };
       },
     });
   }
 
-  /** The data plane's role and its Secret; grants again only when what they depend on changed (or `force`). */
-  private async ensureCredential(conn: Conn, ownerUrl: string, force: boolean, context: ReconcileContext): Promise<void> {
+  /** What the grants should be now (the tables of the environment's releases) and whether the Secret says they were made. */
+  private async credentialPlan(conn: Conn): Promise<CredentialPlan> {
     const namespace = conn.metadata.namespace!;
-    const name = dataPlaneSecretName(conn.metadata.name);
+    const secretName = dataPlaneSecretName(conn.metadata.name);
     const env = await this.client.find<Environment & KubeObject>(Kinds.Environment, conn.spec.environment, namespace);
     const ids = [...new Set([env?.status?.currentRelease, env?.spec.release].filter((r): r is string => Boolean(r)))];
     const releases = await Promise.all(ids.map((id) => this.client.find<Release & KubeObject>(Kinds.Release, id, namespace)));
     const tables = managedTablesOfReleases(releases, conn.spec.name);
     const role = dataPlaneRoleName(conn);
-    const fingerprint = grantsFingerprint(role, ownerUrl, tables);
+    const fingerprint = grantsFingerprint(role, tables);
+    const existing = await this.client.find<SecretObject>(Kinds.Secret, secretName, namespace);
+    const ours = Boolean(existing && (existing.metadata.labels as Record<string, string> | undefined)?.[DATA_PLANE_CREDENTIAL_LABEL] === 'true' && ((existing.metadata.ownerReferences ?? []) as Array<{ uid?: string }>).some((o) => o.uid === conn.metadata.uid));
+    const upToDate = ours && (existing!.metadata.annotations as Record<string, string> | undefined)?.[GRANTS_ANNOTATION] === fingerprint;
+    return { secretName, role, tables, fingerprint, existing, ours, upToDate };
+  }
 
-    const existing = await this.client.find<SecretObject>(Kinds.Secret, name, namespace);
-    const ours = existing && (existing.metadata.labels as Record<string, string> | undefined)?.[DATA_PLANE_CREDENTIAL_LABEL] === 'true' && ((existing.metadata.ownerReferences ?? []) as Array<{ uid?: string }>).some((o) => o.uid === conn.metadata.uid);
+  /** Makes the role's grants what `plan` says and writes its URL into the Secret. */
+  private async ensureCredential(conn: Conn, ownerUrl: string, plan: CredentialPlan, context: ReconcileContext): Promise<void> {
+    const namespace = conn.metadata.namespace!;
+    const { secretName: name, role, tables, fingerprint, existing, ours } = plan;
     if (existing && !ours) {
       throw new UnavailableError(`secret ${name} exists and was not written by the operator for this connection`, {
         reason: DataPlaneReason.CredentialSecretConflict,
@@ -154,9 +183,7 @@ export class ConnectionReconciler implements Reconciler {
         hint: `delete or rename secret ${name}: the operator keeps the data plane's database credential there`,
       });
     }
-    const password = ours && existing.data?.password ? Buffer.from(existing.data.password, 'base64').toString('utf8') : newDataPlanePassword();
-    if (ours && !force && (existing.metadata.annotations as Record<string, string> | undefined)?.[GRANTS_ANNOTATION] === fingerprint) return;
-
+    const password = ours && existing!.data?.password ? Buffer.from(existing!.data.password, 'base64').toString('utf8') : newDataPlanePassword();
     try {
       await ensureDataPlaneRole(ownerUrl, role, password, tables);
     } catch (err) {

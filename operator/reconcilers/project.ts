@@ -82,22 +82,24 @@ export class ProjectReconciler implements Reconciler {
           },
           { fieldManager: FIELD_MANAGER, force: true },
         );
-        for (const grant of this.grants) {
-          await this.client.apply(
-            Kinds.RoleBinding,
-            {
-              apiVersion: 'rbac.authorization.k8s.io/v1',
-              kind: 'RoleBinding',
-              metadata: { name: grant.bindingName, namespace, labels: { [Labels.project]: obj.metadata.name, [Labels.managedBy]: 'santokit' } },
-              roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: grant.clusterRole },
-              subjects: [{ kind: 'ServiceAccount', name: grant.serviceAccount.name, namespace: grant.serviceAccount.namespace }],
-            },
-            { fieldManager: FIELD_MANAGER, force: true },
-          );
-        }
+        for (const grant of this.grants) await this.bind(namespace, obj.metadata.name, grant);
         status.namespace = namespace;
         status.conditions = markReady(status.conditions, Reason.NamespaceCreated, `namespace ${namespace} is ready`, generation);
       },
     });
+  }
+
+  /** Applies one grant's RoleBinding; a binding to another ClusterRole (a reinstall under another release name) is replaced, since roleRef cannot change. */
+  private async bind(namespace: string, project: string, grant: ProjectGrant): Promise<void> {
+    const binding = {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: grant.bindingName, namespace, labels: { [Labels.project]: project, [Labels.managedBy]: 'santokit' } },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: grant.clusterRole },
+      subjects: [{ kind: 'ServiceAccount', name: grant.serviceAccount.name, namespace: grant.serviceAccount.namespace }],
+    };
+    const existing = await this.client.find<KubeObject & { roleRef?: { name?: string } }>(Kinds.RoleBinding, grant.bindingName, namespace);
+    if (existing && existing.roleRef?.name !== grant.clusterRole) await this.client.delete(Kinds.RoleBinding, grant.bindingName, namespace);
+    await this.client.apply(Kinds.RoleBinding, binding, { fieldManager: FIELD_MANAGER, force: true });
   }
 }

@@ -208,7 +208,14 @@ describe('chart RBAC', () => {
     expect(await db.dev!.sql`SELECT email FROM users`).toEqual([{ email: 'ann@example.com' }]);
     const ready = await fetch(`${bridge!.url}/readyz`);
     expect(ready.status, await ready.text()).toBe(200);
-    expect(bridge!.logs()).not.toMatch(/forbidden/i);
+    // Projects of other test files may exist before this operator has bound the data plane in
+    // their namespaces: only those Secret watches may be refused, for a moment. Nothing of ours is.
+    const ours = projects.map((p) => `stk-${p}`);
+    const forbidden = bridge!
+      .logs()
+      .split('\n')
+      .filter((l) => /forbidden/i.test(l));
+    expect(forbidden.filter((l) => !l.includes('cannot list resource \\"secrets\\"') || ours.some((ns) => l.includes(ns)))).toEqual([]);
   }, 120_000);
 
   it('grants nothing beyond what the code needs; Secrets only in project namespaces (kubectl auth can-i --list)', async () => {
