@@ -124,7 +124,7 @@ export function registerConnectionCommands(program: Command): void {
       .option('--name <name>', 'connection name (default: context, else main)')
       .option('--engine <engine>', 'database engine', 'postgres')
       .option('--db-url <url>', 'database URL; "-" reads it from stdin')
-      .option('--secret-ref <secret/key>', 'use an existing Secret in the project namespace instead')
+      .option('--secret-ref <secret/key>', 'use an existing Secret in the project namespace instead (labelled santokit.io/connection-secret=true)')
       .option('--operator-namespace <namespace>', 'namespace of the operator (sealing certificate)', 'santokit-system'),
   ).action(run((flags) => writeConnection(flags, 'set')));
 
@@ -133,7 +133,7 @@ export function registerConnectionCommands(program: Command): void {
       .description('replace the sealed URL (or the secret reference) of an existing connection')
       .option('--name <name>', 'connection name (default: context, else main)')
       .option('--db-url <url>', 'new database URL; "-" reads it from stdin')
-      .option('--secret-ref <secret/key>', 'use an existing Secret instead')
+      .option('--secret-ref <secret/key>', 'use an existing Secret instead (labelled santokit.io/connection-secret=true)')
       .option('--operator-namespace <namespace>', 'namespace of the operator (sealing certificate)', 'santokit-system'),
   ).action(run((flags) => writeConnection(flags, 'rotate')));
 
