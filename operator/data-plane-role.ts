@@ -171,14 +171,14 @@ function literal(text: string): string {
 }
 
 /**
- * The data-plane URL of a Connection from its Secret, when that Secret is the one the operator
- * wrote for this very Connection (label and owner uid), with a version that changes with it.
+ * The data-plane credential of a Connection from its Secret, when that Secret is the one the
+ * operator wrote for this very Connection (label and owner uid): a version that changes with it,
+ * and the URL, decoded only when asked (the data plane checks the version on every request).
  */
-export function readDataPlaneCredential(conn: Conn, get: (namespace: string, name: string) => SecretLike | undefined): { url: string; version: string } | undefined {
+export function readDataPlaneCredential(conn: Conn, get: (namespace: string, name: string) => SecretLike | undefined): { version: string; url: () => string } | undefined {
   const secret = get(conn.metadata.namespace!, dataPlaneSecretName(conn.metadata.name));
-  const labels = (secret?.metadata.labels ?? {}) as Record<string, string>;
-  const owners = (secret?.metadata.ownerReferences ?? []) as Array<{ uid?: string }>;
-  const url = secret?.data?.url;
-  if (!secret || labels[DATA_PLANE_CREDENTIAL_LABEL] !== 'true' || !owners.some((o) => o.uid === conn.metadata.uid) || !url) return undefined;
-  return { url: Buffer.from(url, 'base64').toString('utf8'), version: `${conn.metadata.uid}/${secret.metadata.resourceVersion}` };
+  const encoded = secret?.data?.url;
+  if (!secret || !encoded || (secret.metadata.labels as Record<string, string> | undefined)?.[DATA_PLANE_CREDENTIAL_LABEL] !== 'true') return undefined;
+  if (!((secret.metadata.ownerReferences ?? []) as Array<{ uid?: string }>).some((o) => o.uid === conn.metadata.uid)) return undefined;
+  return { version: `${conn.metadata.uid}/${secret.metadata.resourceVersion}`, url: () => Buffer.from(encoded, 'base64').toString('utf8') };
 }

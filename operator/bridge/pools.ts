@@ -53,7 +53,7 @@ export class ConnectionPools {
     const existing = this.pools.get(key);
     if (existing && existing.version === version) return existing.sql;
     if (existing) this.retire(key, existing);
-    const sql = credential instanceof Error ? Promise.reject(credential) : this.open(conn, credential.url);
+    const sql = credential instanceof Error ? Promise.reject(credential) : this.open(conn, credential.url());
     const entry: Entry = { version, sql };
     this.pools.set(key, entry);
     // A failed open is forgotten, so the next call tries again (the Secret may appear later).
@@ -70,7 +70,7 @@ export class ConnectionPools {
   }
 
   /** The data-plane URL of a connection and a version that changes with it, or why there is none. */
-  private credential(conn: Conn): { url: string; version: string } | UnavailableError {
+  private credential(conn: Conn): { version: string; url: () => string } | UnavailableError {
     const found = readDataPlaneCredential(conn, this.credentialSecret);
     if (found) return found;
     return new UnavailableError(`connection ${conn.spec.name} of environment ${conn.spec.environment} cannot be opened (its data-plane credential is not there yet)`, { reason: 'ConnectionUnavailable' });
