@@ -15,8 +15,9 @@ import { ProjectSecrets } from './project-secrets.ts';
 import { createBridgeHandler } from './server.ts';
 
 /**
- * `santokit-operator bridge`: the data plane. Runs on every replica (no leader election): four
- * informers (Environments, Releases, Connections, API-key Secrets) keep what it serves current;
+ * `santokit-operator bridge`: the data plane. Runs on every replica (no leader election): informers
+ * of Environments, Releases, Connections and Projects, and per project namespace of API-key and
+ * data-plane credential Secrets, keep what it serves current;
  * one HTTP server answers `POST /call`, `/healthz`, `/readyz` and `/metrics` on `--port`.
  *
  * Kubernetes access (for the Helm chart's RBAC): list/watch projects, environments, releases,
@@ -29,8 +30,6 @@ import { createBridgeHandler } from './server.ts';
 export interface BridgeOptions {
   readonly client: KubeClient;
   readonly log: Logger;
-  /** the operator namespace (sealing key) */
-  readonly operatorNamespace: string;
   readonly host: string;
   readonly port: number;
   readonly resyncMs: number;
@@ -169,7 +168,6 @@ export async function runBridge(config: OperatorConfig): Promise<number> {
   const bridge = new Bridge({
     client,
     log,
-    operatorNamespace: config.namespace,
     host: config.bindAddress,
     port: config.bridgePort,
     resyncMs: config.resyncSeconds * 1000,
