@@ -4,6 +4,7 @@ import {
   apiKeySecretName,
   generateApiKey,
   hashApiKey,
+  isAcceptedApiKeyHash,
   keyIdOf,
   lastUsedPatch,
   parseRoles,
@@ -64,6 +65,23 @@ describe('hashing', () => {
     expect(await verifyApiKey(apiKey, 'plaintext')).toBe(false);
     expect(await verifyApiKey(apiKey, '')).toBe(false);
   });
+
+  it('accepts exactly the parameters stk writes, nothing cheaper or costlier', async () => {
+    const hash = await hashApiKey(generateApiKey().apiKey);
+    expect(isAcceptedApiKeyHash(hash)).toBe(true);
+    for (const [from, to] of [
+      ['n=16384', 'n=131072'],
+      ['n=16384', 'n=1024'],
+      ['r=8', 'r=16'],
+      ['r=8', 'r=1'],
+      ['p=1', 'p=4'],
+    ]) {
+      expect(isAcceptedApiKeyHash(hash.replace(from!, to!)), to).toBe(false);
+    }
+    const [, , , salt, digest] = hash.split('$');
+    expect(isAcceptedApiKeyHash(hash.replace(salt!, `${salt}AAAA`))).toBe(false);
+    expect(isAcceptedApiKeyHash(hash.replace(digest!, digest!.slice(0, 22)))).toBe(false);
+  });
 });
 
 describe('the Secret layout', () => {
@@ -77,10 +95,28 @@ describe('the Secret layout', () => {
     expect(readApiKeySecret(secret)).toMatchObject({ keyId: input.keyId, name: 'web', project: 'shop', environment: 'dev', roles: ['reader', 'writer'], status: 'active', hash: input.hash, lastUsedAt: undefined });
   });
 
+  /** A JSON merge patch of `data`: null deletes a key. */
+  const mergeData = (data: Record<string, string>, patch: Record<string, string | null>): Record<string, string> => {
+    const out: Record<string, string> = { ...data };
+    for (const [k, v] of Object.entries(patch)) {
+      if (v === null) delete out[k];
+      else out[k] = v;
+    }
+    return out;
+  };
+
   it('reads revocation and lastUsedAt from the patches the CLI and bridge apply', () => {
     const secret = apiKeySecret(input);
-    const revoked = { ...secret, data: { ...secret.data, ...revocationPatch('2025-02-01T00:00:00.000Z').data }, metadata: { ...secret.metadata, annotations: lastUsedPatch('2025-01-15T00:00:00.000Z').metadata.annotations } };
-    expect(readApiKeySecret(revoked)).toMatchObject({ status: 'revoked', revokedAt: '2025-02-01T00:00:00.000Z', lastUsedAt: '2025-01-15T00:00:00.000Z' });
+    const revoked = { ...secret, data: mergeData(secret.data!, revocationPatch('2025-02-01T00:00:00.000Z').data), metadata: { ...secret.metadata, annotations: lastUsedPatch('2025-01-15T00:00:00.000Z').metadata.annotations } };
+    expect(readApiKeySecret(revoked)).toMatchObject({ status: 'revoked', revokedAt: '2025-02-01T00:00:00.000Z', lastUsedAt: '2025-01-15T00:00:00.000Z', hash: '' });
+  });
+
+  it('revocation deletes the hash: patching the status back to active cannot revive the key', () => {
+    const secret = apiKeySecret(input);
+    const revoked = mergeData(secret.data!, revocationPatch('2025-02-01T00:00:00.000Z').data);
+    expect(revoked.hash).toBeUndefined();
+    const revived = { ...secret, data: { ...revoked, status: Buffer.from('active').toString('base64') } };
+    expect(readApiKeySecret(revived)).toBeUndefined();
   });
 
   it('ignores Secrets that are not well-formed keys', () => {

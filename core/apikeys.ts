@@ -10,8 +10,13 @@ import { ValidationError } from './errors.ts';
  * part is 32 random bytes, base64url. The `stk_` prefix is what `core/redact.ts` scrubs from text.
  *
  * Only a hash is stored: scrypt with a per-key random salt, in a self-describing string
- * (`scrypt$v=1$n=…,r=…,p=…$<salt>$<digest>`) so the cost can be raised later without breaking
- * older keys. Verification compares digests with `timingSafeEqual`.
+ * (`scrypt$v=1$n=…,r=…,p=…$<salt>$<digest>`). Verification accepts exactly the parameters `stk`
+ * writes (`isAcceptedApiKeyHash`): a planted Secret with a huge cost must not make verification
+ * exhaust memory or CPU. Raising the cost later means adding the new parameters to the accepted
+ * set. Verification compares digests with `timingSafeEqual`.
+ *
+ * Revoking a key sets its status to `revoked` and deletes its hash, so patching the status back
+ * cannot revive it.
  *
  * Storage: one Secret per key in the project namespace, named `santokit-apikey-<keyId>`, labelled
  * `santokit.io/api-key=true`, `santokit.io/project` and `santokit.io/environment` (the binding),
@@ -40,6 +45,7 @@ export interface ApiKeyRecord {
   readonly createdAt: string;
   readonly revokedAt: string | undefined;
   readonly lastUsedAt: string | undefined;
+  /** the stored hash; empty for a revoked key (revocation deletes it) */
   readonly hash: string;
 }
 
@@ -66,8 +72,7 @@ const SECRET_NAME_PREFIX = 'santokit-apikey-';
 /** The scrypt cost of new keys: N=2^14, r=8, p=1 (16 MiB, tens of milliseconds). Keys carry 256 random bits, so the cost guards a leaked hash store, not a guessable secret. */
 const SCRYPT_COST = { n: 1 << 14, r: 8, p: 1 } as const;
 const SCRYPT_KEY_LENGTH = 32;
-/** Bounds on stored parameters, so a crafted Secret cannot make verification arbitrarily costly. */
-const SCRYPT_LIMITS = { maxN: 1 << 17, maxR: 16, maxP: 4 } as const;
+const SCRYPT_SALT_LENGTH = 16;
 
 /** True when `text` has the shape of a key id. */
 export function isKeyId(text: string): boolean {
@@ -101,7 +106,7 @@ function scryptOptions(n: number, r: number, p: number): ScryptOptions {
 
 /** The stored form of a key: scrypt parameters, a fresh random salt and the digest. */
 export async function hashApiKey(apiKey: string): Promise<string> {
-  const salt = randomBytes(16);
+  const salt = randomBytes(SCRYPT_SALT_LENGTH);
   const { n, r, p } = SCRYPT_COST;
   const digest = await scrypt(apiKey, salt, SCRYPT_KEY_LENGTH, scryptOptions(n, r, p));
   return `scrypt$v=1$n=${n},r=${r},p=${p}$${salt.toString('base64url')}$${digest.toString('base64url')}`;
@@ -116,14 +121,26 @@ interface ParsedHash {
 }
 
 function parseHash(hash: string): ParsedHash | undefined {
-  const m = /^scrypt\$v=1\$n=(\d{1,7}),r=(\d{1,2}),p=(\d)\$([A-Za-z0-9_-]{16,64})\$([A-Za-z0-9_-]{16,128})$/.exec(hash);
+  const m = /^scrypt\$v=1\$n=(\d{1,7}),r=(\d{1,2}),p=(\d)\$([A-Za-z0-9_-]{22})\$([A-Za-z0-9_-]{43})$/.exec(hash);
   if (!m) return undefined;
   const [n, r, p] = [Number(m[1]), Number(m[2]), Number(m[3])];
-  if (n < 2 || n > SCRYPT_LIMITS.maxN || (n & (n - 1)) !== 0 || r < 1 || r > SCRYPT_LIMITS.maxR || p < 1 || p > SCRYPT_LIMITS.maxP) return undefined;
-  return { n, r, p, salt: Buffer.from(m[4]!, 'base64url'), digest: Buffer.from(m[5]!, 'base64url') };
+  if (n !== SCRYPT_COST.n || r !== SCRYPT_COST.r || p !== SCRYPT_COST.p) return undefined;
+  const salt = Buffer.from(m[4]!, 'base64url');
+  const digest = Buffer.from(m[5]!, 'base64url');
+  if (salt.length !== SCRYPT_SALT_LENGTH || digest.length !== SCRYPT_KEY_LENGTH) return undefined;
+  return { n, r, p, salt, digest };
 }
 
-/** True when `apiKey` is the key `hash` was made from. A malformed hash verifies nothing. */
+/**
+ * True when a stored hash has exactly the form and scrypt parameters `stk` writes (N=2^14, r=8,
+ * p=1, 16-byte salt, 32-byte digest). Anything else is refused before any scrypt work, so a
+ * planted key Secret cannot make verification costly.
+ */
+export function isAcceptedApiKeyHash(hash: string): boolean {
+  return parseHash(hash) !== undefined;
+}
+
+/** True when `apiKey` is the key `hash` was made from. A hash `isAcceptedApiKeyHash` refuses verifies nothing (and costs nothing). */
 export async function verifyApiKey(apiKey: string, hash: string): Promise<boolean> {
   const parsed = parseHash(hash);
   if (!parsed) return false;
@@ -151,7 +168,7 @@ export function checkKeyName(name: string): string {
 }
 
 const b64 = (text: string): string => Buffer.from(text, 'utf8').toString('base64');
-const unb64 = (text: string | undefined): string | undefined => (text === undefined ? undefined : Buffer.from(text, 'base64').toString('utf8'));
+const unb64 = (text: string | null | undefined): string | undefined => (typeof text !== 'string' ? undefined : Buffer.from(text, 'base64').toString('utf8'));
 
 /** The Secret that stores a new key (its hash, never the plaintext). */
 export function apiKeySecret(input: { namespace: string; project: string; environment: string; keyId: string; name: string; roles: readonly string[]; hash: string; createdAt: string }): ApiKeySecret {
@@ -180,9 +197,9 @@ export function apiKeySecret(input: { namespace: string; project: string; enviro
   };
 }
 
-/** The data patch that revokes a key (a JSON merge patch of the Secret). */
-export function revocationPatch(revokedAt: string): { data: Record<string, string> } {
-  return { data: { status: b64('revoked'), revokedAt: b64(revokedAt) } };
+/** The data patch that revokes a key (a JSON merge patch of the Secret): status revoked, and the hash deleted so the key can never verify again. */
+export function revocationPatch(revokedAt: string): { data: Record<string, string | null> } {
+  return { data: { status: b64('revoked'), revokedAt: b64(revokedAt), hash: null } };
 }
 
 /** The metadata patch that records when a key was last used. */
@@ -200,7 +217,9 @@ export function readApiKeySecret(secret: { metadata: { name: string; labels?: Re
   const hash = unb64(data.hash);
   const status = unb64(data.status);
   if (labels[API_KEY_LABEL] !== 'true' || !keyId || !isKeyId(keyId) || secret.metadata.name !== apiKeySecretName(keyId)) return undefined;
-  if (!project || !environment || !hash || (status !== 'active' && status !== 'revoked')) return undefined;
+  if (!project || !environment || (status !== 'active' && status !== 'revoked')) return undefined;
+  // An active key without a hash is malformed; a revoked key has none (revocation deletes it).
+  if (status === 'active' && !hash) return undefined;
   const roles = (unb64(data.roles) ?? '')
     .split(',')
     .map((r) => r.trim())
@@ -215,6 +234,6 @@ export function readApiKeySecret(secret: { metadata: { name: string; labels?: Re
     createdAt: unb64(data.createdAt) ?? '',
     revokedAt: unb64(data.revokedAt),
     lastUsedAt: secret.metadata.annotations?.[LAST_USED_ANNOTATION],
-    hash,
+    hash: status === 'active' ? hash! : '',
   };
 }

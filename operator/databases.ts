@@ -4,7 +4,7 @@ import { Kinds, type Connection } from '../core/api/resources.ts';
 import { ConflictError, NotFoundError, UnavailableError, ValidationError, type SantokitError } from '../core/errors.ts';
 import type { KubeClient, KubeObject } from '../core/kube/client.ts';
 import { SUPPORTED_PG_MAJORS } from '../core/schema/index.ts';
-import { sealingBinding } from '../core/sealing.ts';
+import { connectionBindings } from '../core/sealing.ts';
 import { SealingKeyring } from './sealing-keys.ts';
 
 /** Named reasons for connection failures: what `stk connections test` prints. */
@@ -26,6 +26,14 @@ interface SecretObject extends KubeObject {
   data?: Record<string, string>;
 }
 
+/**
+ * The label a Secret must carry before a Connection's `secretRef` may name it. Anyone who may write
+ * Connections (a deployer, who may not read Secrets) could otherwise point one at any Secret of
+ * the namespace and learn from status or errors what it holds; the label is the Secret owner's
+ * explicit grant. Without it the Secret is treated as missing (same reason, same message).
+ */
+export const CONNECTION_SECRET_LABEL = 'santokit.io/connection-secret';
+
 /** host:port/database of a URL: what may be shown of it. Never the user's password. */
 export function describeTarget(url: string): string {
   const u = parseDatabaseUrl(url);
@@ -39,7 +47,8 @@ export function parseDatabaseUrl(url: string): URL {
   } catch {
     throw new ValidationError('the database URL is not a valid URL', [], { reason: ConnectionReason.InvalidURL });
   }
-  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') throw new ValidationError(`the database URL must start with postgres:// (got ${u.protocol}//)`, [], { reason: ConnectionReason.InvalidURL });
+  // Never echo any part of the value: it may come from a Secret.
+  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') throw new ValidationError('the database URL must start with postgres://', [], { reason: ConnectionReason.InvalidURL });
   if (!u.hostname) throw new ValidationError('the database URL has no host', [], { reason: ConnectionReason.InvalidURL });
   return u;
 }
@@ -65,12 +74,20 @@ export class Databases {
   /** The URL of a connection. Never log or print it. */
   async resolveUrl(conn: Connection): Promise<string> {
     const namespace = conn.metadata.namespace!;
-    if (conn.spec.sealedUrl) return this.keyring.open(conn.spec.sealedUrl, sealingBinding('Connection', namespace, conn.metadata.name));
+    if (conn.spec.sealedUrl) {
+      return this.keyring.open(conn.spec.sealedUrl, connectionBindings({ namespace, objectName: conn.metadata.name, environment: conn.spec.environment, name: conn.spec.name }));
+    }
     const ref = conn.spec.secretRef;
     if (!ref) throw new ValidationError('the connection has neither sealedUrl nor secretRef');
     const secret = await this.client.find<SecretObject>(Kinds.Secret, ref.name, namespace);
-    const value = secret?.data?.[ref.key];
-    if (!value) throw new NotFoundError(`secret ${ref.name} has no key ${ref.key}`, { reason: ConnectionReason.SecretNotFound });
+    const value = secret?.metadata.labels && (secret.metadata.labels as Record<string, string>)[CONNECTION_SECRET_LABEL] === 'true' ? secret.data?.[ref.key] : undefined;
+    // One answer for a missing Secret, a missing key and a Secret without the label: no oracle.
+    if (!value) {
+      throw new NotFoundError(`secret ${ref.name} with key ${ref.key} and label ${CONNECTION_SECRET_LABEL}=true was not found`, {
+        reason: ConnectionReason.SecretNotFound,
+        hint: `a Connection may only use a Secret labelled ${CONNECTION_SECRET_LABEL}=true: kubectl label secret ${ref.name} ${CONNECTION_SECRET_LABEL}=true`,
+      });
+    }
     return Buffer.from(value, 'base64').toString('utf8');
   }
 

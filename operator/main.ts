@@ -14,10 +14,10 @@ import { CommitStatusReporter } from './github/commit-status.ts';
 import { ReleasePipeline, type TestPausePoint } from './pipeline.ts';
 import { connectionsOnRetiredKeys, dropRetiredSealingKeys, rotateSealingKey } from './sealing-keys.ts';
 import { InfraHostReconciler } from './reconcilers/infrahost.ts';
-import { ProjectReconciler } from './reconcilers/project.ts';
+import { ProjectReconciler, projectGrantsOf } from './reconcilers/project.ts';
 import { EventRecorder } from './runtime/events.ts';
 import { Manager } from './runtime/manager.ts';
-import { Kinds, type Environment } from '../core/api/resources.ts';
+import { Kinds, type Connection, type Environment } from '../core/api/resources.ts';
 import type { KubeObject } from '../core/kube/client.ts';
 
 /** `santokit-operator`: the controller manager; `santokit-operator bridge`: the data plane. */
@@ -125,7 +125,7 @@ async function runManager(config: OperatorConfig): Promise<number> {
     resyncMs: config.resyncSeconds * 1000,
   });
   const events = new EventRecorder(client, 'santokit-operator', log);
-  manager.addController(new ProjectReconciler(client, events));
+  manager.addController(new ProjectReconciler(client, events, projectGrantsOf(config)));
   const environments = manager.informer<Environment & KubeObject>(Kinds.Environment);
   const databases = new Databases(client, config.namespace, log.child({ component: 'databases' }));
   manager.onShutdown('database pools', () => databases.close());
@@ -134,7 +134,8 @@ async function runManager(config: OperatorConfig): Promise<number> {
   const commitStatuses = new CommitStatusReporter({ baseUrl: config.githubApiUrl, log: log.child({ component: 'github' }) });
   manager.addController(new ReleaseReconciler(client, events, environments, commitStatuses), { watches: [ReleaseReconciler.watchEnvironments()] });
 
-  manager.addController(new ConnectionReconciler(client, events, databases, config.probeIntervalSeconds * 1000));
+  const connections = manager.informer<Connection & KubeObject>(Kinds.Connection);
+  manager.addController(new ConnectionReconciler(client, events, databases, config.probeIntervalSeconds * 1000), { watches: [ConnectionReconciler.watchEnvironments(connections)] });
   const infraHosts = new InfraHostReconciler(client, events, {
     digitaloceanApiUrl: config.digitaloceanApiUrl,
     ssh: { port: config.sshPort, user: config.sshUser, readyTimeoutMs: config.sshReadyTimeoutSeconds * 1000 },

@@ -51,7 +51,7 @@ export class SealingKeyring {
   ) {}
 
   /** Opens a sealed value with the key it names (the current key when it names none). */
-  async open(sealed: SealedValue, binding: string): Promise<string> {
+  async open(sealed: SealedValue, binding: string | readonly string[]): Promise<string> {
     this.keys ??= await this.load();
     if (sealed.keyId && !this.keys.byId.has(sealed.keyId)) this.keys = await this.load();
     const keyId = sealed.keyId ?? this.keys.current;

@@ -102,6 +102,8 @@ async function listKeys(flags: Flags): Promise<void> {
 async function revokeKey(flags: Flags): Promise<void> {
   const session = new Session(flags);
   const project = session.requireProject();
+  // Optional: when given (or set in the context) the key must belong to this environment.
+  const env = session.settings.env;
   const keyId = flags.keyId === undefined ? undefined : String(flags.keyId);
   if (keyId === undefined) throw new UsageError('--key-id is required', { hint: 'find it with `stk apikey list`' });
   if (!isKeyId(keyId)) throw new UsageError(`"${keyId}" is not a key id (ak followed by 16 hex digits)`, { hint: 'find it with `stk apikey list`' });
@@ -114,7 +116,9 @@ async function revokeKey(flags: Flags): Promise<void> {
   } catch (err) {
     throw forbidden(err, 'read API keys', project);
   }
-  if (!record || record.project !== project) throw new NotFoundError(`API key ${keyId} does not exist in project ${project}`, { hint: 'list keys with `stk apikey list`' });
+  if (!record || record.project !== project || (env !== undefined && record.environment !== env)) {
+    throw new NotFoundError(`API key ${keyId} does not exist in ${env === undefined ? `project ${project}` : `${project}/${env}`}`, { hint: `list keys with \`stk apikey list${env === undefined ? '' : ` --env ${env}`}\`` });
+  }
   const alreadyRevoked = record.status === 'revoked';
   if (!alreadyRevoked) {
     try {
@@ -148,8 +152,9 @@ export function registerApiKeyCommands(program: Command): void {
 
   apikey
     .command('revoke')
-    .description('revoke an API key: the data plane refuses it within seconds')
+    .description('revoke an API key (its hash is deleted): the data plane refuses it within seconds')
     .option('--project <project>', 'project (default: context)')
+    .option('--env <env>', 'environment the key must belong to (default: context, else any)')
     .option('--key-id <id>', 'the key to revoke (see `stk apikey list`)')
     .action(run((flags) => revokeKey(flags)));
 }

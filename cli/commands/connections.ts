@@ -6,7 +6,7 @@ import { Annotations, Kinds, type Connection } from '../../core/api/resources.ts
 import { ForbiddenError, NotFoundError, UnavailableError, UsageError, ValidationError } from '../../core/errors.ts';
 import type { KubeClient, KubeObject } from '../../core/kube/client.ts';
 import { waitForObject } from '../../core/kube/wait.ts';
-import { seal, sealingBinding } from '../../core/sealing.ts';
+import { connectionBinding, connectionObjectName, plainConnectionObjectName, seal } from '../../core/sealing.ts';
 import { addEmitOptions, emitTarget } from '../emit.ts';
 import { connectionManifest } from '../manifests.ts';
 import { formatTable, printJson, println } from '../output.ts';
@@ -17,9 +17,18 @@ import { namespaceOfProject } from './project.ts';
 const FIELD_MANAGER = 'stk';
 const SEALING_CONFIGMAP = 'santokit-sealing-cert';
 
-/** The Connection object name for an env and connection name. */
-export function connectionObjectName(env: string, name: string): string {
-  return `${env}-${name}`.replace(/_/g, '-');
+export { connectionObjectName };
+
+/**
+ * The object name of an env's connection in the cluster: the existing Connection's (found by its
+ * spec, so objects named before names became collision-free keep working), else the new name.
+ */
+async function existingConnection(client: KubeClient, namespace: string, env: string, name: string): Promise<(Connection & KubeObject) | undefined> {
+  for (const candidate of new Set([connectionObjectName(env, name), plainConnectionObjectName(env, name)])) {
+    const found = await client.find<Connection & KubeObject>(Kinds.Connection, candidate, namespace);
+    if (found && found.spec.environment === env && found.spec.name === name) return found;
+  }
+  return undefined;
 }
 
 /** The URL from --db-url, or from stdin with `--db-url -` (keeps it out of shell history and `ps`). */
@@ -62,13 +71,18 @@ async function writeConnection(flags: Flags, mode: 'set' | 'rotate'): Promise<vo
   const dir = await emitTarget(flags);
   // With --emit the cluster is asked only for the sealing certificate.
   const namespace = dir ? dir.namespaceOf(project) : await namespaceOfProject(await session.client(), project);
-  const objectName = connectionObjectName(env, name);
+  let objectName = connectionObjectName(env, name);
   if (dir) {
     dir.environment(project, env);
+    // A file written before names became collision-free keeps its name.
+    const plain = plainConnectionObjectName(env, name);
+    const old = plain === objectName ? undefined : dir.read<Connection>(dir.connectionFile(project, plain));
+    if (old?.spec.environment === env && old.spec.name === name) objectName = plain;
     if (mode === 'rotate' && !dir.read(dir.connectionFile(project, objectName))) throw new NotFoundError(`connection ${name} of ${project}/${env} is not in ${dir.root}`, { hint: 'write it with `stk connections set --emit`' });
   } else {
     const client = await session.client();
-    const existing = await client.find<Connection & KubeObject>(Kinds.Connection, objectName, namespace);
+    const existing = await existingConnection(client, namespace, env, name);
+    if (existing) objectName = existing.metadata.name;
     if (mode === 'rotate' && !existing) throw new NotFoundError(`connection ${name} does not exist in ${project}/${env}`, { hint: 'create it with `stk connections set`' });
     if (mode === 'set' && !(await client.find(Kinds.Environment, env, namespace))) throw new NotFoundError(`environment ${env} does not exist in project ${project}`, { hint: `create it with \`stk env create --project ${project} ${env}\`` });
   }
@@ -76,7 +90,7 @@ async function writeConnection(flags: Flags, mode: 'set' | 'rotate'): Promise<vo
   let spec: Connection['spec'];
   if (url !== undefined) {
     const cert = await fetchSealingCert(await session.client(), String(flags.operatorNamespace ?? 'santokit-system'));
-    spec = { project, environment: env, name, engine: 'postgres', sealedUrl: seal(cert, url, sealingBinding('Connection', namespace, objectName)) };
+    spec = { project, environment: env, name, engine: 'postgres', sealedUrl: seal(cert, url, connectionBinding({ namespace, objectName, environment: env, name })) };
   } else {
     const [secret, key] = secretRef!.split('/');
     if (!secret || !key) throw new UsageError('--secret-ref must look like <secret>/<key>');
@@ -110,7 +124,7 @@ export function registerConnectionCommands(program: Command): void {
       .option('--name <name>', 'connection name (default: context, else main)')
       .option('--engine <engine>', 'database engine', 'postgres')
       .option('--db-url <url>', 'database URL; "-" reads it from stdin')
-      .option('--secret-ref <secret/key>', 'use an existing Secret in the project namespace instead')
+      .option('--secret-ref <secret/key>', 'use an existing Secret in the project namespace instead (labelled santokit.io/connection-secret=true)')
       .option('--operator-namespace <namespace>', 'namespace of the operator (sealing certificate)', 'santokit-system'),
   ).action(run((flags) => writeConnection(flags, 'set')));
 
@@ -119,7 +133,7 @@ export function registerConnectionCommands(program: Command): void {
       .description('replace the sealed URL (or the secret reference) of an existing connection')
       .option('--name <name>', 'connection name (default: context, else main)')
       .option('--db-url <url>', 'new database URL; "-" reads it from stdin')
-      .option('--secret-ref <secret/key>', 'use an existing Secret instead')
+      .option('--secret-ref <secret/key>', 'use an existing Secret instead (labelled santokit.io/connection-secret=true)')
       .option('--operator-namespace <namespace>', 'namespace of the operator (sealing certificate)', 'santokit-system'),
   ).action(run((flags) => writeConnection(flags, 'rotate')));
 
@@ -153,7 +167,7 @@ export function registerConnectionCommands(program: Command): void {
         const name = (flags.name as string | undefined) ?? session.settings.connection ?? 'main';
         const client = await session.client();
         const namespace = await namespaceOfProject(client, project);
-        const objectName = connectionObjectName(env, name);
+        const objectName = (await existingConnection(client, namespace, env, name))?.metadata.name ?? connectionObjectName(env, name);
         const probe = randomBytes(6).toString('hex');
         try {
           await client.patch(Kinds.Connection, objectName, namespace, { metadata: { annotations: { [Annotations.probe]: probe } } });

@@ -33,6 +33,7 @@ export class Informer<T extends KubeObject = KubeObject> extends EventEmitter {
   private timers: NodeJS.Timeout[] = [];
   private restartTimer: NodeJS.Timeout | undefined;
   private generation = 0;
+  private failing: number | undefined;
 
   constructor(
     private readonly client: KubeClient,
@@ -45,6 +46,16 @@ export class Informer<T extends KubeObject = KubeObject> extends EventEmitter {
 
   get synced(): boolean {
     return this.hasSynced;
+  }
+
+  /** Since when (epoch ms) lists and watches have been failing; undefined while the cache is being kept current. */
+  get failingSince(): number | undefined {
+    return this.failing;
+  }
+
+  private fail(err: unknown): void {
+    this.failing ??= Date.now();
+    this.emit('error', err);
   }
 
   /** Objects in the cache, keyed `namespace/name` (or `name` for cluster-scoped kinds). */
@@ -66,6 +77,7 @@ export class Informer<T extends KubeObject = KubeObject> extends EventEmitter {
       setInterval(() => {
         if (this.abort && Date.now() - this.lastActivity > stallAfter) {
           this.log.warn({ kind: this.kind.kind }, 'watch stalled; restarting');
+          this.failing ??= this.lastActivity;
           this.emit('watchRestart', 'stalled');
           this.restart(true);
         }
@@ -99,6 +111,7 @@ export class Informer<T extends KubeObject = KubeObject> extends EventEmitter {
         ...(this.options.labelSelector ? { labelSelector: this.options.labelSelector } : {}),
       });
       if (gen !== this.generation || this.stopped) return;
+      this.failing = undefined;
       const seen = new Set<string>();
       for (const item of items) {
         const key = objectKey(item);
@@ -121,7 +134,7 @@ export class Informer<T extends KubeObject = KubeObject> extends EventEmitter {
       await this.startWatch(gen);
     } catch (err) {
       if (gen !== this.generation || this.stopped) return;
-      this.emit('error', err);
+      this.fail(err);
       this.scheduleRestart(true);
     }
   }
@@ -163,7 +176,7 @@ export class Informer<T extends KubeObject = KubeObject> extends EventEmitter {
       },
       (err) => {
         if (gen !== this.generation || this.stopped) return;
-        if (err) this.emit('error', err);
+        if (err) this.fail(err);
         if (!needsRelist) this.emit('watchRestart', err ? 'error' : 'closed');
         // A normal close (server-side timeout) resumes from the last resource version.
         this.scheduleRestart(needsRelist || Boolean(err));

@@ -1,19 +1,25 @@
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { apiKeySecret, generateApiKey, hashApiKey, revocationPatch } from '../../core/apikeys.ts';
-import { UnauthorizedError } from '../../core/errors.ts';
+import { UnauthorizedError, UnavailableError } from '../../core/errors.ts';
 import type { KubeClient, KubeObject } from '../../core/kube/client.ts';
-import type { Informer } from '../../core/kube/informer.ts';
 import { createLogger } from '../../core/log.ts';
 import { ApiKeyAuthenticator } from './keys.ts';
+import type { ProjectSecrets } from './project-secrets.ts';
 
 type SecretObject = KubeObject & { data?: Record<string, string> };
 
+/** Stands in for the per-namespace Secret informers: events, sync state and how stale each namespace is. */
 class FakeInformer extends EventEmitter {
   synced = true;
+  pending: string[] = [];
+  stale = new Map<string, number>();
+  staleFor(namespace: string): number {
+    return this.stale.get(namespace) ?? 0;
+  }
 }
 
-async function setup(options = { lastUsedIntervalMs: 60_000, maxConcurrentVerifications: 2 }) {
+async function setup(options = { lastUsedIntervalMs: 60_000, maxConcurrentVerifications: 2, maxStalenessMs: 30_000 }) {
   const informer = new FakeInformer();
   const patches: Array<{ name: string; namespace: string | undefined; patch: unknown }> = [];
   const client = {
@@ -22,7 +28,7 @@ async function setup(options = { lastUsedIntervalMs: 60_000, maxConcurrentVerifi
       return {};
     },
   } as unknown as KubeClient;
-  const auth = new ApiKeyAuthenticator(informer as unknown as Informer<SecretObject>, client, createLogger('test', 'silent'), options);
+  const auth = new ApiKeyAuthenticator(informer as unknown as ProjectSecrets, client, createLogger('test', 'silent'), options);
   const { keyId, apiKey } = generateApiKey();
   const secret = apiKeySecret({ namespace: 'stk-shop', project: 'shop', environment: 'dev', keyId, name: 'web', roles: ['reader'], hash: await hashApiKey(apiKey), createdAt: new Date().toISOString() }) as unknown as SecretObject;
   informer.emit('upsert', secret);
@@ -64,6 +70,22 @@ describe('ApiKeyAuthenticator', () => {
     informer.emit('upsert', secret);
     await auth.authenticate(apiKey);
     informer.emit('delete', secret);
+    expect(await reason(auth.authenticate(apiKey))).toBe('InvalidApiKey');
+  });
+
+  it('fails closed: a namespace whose key watch failed beyond the bound refuses its keys, cached or not (503)', async () => {
+    const { informer, auth, apiKey } = await setup();
+    await auth.authenticate(apiKey);
+    informer.stale.set('stk-shop', 30_001);
+    await expect(auth.authenticate(apiKey)).rejects.toBeInstanceOf(UnavailableError);
+    informer.stale.set('stk-shop', 29_000);
+    await auth.authenticate(apiKey);
+  });
+
+  it('ignores a key Secret whose hash has other scrypt parameters than stk writes (no scrypt work)', async () => {
+    const { informer, auth, apiKey, secret } = await setup();
+    const hash = Buffer.from(secret.data!.hash!, 'base64').toString('utf8').replace('n=16384', 'n=131072');
+    informer.emit('upsert', { ...secret, data: { ...secret.data, hash: Buffer.from(hash).toString('base64') } });
     expect(await reason(auth.authenticate(apiKey))).toBe('InvalidApiKey');
   });
 

@@ -1,16 +1,19 @@
 import { hash as digestOf, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
-import { apiKeySecretName, keyIdOf, lastUsedPatch, readApiKeySecret, verifyApiKey, type ApiKeyRecord } from '../../core/apikeys.ts';
+import { apiKeySecretName, isAcceptedApiKeyHash, keyIdOf, lastUsedPatch, readApiKeySecret, verifyApiKey, type ApiKeyRecord } from '../../core/apikeys.ts';
 import { Kinds } from '../../core/api/resources.ts';
 import { UnauthorizedError, UnavailableError } from '../../core/errors.ts';
-import type { KubeClient, KubeObject } from '../../core/kube/client.ts';
-import type { Informer } from '../../core/kube/informer.ts';
-import { isAcceptedKeyHash } from './key-hash-policy.ts';
+import type { KubeClient } from '../../core/kube/client.ts';
 import { withRetryAfter } from './limits.ts';
+import type { ProjectSecrets, SecretObject } from './project-secrets.ts';
 
 /**
- * Verifies `X-Santokit-Api-Key` against the API-key Secrets (a label-selected informer, so a
- * revocation or deletion takes effect as soon as the watch delivers it, well within seconds).
+ * Verifies `X-Santokit-Api-Key` against the API-key Secrets (label-selected informers, one per
+ * project namespace, so a revocation or deletion takes effect as soon as the watch delivers it,
+ * well within seconds). Revocation fails closed: when the watch of a key's namespace has been
+ * failing for longer than `maxStalenessMs`, a revocation made meanwhile could not be seen, so
+ * every key of that namespace (cached or not) is refused with 503 until the watch works again.
+ * A hash with other scrypt parameters than `stk` writes is ignored (no scrypt work for it).
  *
  * scrypt is deliberately slow, so a key that verified once is remembered by the SHA-256 of the
  * presented key together with the stored hash it matched: a later request with the same key costs
@@ -31,10 +34,6 @@ export interface AuthenticatedKey {
   readonly roles: readonly string[];
 }
 
-interface SecretObject extends KubeObject {
-  data?: Record<string, string>;
-}
-
 export interface AuthenticatorOptions {
   /** minimum time between two lastUsedAt writes for one key */
   readonly lastUsedIntervalMs: number;
@@ -42,12 +41,16 @@ export interface AuthenticatorOptions {
   readonly maxConcurrentVerifications: number;
   /** verifications that may wait for a turn; past it a request is answered 503 with Retry-After */
   readonly maxQueuedVerifications?: number;
+  /** how long a namespace's key watch may fail before its keys are refused */
+  readonly maxStalenessMs: number;
 }
+
+export const defaultAuthenticatorOptions: AuthenticatorOptions = { lastUsedIntervalMs: 60_000, maxConcurrentVerifications: 2, maxStalenessMs: 30_000 };
 
 const MAX_REMEMBERED_FAILURES = 10_000;
 
 /** The credential error: the same for a missing, malformed, unknown or revoked key (nothing to probe). */
-export const AuthCode = { MissingCredential: 'MissingCredential', InvalidApiKey: 'InvalidApiKey' } as const;
+export const AuthCode = { MissingCredential: 'MissingCredential', InvalidApiKey: 'InvalidApiKey', KeysStale: 'KeysStale' } as const;
 
 export class ApiKeyAuthenticator {
   /** keyId → namespace → record. A key id is unique, but a copy in another namespace must not displace it. */
@@ -60,10 +63,10 @@ export class ApiKeyAuthenticator {
   private readonly waiting: Array<() => void> = [];
 
   constructor(
-    private readonly secrets: Informer<SecretObject>,
+    private readonly secrets: ProjectSecrets,
     private readonly client: KubeClient,
     private readonly log: Logger,
-    private readonly options: AuthenticatorOptions = { lastUsedIntervalMs: 60_000, maxConcurrentVerifications: 2 },
+    private readonly options: AuthenticatorOptions = defaultAuthenticatorOptions,
   ) {
     secrets.on('upsert', (s: SecretObject) => this.index(s));
     secrets.on('delete', (s: SecretObject) => this.unindex(s));
@@ -76,7 +79,7 @@ export class ApiKeyAuthenticator {
   private index(secret: SecretObject): void {
     const namespace = secret.metadata.namespace ?? '';
     const record = readApiKeySecret(secret);
-    if (!record || !isAcceptedKeyHash(record.hash)) {
+    if (!record || (record.status === 'active' && !isAcceptedApiKeyHash(record.hash))) {
       this.log.warn({ secret: `${namespace}/${secret.metadata.name}` }, 'ignoring a malformed API-key Secret');
       this.unindex(secret);
       return;
@@ -107,10 +110,17 @@ export class ApiKeyAuthenticator {
     const keyId = presented.length <= 200 ? keyIdOf(presented) : undefined;
     if (!keyId) throw invalid();
     const entries = this.byKeyId.get(keyId);
-    if (!entries) throw invalid();
+    if (!entries) {
+      // The key may live in a project namespace whose Secrets are not listed yet.
+      if (this.secrets.pending.length > 0) throw new UnavailableError('the data plane is still loading API keys', { reason: 'NotReady' });
+      throw invalid();
+    }
     const proof = digestOf('sha256', presented, 'buffer');
     for (const [namespace, record] of entries) {
       if (record.status !== 'active') continue;
+      if (this.secrets.staleFor(namespace) > this.options.maxStalenessMs) {
+        throw new UnavailableError('API keys cannot be checked for revocation right now; try again shortly', { reason: AuthCode.KeysStale });
+      }
       if (!(await this.matches(`${namespace}/${keyId}`, presented, proof, record.hash))) continue;
       // The record may have changed (revoked) while scrypt ran: read it again.
       const current = this.byKeyId.get(keyId)?.get(namespace);

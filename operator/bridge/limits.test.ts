@@ -1,13 +1,12 @@
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { apiKeySecret, generateApiKey, hashApiKey } from '../../core/apikeys.ts';
+import { apiKeySecret, generateApiKey, hashApiKey, isAcceptedApiKeyHash } from '../../core/apikeys.ts';
 import { TooManyRequestsError, UnauthorizedError, UnavailableError } from '../../core/errors.ts';
 import type { KubeClient, KubeObject } from '../../core/kube/client.ts';
-import type { Informer } from '../../core/kube/informer.ts';
 import { createLogger } from '../../core/log.ts';
-import { isAcceptedKeyHash } from './key-hash-policy.ts';
 import { ApiKeyAuthenticator } from './keys.ts';
+import type { ProjectSecrets } from './project-secrets.ts';
 import { rateLimited, retryAfterOf, TokenBuckets } from './limits.ts';
 
 type SecretObject = KubeObject & { data?: Record<string, string> };
@@ -52,24 +51,29 @@ describe('TokenBuckets', () => {
 
 describe('API-key hashes the data plane verifies', () => {
   it('accepts what stk writes, nothing costlier or odder', async () => {
-    expect(isAcceptedKeyHash(await hashApiKey(generateApiKey().apiKey))).toBe(true);
+    expect(isAcceptedApiKeyHash(await hashApiKey(generateApiKey().apiKey))).toBe(true);
     const salt = randomBytes(16).toString('base64url');
     const digest = randomBytes(32).toString('base64url');
     for (const params of ['n=131072,r=16,p=4', 'n=32768,r=8,p=1', 'n=16384,r=9,p=1', 'n=16384,r=8,p=2', 'n=1024,r=8,p=1']) {
-      expect(isAcceptedKeyHash(`scrypt$v=1$${params}$${salt}$${digest}`), params).toBe(false);
+      expect(isAcceptedApiKeyHash(`scrypt$v=1$${params}$${salt}$${digest}`), params).toBe(false);
     }
-    expect(isAcceptedKeyHash(`scrypt$v=1$n=16384,r=8,p=1$${salt}$${digest}x`)).toBe(false);
+    expect(isAcceptedApiKeyHash(`scrypt$v=1$n=16384,r=8,p=1$${salt}$${digest}x`)).toBe(false);
   });
 });
 
+/** Stands in for the per-namespace Secret informers (as in keys.test.ts): events, sync state, staleness. */
 class FakeInformer extends EventEmitter {
   synced = true;
+  pending: string[] = [];
+  staleFor(): number {
+    return 0;
+  }
 }
 
 function authenticator(options: { maxConcurrentVerifications: number; maxQueuedVerifications: number }) {
   const informer = new FakeInformer();
   const client = { patch: async () => ({}) } as unknown as KubeClient;
-  const auth = new ApiKeyAuthenticator(informer as unknown as Informer<SecretObject>, client, createLogger('test', 'silent'), { lastUsedIntervalMs: 60_000, ...options });
+  const auth = new ApiKeyAuthenticator(informer as unknown as ProjectSecrets, client, createLogger('test', 'silent'), { lastUsedIntervalMs: 60_000, maxStalenessMs: 30_000, ...options });
   const plant = (keyId: string, hash: string) =>
     informer.emit('upsert', apiKeySecret({ namespace: 'stk-shop', project: 'shop', environment: 'dev', keyId, name: 'k', roles: ['admin'], hash, createdAt: '' }) as unknown as SecretObject);
   return { auth, plant };

@@ -1,37 +1,37 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { API_KEY_SELECTOR } from '../../core/apikeys.ts';
-import { Kinds, type Connection, type Environment, type Release } from '../../core/api/resources.ts';
+import { Kinds, type Connection, type Environment, type Project, type Release } from '../../core/api/resources.ts';
 import { KubeClient, type KubeObject } from '../../core/kube/client.ts';
 import { Informer } from '../../core/kube/informer.ts';
 import { createLogger, type Logger } from '../../core/log.ts';
 import type { OperatorConfig } from '../config.ts';
-import { Databases } from '../databases.ts';
+import { DATA_PLANE_CREDENTIAL_SELECTOR } from '../data-plane-role.ts';
 import { ServingCatalog } from './catalog.ts';
-import { ApiKeyAuthenticator } from './keys.ts';
+import { ApiKeyAuthenticator, defaultAuthenticatorOptions } from './keys.ts';
 import { BridgeMetrics } from './metrics.ts';
 import { ConnectionPools, defaultPoolOptions, type PoolOptions } from './pools.ts';
 import { defaultLimits, type BridgeLimits } from './limits.ts';
+import { ProjectSecrets } from './project-secrets.ts';
 import { createBridgeHandler, createProbeHandler } from './server.ts';
 
 /**
- * `santokit-operator bridge`: the data plane. Runs on every replica (no leader election): four
- * informers (Environments, Releases, Connections, API-key Secrets) keep what it serves current;
- * one HTTP server answers `POST /call` (and `/healthz`) on `--port`, another `/healthz`, `/readyz`
- * and `/metrics` on `--health-port`, which is never exposed (they name every tenant's
- * environments, releases and connections).
+ * `santokit-operator bridge`: the data plane. Runs on every replica (no leader election): informers
+ * of Environments, Releases, Connections and Projects, and per project namespace of API-key and
+ * data-plane credential Secrets, keep what it serves current; one HTTP server answers `POST /call`
+ * (and `/healthz`) on `--port`, another `/healthz`, `/readyz` and `/metrics` on `--health-port`,
+ * which is never exposed (they name every tenant's environments, releases and connections).
  *
- * Kubernetes access (for the Helm chart's RBAC): list/watch environments, releases, connections
- * (santokit.io) cluster-wide; list/watch secrets with label santokit.io/api-key=true and patch
- * them (lastUsedAt annotation); get secrets named by a Connection's secretRef and the sealing key
- * Secret in the operator namespace.
+ * Kubernetes access (for the Helm chart's RBAC): list/watch projects, environments, releases,
+ * connections (santokit.io) cluster-wide; in each project namespace only (a RoleBinding the
+ * operator creates with the Project), list/watch Secrets labelled santokit.io/api-key=true and
+ * santokit.io/data-plane-credential=true, and patch the former (lastUsedAt annotation). No
+ * sealing key, no owner URL: it connects with the data-plane role the operator creates.
  */
 
 export interface BridgeOptions {
   readonly client: KubeClient;
   readonly log: Logger;
-  /** the operator namespace (sealing key) */
-  readonly operatorNamespace: string;
   readonly host: string;
   readonly port: number;
   /** port of /healthz, /readyz and /metrics */
@@ -41,6 +41,8 @@ export interface BridgeOptions {
   readonly pool?: PoolOptions;
   readonly limits?: BridgeLimits;
   readonly keys?: { readonly maxConcurrentVerifications: number; readonly maxQueuedVerifications: number };
+  /** how long a namespace's API-key watch may fail before its keys are refused (fail closed) */
+  readonly apiKeyMaxStalenessMs?: number;
 }
 
 type Env = Environment & KubeObject;
@@ -49,6 +51,7 @@ type Conn = Connection & KubeObject;
 
 export class Bridge {
   private readonly informers: Informer[];
+  private readonly projectSecrets: ProjectSecrets[];
   private readonly pools: ConnectionPools;
   private readonly catalog: ServingCatalog;
   private readonly keys: ApiKeyAuthenticator;
@@ -67,13 +70,21 @@ export class Bridge {
     this.environments = informer<Env>(Kinds.Environment);
     const releases = informer<Rel>(Kinds.Release);
     const connections = informer<Conn>(Kinds.Connection);
-    const secrets = informer<KubeObject & { data?: Record<string, string> }>(Kinds.Secret, API_KEY_SELECTOR);
-    this.informers = [this.environments, releases, connections, secrets] as Informer[];
+    const projects = informer<Project & KubeObject>(Kinds.Project);
+    this.informers = [this.environments, releases, connections, projects] as Informer[];
+    const projectSecrets = (what: string, labelSelector: string) => new ProjectSecrets(client, projects, log.child({ secrets: what }), { labelSelector, resyncMs: options.resyncMs });
+    const apiKeySecrets = projectSecrets('api-keys', API_KEY_SELECTOR);
+    const credentials = projectSecrets('credentials', DATA_PLANE_CREDENTIAL_SELECTOR);
+    this.projectSecrets = [apiKeySecrets, credentials];
 
-    const databases = new Databases(client, options.operatorNamespace, log.child({ component: 'databases' }));
-    this.pools = new ConnectionPools(databases, log.child({ component: 'pools' }), options.pool ?? defaultPoolOptions);
+    this.pools = new ConnectionPools((namespace, name) => credentials.get(namespace, name), log.child({ component: 'pools' }), options.pool ?? defaultPoolOptions);
     this.catalog = new ServingCatalog(this.environments, releases, connections, this.pools, log.child({ component: 'catalog' }));
-    this.keys = new ApiKeyAuthenticator(secrets, client, log.child({ component: 'apikeys' }), { lastUsedIntervalMs: 60_000, maxConcurrentVerifications: 2, maxQueuedVerifications: 32, ...options.keys });
+    this.keys = new ApiKeyAuthenticator(apiKeySecrets, client, log.child({ component: 'apikeys' }), {
+      ...defaultAuthenticatorOptions,
+      maxQueuedVerifications: 32,
+      ...options.keys,
+      ...(options.apiKeyMaxStalenessMs === undefined ? {} : { maxStalenessMs: options.apiKeyMaxStalenessMs }),
+    });
     const metrics = new BridgeMetrics(() => this.catalog.servedCount);
 
     const handler = createBridgeHandler({
@@ -98,6 +109,7 @@ export class Bridge {
     if (this.stopping) return ['shutting down'];
     const why = this.catalog.readiness();
     if (!this.keys.synced) why.push('API keys are not loaded yet');
+    if (!this.projectSecrets[1]!.synced) why.push('data-plane credentials are not loaded yet');
     return why;
   }
 
@@ -113,6 +125,7 @@ export class Bridge {
       });
     await listen(this.probeServer, this.options.probePort);
     await listen(this.server, this.options.port);
+    for (const s of this.projectSecrets) s.start();
     for (const inf of this.informers) inf.start();
   }
 
@@ -144,6 +157,7 @@ export class Bridge {
       this.server.closeIdleConnections();
       await closed;
       for (const inf of this.informers) inf.stop();
+      for (const s of this.projectSecrets) s.stop();
       this.catalog.stop();
       await this.pools.close(5);
       this.probeServer.close();
@@ -159,6 +173,7 @@ export class Bridge {
       this.probeServer.close();
       this.probeServer.closeAllConnections();
       for (const inf of this.informers) inf.stop();
+      for (const s of this.projectSecrets) s.stop();
       this.catalog.stop();
       void this.pools.close(0);
       return 1;
@@ -175,7 +190,6 @@ export async function runBridge(config: OperatorConfig): Promise<number> {
   const bridge = new Bridge({
     client,
     log,
-    operatorNamespace: config.namespace,
     host: config.bindAddress,
     port: config.bridgePort,
     probePort: config.healthPort,
@@ -191,6 +205,7 @@ export async function runBridge(config: OperatorConfig): Promise<number> {
       keyBurst: config.bridgeKeyBurst,
     },
     keys: { maxConcurrentVerifications: 2, maxQueuedVerifications: config.bridgeMaxQueuedVerifications },
+    apiKeyMaxStalenessMs: config.apiKeyMaxStalenessSeconds * 1000,
   });
   const stopped = new Promise<number>((resolve) => {
     const onSignal = (signal: string) => {

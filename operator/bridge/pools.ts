@@ -1,16 +1,20 @@
 import postgres from 'postgres';
 import type { Logger } from 'pino';
 import type { Connection } from '../../core/api/resources.ts';
-import { UnavailableError, isSantokitError } from '../../core/errors.ts';
+import { UnavailableError } from '../../core/errors.ts';
 import type { KubeObject } from '../../core/kube/client.ts';
-import { parseDatabaseUrl, type Databases } from '../databases.ts';
+import { readDataPlaneCredential } from '../data-plane-role.ts';
+import { parseDatabaseUrl } from '../databases.ts';
+import type { SecretObject } from './project-secrets.ts';
 
 /**
- * One bounded porsager pool per Connection for the data plane. URLs are resolved through
- * `Databases.resolveUrl` (sealed value or Secret), so the bridge opens the same sealed values the
- * operator does. A pool is replaced when its Connection's spec changes (rotation) and closed
- * when the Connection goes. Unlike the operator's pools these carry a statement timeout and an
- * application name, because they serve untrusted traffic.
+ * One bounded porsager pool per Connection for the data plane. The data plane never opens the
+ * sealed owner URL (it holds no sealing key): it connects with the per-connection database role
+ * the operator creates (DML on the managed tables only), whose URL the operator writes into the
+ * Secret `santokit-dataplane-<connection>` of the project namespace (see data-plane-role.ts). A
+ * pool is replaced when that Secret or the Connection changes and closed when the Connection
+ * goes. Unlike the operator's pools these carry a statement timeout and an application name,
+ * because they serve untrusted traffic.
  */
 
 type Conn = Connection & KubeObject;
@@ -34,7 +38,8 @@ export class ConnectionPools {
   private closed = false;
 
   constructor(
-    private readonly databases: Pick<Databases, 'resolveUrl'>,
+    /** the cached data-plane credential Secret of a Connection (`namespace`, Secret name) */
+    private readonly credentialSecret: (namespace: string, name: string) => SecretObject | undefined,
     private readonly log: Logger,
     private readonly options: PoolOptions = defaultPoolOptions,
   ) {}
@@ -43,11 +48,12 @@ export class ConnectionPools {
   get(conn: Conn): Promise<postgres.Sql> {
     if (this.closed) return Promise.reject(new UnavailableError('the data plane is shutting down', { reason: 'ShuttingDown' }));
     const key = `${conn.metadata.namespace}/${conn.metadata.name}`;
-    const version = JSON.stringify(conn.spec);
+    const credential = this.credential(conn);
+    const version = credential instanceof Error ? '' : credential.version;
     const existing = this.pools.get(key);
     if (existing && existing.version === version) return existing.sql;
     if (existing) this.retire(key, existing);
-    const sql = this.open(conn);
+    const sql = credential instanceof Error ? Promise.reject(credential) : this.open(conn, credential.url());
     const entry: Entry = { version, sql };
     this.pools.set(key, entry);
     // A failed open is forgotten, so the next call tries again (the Secret may appear later).
@@ -57,19 +63,24 @@ export class ConnectionPools {
     return sql;
   }
 
-  /** True when the connection has an open pool for its current spec. */
+  /** True when the connection has an open pool for its current credential. */
   has(conn: Conn): boolean {
-    return this.pools.get(`${conn.metadata.namespace}/${conn.metadata.name}`)?.version === JSON.stringify(conn.spec);
+    const credential = this.credential(conn);
+    return !(credential instanceof Error) && this.pools.get(`${conn.metadata.namespace}/${conn.metadata.name}`)?.version === credential.version;
   }
 
-  private async open(conn: Conn): Promise<postgres.Sql> {
-    let url: string;
+  /** The data-plane URL of a connection and a version that changes with it, or why there is none. */
+  private credential(conn: Conn): { version: string; url: () => string } | UnavailableError {
+    const found = readDataPlaneCredential(conn, this.credentialSecret);
+    if (found) return found;
+    return new UnavailableError(`connection ${conn.spec.name} of environment ${conn.spec.environment} cannot be opened (its data-plane credential is not there yet)`, { reason: 'ConnectionUnavailable' });
+  }
+
+  private async open(conn: Conn, url: string): Promise<postgres.Sql> {
     try {
-      url = await this.databases.resolveUrl(conn);
       parseDatabaseUrl(url);
     } catch (err) {
-      const reason = isSantokitError(err) ? err.reason : 'ConnectionFailed';
-      throw new UnavailableError(`connection ${conn.spec.name} of environment ${conn.spec.environment} cannot be opened (${reason})`, { reason: 'ConnectionUnavailable', cause: err });
+      throw new UnavailableError(`connection ${conn.spec.name} of environment ${conn.spec.environment} cannot be opened (InvalidURL)`, { reason: 'ConnectionUnavailable', cause: err });
     }
     this.log.debug({ connection: `${conn.metadata.namespace}/${conn.metadata.name}` }, 'opening pool');
     return postgres(url, {

@@ -1,20 +1,68 @@
 import { markReady, markRetrying, setCondition } from '../../core/api/conditions.ts';
-import { Annotations, Kinds, type Connection, type ConnectionStatus } from '../../core/api/resources.ts';
-import { asSantokitError } from '../../core/errors.ts';
-import type { KubeClient } from '../../core/kube/client.ts';
+import { Annotations, Kinds, type Connection, type ConnectionStatus, type Environment, type Release } from '../../core/api/resources.ts';
+import { asSantokitError, UnavailableError } from '../../core/errors.ts';
+import type { KubeClient, KubeObject } from '../../core/kube/client.ts';
+import type { Informer } from '../../core/kube/informer.ts';
 import { redactSecrets } from '../../core/redact.ts';
+import {
+  DATA_PLANE_CREDENTIAL_LABEL,
+  DATA_PLANE_CREDENTIAL_TYPE,
+  GRANTS_ANNOTATION,
+  dataPlaneRoleName,
+  dataPlaneSecretName,
+  dataPlaneUrl,
+  ensureDataPlaneRole,
+  grantsFingerprint,
+  managedTablesOfReleases,
+  newDataPlanePassword,
+} from '../data-plane-role.ts';
 import { ConnectionReason, describeTarget, probeDatabase, type Databases } from '../databases.ts';
-import type { ReconcileContext, ReconcileRequest, Reconciler } from '../runtime/controller.ts';
+import type { ReconcileContext, ReconcileRequest, Reconciler, WatchMapping } from '../runtime/controller.ts';
 import type { EventRecorder } from '../runtime/events.ts';
-import { reconcileWithStatus } from '../runtime/skeleton.ts';
+import { FIELD_MANAGER, reconcileWithStatus } from '../runtime/skeleton.ts';
 
 export const ReachableCondition = 'Reachable';
+export const DataPlaneCredentialCondition = 'DataPlaneCredential';
+
+export const DataPlaneReason = {
+  CredentialReady: 'CredentialReady',
+  /** the owner URL's role may not create roles (SQLSTATE 42501) */
+  CreateRoleRefused: 'CreateRoleRefused',
+  CredentialFailed: 'CredentialFailed',
+  /** a Secret of the credential's name exists and is not the operator's */
+  CredentialSecretConflict: 'CredentialSecretConflict',
+} as const;
+
+type Conn = Connection & KubeObject;
+
+interface SecretObject extends KubeObject {
+  type?: string;
+  data?: Record<string, string>;
+}
+
+interface CredentialPlan {
+  readonly secretName: string;
+  readonly role: string;
+  readonly tables: string[];
+  readonly fingerprint: string;
+  readonly existing: SecretObject | undefined;
+  /** the existing Secret is the one the operator wrote for this Connection */
+  readonly ours: boolean;
+  /** …and it records grants for exactly these tables */
+  readonly upToDate: boolean;
+}
 
 /**
  * Opens the connection's URL (sealed value or Secret), connects, authenticates and runs a query;
  * reports `Reachable` with the last tested time and a named reason, and re-probes periodically.
  * A new value of the `santokit.io/probe` annotation asks for a probe now; it is echoed in
  * `status.probe` once answered.
+ *
+ * It also keeps the data plane's database role of the connection (data-plane-role.ts): created
+ * with the owner URL, granted DML on the tables of the environment's current and desired
+ * releases, its URL in the Secret `santokit-dataplane-<connection>` (`DataPlaneCredential`
+ * condition). A pointer move of the environment (watched) re-grants when the tables change, and
+ * every probe re-grants and revokes what is not a managed table.
  */
 export class ConnectionReconciler implements Reconciler {
   readonly name = 'connection';
@@ -27,6 +75,18 @@ export class ConnectionReconciler implements Reconciler {
     private readonly reprobeMs: number,
   ) {}
 
+  /** An Environment's change (its releases) re-checks the grants of its Connections. */
+  static watchEnvironments(connections: Informer<Conn>): WatchMapping {
+    return {
+      kind: Kinds.Environment,
+      map: (env) =>
+        connections
+          .list()
+          .filter((c) => c.metadata.namespace === env.metadata.namespace && c.spec.environment === env.metadata.name)
+          .map((c) => `${c.metadata.namespace}/${c.metadata.name}`),
+    };
+  }
+
   reconcile(request: ReconcileRequest, context: ReconcileContext) {
     return reconcileWithStatus<Connection, ConnectionStatus>({
       client: this.client,
@@ -36,29 +96,125 @@ export class ConnectionReconciler implements Reconciler {
       context,
       gone: () => this.databases.forget(request.key),
       work: async ({ obj, status, generation }) => {
+        const conn = obj as Conn;
         const probeRequest = obj.metadata.annotations?.[Annotations.probe];
         const last = status.lastTestedTime ? Date.parse(status.lastTestedTime) : 0;
         const fresh = generation === status.observedGeneration && probeRequest === status.probe && Date.now() - last < this.reprobeMs * 0.9;
-        if (fresh) return { requeueAfterMs: Math.max(1_000, last + this.reprobeMs - Date.now()) };
+        const untilNextProbe = { requeueAfterMs: Math.max(1_000, last + this.reprobeMs - Date.now()) };
+        const reachable = status.conditions?.some((c) => c.type === ReachableCondition && c.status === 'True') ?? false;
+        const credentialReady = status.conditions?.some((c) => c.type === DataPlaneCredentialCondition && c.status === 'True') ?? false;
 
-        const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
-        try {
-          const url = await this.databases.resolveUrl(obj);
-          status.target = describeTarget(url);
-          await probeDatabase(url);
+        let url: string | undefined;
+        let plan: CredentialPlan;
+        if (fresh) {
+          // Between probes only the grants may need work (the environment's releases moved, or
+          // the last attempt failed); nothing here writes status unless something changed.
+          if (!reachable) return untilNextProbe;
+          plan = await this.credentialPlan(conn);
+          if (credentialReady && plan.upToDate) return untilNextProbe;
+        } else {
+          const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+          status.lastTestedTime = now;
+          if (probeRequest !== undefined) status.probe = probeRequest;
+          try {
+            url = await this.databases.resolveUrl(obj);
+            status.target = describeTarget(url);
+            await probeDatabase(url);
+          } catch (thrown) {
+            const err = asSantokitError(thrown);
+            const message = redactSecrets(err.message);
+            context.log.info({ reason: err.reason }, 'connection probe failed');
+            status.conditions = setCondition(status.conditions, { type: ReachableCondition, status: 'False', reason: err.reason, message }, generation);
+            status.conditions = markRetrying(status.conditions, err.reason, message, generation);
+            return { requeueAfterMs: this.reprobeMs };
+          }
           status.conditions = setCondition(status.conditions, { type: ReachableCondition, status: 'True', reason: ConnectionReason.Reachable, message: `connected and authenticated to ${status.target}` }, generation);
-          status.conditions = markReady(status.conditions, ConnectionReason.Reachable, `connected and authenticated to ${status.target}`, generation);
-        } catch (thrown) {
-          const err = asSantokitError(thrown);
-          const message = redactSecrets(err.message);
-          context.log.info({ reason: err.reason }, 'connection probe failed');
-          status.conditions = setCondition(status.conditions, { type: ReachableCondition, status: 'False', reason: err.reason, message }, generation);
-          status.conditions = markRetrying(status.conditions, err.reason, message, generation);
+          plan = await this.credentialPlan(conn);
         }
-        status.lastTestedTime = now;
-        if (probeRequest !== undefined) status.probe = probeRequest;
-        return { requeueAfterMs: this.reprobeMs };
+
+        // Grants are re-made with every probe (so a table the owner created outside a release, which
+        // the default privileges granted, loses its grant within one probe interval) and whenever
+        // the managed tables change (an Environment's release pointers, watched).
+        const failed = await (async () => {
+          url ??= await this.databases.resolveUrl(obj);
+          await this.ensureCredential(conn, url, plan, context);
+        })().then(
+          () => undefined,
+          (thrown: unknown) => asSantokitError(thrown),
+        );
+        if (failed) {
+          const message = redactSecrets(failed.message);
+          context.log.info({ reason: failed.reason }, 'data-plane credential failed');
+          status.conditions = setCondition(status.conditions, { type: DataPlaneCredentialCondition, status: 'False', reason: failed.reason, message }, generation);
+          status.conditions = markRetrying(status.conditions, failed.reason, message, generation);
+          return { requeueAfterMs: Math.min(this.reprobeMs, 30_000) };
+        }
+        status.conditions = setCondition(status.conditions, { type: DataPlaneCredentialCondition, status: 'True', reason: DataPlaneReason.CredentialReady, message: `the data plane connects as ${plan.role} (DML on the managed tables only)` }, generation);
+        status.conditions = markReady(status.conditions, ConnectionReason.Reachable, `connected and authenticated to ${status.target}`, generation);
+        return fresh ? untilNextProbe : { requeueAfterMs: this.reprobeMs };
       },
     });
+  }
+
+  /** What the grants should be now (the tables of the environment's releases) and whether the Secret says they were made. */
+  private async credentialPlan(conn: Conn): Promise<CredentialPlan> {
+    const namespace = conn.metadata.namespace!;
+    const secretName = dataPlaneSecretName(conn.metadata.name);
+    const env = await this.client.find<Environment & KubeObject>(Kinds.Environment, conn.spec.environment, namespace);
+    const ids = [...new Set([env?.status?.currentRelease, env?.spec.release].filter((r): r is string => Boolean(r)))];
+    const releases = await Promise.all(ids.map((id) => this.client.find<Release & KubeObject>(Kinds.Release, id, namespace)));
+    const tables = managedTablesOfReleases(releases, conn.spec.name);
+    const role = dataPlaneRoleName(conn);
+    const fingerprint = grantsFingerprint(role, tables);
+    const existing = await this.client.find<SecretObject>(Kinds.Secret, secretName, namespace);
+    const ours = Boolean(existing && (existing.metadata.labels as Record<string, string> | undefined)?.[DATA_PLANE_CREDENTIAL_LABEL] === 'true' && ((existing.metadata.ownerReferences ?? []) as Array<{ uid?: string }>).some((o) => o.uid === conn.metadata.uid));
+    const upToDate = ours && (existing!.metadata.annotations as Record<string, string> | undefined)?.[GRANTS_ANNOTATION] === fingerprint;
+    return { secretName, role, tables, fingerprint, existing, ours, upToDate };
+  }
+
+  /** Makes the role's grants what `plan` says and writes its URL into the Secret. */
+  private async ensureCredential(conn: Conn, ownerUrl: string, plan: CredentialPlan, context: ReconcileContext): Promise<void> {
+    const namespace = conn.metadata.namespace!;
+    const { secretName: name, role, tables, fingerprint, existing, ours } = plan;
+    if (existing && !ours) {
+      throw new UnavailableError(`secret ${name} exists and was not written by the operator for this connection`, {
+        reason: DataPlaneReason.CredentialSecretConflict,
+        retryable: false,
+        hint: `delete or rename secret ${name}: the operator keeps the data plane's database credential there`,
+      });
+    }
+    const password = ours && existing!.data?.password ? Buffer.from(existing!.data.password, 'base64').toString('utf8') : newDataPlanePassword();
+    try {
+      await ensureDataPlaneRole(ownerUrl, role, password, tables);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === '42501') {
+        throw new UnavailableError('the connection\'s database user may not create the data plane\'s role or grant on the managed tables', {
+          reason: DataPlaneReason.CreateRoleRefused,
+          cause: err,
+          hint: 'give the connection\'s user CREATEROLE (ALTER ROLE … CREATEROLE) and ownership of the managed tables',
+        });
+      }
+      throw new UnavailableError(`the data plane's database role could not be set up (${code ?? 'unknown error'})`, { reason: DataPlaneReason.CredentialFailed, cause: err });
+    }
+    const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
+    await this.client.apply<SecretObject>(
+      Kinds.Secret,
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        type: DATA_PLANE_CREDENTIAL_TYPE,
+        metadata: {
+          name,
+          namespace,
+          labels: { [DATA_PLANE_CREDENTIAL_LABEL]: 'true', 'app.kubernetes.io/managed-by': 'santokit', 'santokit.io/connection': conn.metadata.name },
+          annotations: { [GRANTS_ANNOTATION]: fingerprint },
+          ownerReferences: [{ apiVersion: conn.apiVersion ?? 'santokit.io/v1alpha1', kind: 'Connection', name: conn.metadata.name, uid: conn.metadata.uid! }],
+        },
+        data: { url: b64(dataPlaneUrl(ownerUrl, role, password)), password: b64(password), role: b64(role) },
+      },
+      { fieldManager: FIELD_MANAGER, force: true },
+    );
+    context.log.info({ role, tables: tables.length }, 'data-plane credential ensured');
   }
 }

@@ -135,7 +135,8 @@ describe('chart defaults', () => {
 
   it('grants RBAC without wildcards; namespace-local rules sit in a Role of the release namespace', () => {
     const roles = objects.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role') as Array<RenderedObject & { rules: Rule[] }>;
-    expect(roles.map((r) => r.kind).sort()).toEqual(['ClusterRole', 'ClusterRole', 'Role']);
+    // Two bound cluster-wide, two bound per project namespace by the operator.
+    expect(roles.map((r) => r.kind).sort()).toEqual(['ClusterRole', 'ClusterRole', 'ClusterRole', 'ClusterRole', 'Role']);
     for (const role of roles) {
       for (const rule of role.rules) {
         for (const v of [...rule.apiGroups, ...rule.resources, ...rule.verbs, ...(rule.resourceNames ?? [])]) expect(v, `${role.metadata.name}: ${JSON.stringify(rule)}`).not.toContain('*');
@@ -147,8 +148,14 @@ describe('chart defaults', () => {
     const clusterRole = findObject(objects, 'ClusterRole', '-operator') as RenderedObject & { rules: Rule[] };
     expect(clusterRole.rules.some((r) => r.resources.includes('leases'))).toBe(false);
     // The project ClusterRoles may be written by name only.
-    const rbacRule = clusterRole.rules.find((r) => r.resources.includes('clusterroles'))!;
+    const rbacRule = clusterRole.rules.find((r) => r.resources.includes('clusterroles') && r.verbs.includes('escalate'))!;
     expect(rbacRule.resourceNames).toEqual(['santokit-project-admin', 'santokit-project-deployer', 'santokit-project-viewer']);
+    // Secret rights are never cluster-wide: only in the per-project ClusterRoles, which the operator may bind by name.
+    for (const bound of [clusterRole, findObject(objects, 'ClusterRole', '-bridge') as RenderedObject & { rules: Rule[] }]) {
+      expect(bound.rules.some((r) => r.resources.includes('secrets')), bound.metadata.name).toBe(false);
+    }
+    const bindRule = clusterRole.rules.find((r) => r.verbs.includes('bind'))!;
+    expect(bindRule.resourceNames).toEqual([findObject(objects, 'ClusterRole', '-operator-project').metadata.name, findObject(objects, 'ClusterRole', '-bridge-project').metadata.name]);
     for (const binding of objects.filter((o) => o.kind === 'ClusterRoleBinding' || o.kind === 'RoleBinding') as Array<RenderedObject & { subjects: Array<{ kind: string; namespace: string }> }>) {
       expect(binding.subjects).toEqual([expect.objectContaining({ kind: 'ServiceAccount', namespace })]);
     }

@@ -131,6 +131,34 @@ describe('stk apikey and the data plane', () => {
     expect(again.stdout).toContain('already revoked');
   });
 
+  it('revoke --env: refuses (not found) a key of another environment; revoking deletes the hash, so a status patch cannot revive the key', async () => {
+    const key = await createApiKey(p.project, 'dev', ['reader'], undefined, bridge);
+    outputs.push(key.apiKey);
+    expect((await call(bridge, key.apiKey, 'db/notes/select')).status).toBe(200);
+    const wrongEnv = await stk(['apikey', 'revoke', '--project', p.project, '--env', 'prod', '--key-id', key.keyId]);
+    expectExit(wrongEnv, 2);
+    expect(wrongEnv.stderr).toContain(`API key ${key.keyId} does not exist in ${p.project}/prod`);
+    expect((await list()).find((k) => k.keyId === key.keyId)).toMatchObject({ status: 'active' });
+
+    const revoked = await stk(['apikey', 'revoke', '--project', p.project, '--env', 'dev', '--key-id', key.keyId]);
+    expectExit(revoked);
+    const secretName = `santokit-apikey-${key.keyId}`;
+    const stored = await client.get<KubeObject & { data?: Record<string, string> }>(Kinds.Secret, secretName, p.namespace);
+    expect(stored.data?.hash).toBeUndefined();
+    expect(Buffer.from(stored.data?.status ?? '', 'base64').toString()).toBe('revoked');
+    await eventually(async () => ((await call(bridge, key.apiKey, 'db/notes/select')).status === 401 ? true : undefined), { timeoutMs: 5_000, intervalMs: 100, what: 'the revoked key to be refused' });
+
+    // Someone with write access to the Secret flips the status back: the key stays dead.
+    await client.patch(Kinds.Secret, secretName, p.namespace, { data: { status: Buffer.from('active').toString('base64') } });
+    await eventually(
+      async () => ((await client.get<KubeObject & { data?: Record<string, string> }>(Kinds.Secret, secretName, p.namespace)).data?.status === Buffer.from('active').toString('base64') ? true : undefined),
+      { what: 'the status patch' },
+    );
+    // A fresh key after the patch proves the watch delivered it before we look again.
+    await createApiKey(p.project, 'dev', ['reader'], undefined, bridge);
+    expectError(await call(bridge, key.apiKey, 'db/notes/select'), 401, 'InvalidApiKey');
+  });
+
   it('deleting the key Secret refuses the key too', async () => {
     const key = await createApiKey(p.project, 'dev', ['reader'], undefined, bridge);
     expect((await call(bridge, key.apiKey, 'db/notes/select')).status).toBe(200);

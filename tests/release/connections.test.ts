@@ -91,6 +91,8 @@ describe('stk connections', { timeout: 180_000 }, () => {
   it('uses a Secret reference instead of a sealed value', async () => {
     const secret = uniqueName('dburl');
     expectExit(await kubectl(['create', 'secret', 'generic', secret, '-n', `stk-${project}`, '--from-literal', `url=${appUrl}`]));
+    // Only a Secret that opts in may back a Connection (tests/foundation/secret-access.test.ts).
+    expectExit(await kubectl(['label', 'secret', secret, '-n', `stk-${project}`, 'santokit.io/connection-secret=true']));
     const name = uniqueName('s').replace(/-/g, '');
     expectExit(await stk(['connections', 'set', ...target(), '--name', name, '--secret-ref', `${secret}/url`]));
     const test = await stk(['connections', 'test', ...target(), '--name', name, '--json']);

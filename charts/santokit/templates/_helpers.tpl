@@ -92,3 +92,20 @@ projectClusterRoles). Their names are fixed by the operator, not by the release.
 {{- define "santokit.sealingSecret" -}}santokit-sealing-key{{- end }}
 {{- define "santokit.sealingConfigMap" -}}santokit-sealing-cert{{- end }}
 {{- define "santokit.sealingReader" -}}santokit-sealing-cert-reader{{- end }}
+
+{{/*
+The ClusterRoles that give the operator and the data plane their rights inside one project
+namespace. The operator binds them there with each Project (RoleBindings named below); it holds
+`bind` on exactly these two names, never the rights themselves cluster-wide.
+*/}}
+{{- define "santokit.operator.projectRole" -}}
+{{- printf "%s-project" (include "santokit.operator.fullname" .) }}
+{{- end }}
+{{- define "santokit.bridge.projectRole" -}}
+{{- printf "%s-project" (include "santokit.bridge.fullname" .) }}
+{{- end }}
+{{/* RoleBinding names in project namespaces (operator/reconcilers/project.ts ProjectBindingNames). */}}
+{{- define "santokit.projectBindings" -}}
+- santokit-data-plane
+- santokit-operator
+{{- end }}
