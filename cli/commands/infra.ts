@@ -6,7 +6,7 @@ import { ConflictError, ForbiddenError, PartialFailureError, UnavailableError, U
 import type { KubeClient, KubeObject } from '../../core/kube/client.ts';
 import { waitForObject } from '../../core/kube/wait.ts';
 import { gitRootOf, readFileAtRef } from '../../core/release/source.ts';
-import { HOSTS_FILE_PATH, loadDesiredHosts, toInfraHostSpec, type DesiredHost, type SecretKeyRef } from '../../operator/infra/hosts.ts';
+import { HOSTS_FILE_PATH, loadDesiredHosts, toInfraHostSpec, type DesiredHost, type SecretKeyRef } from '../../core/infra/hosts.ts';
 import {
   ANNOTATION_RECONCILE_REQUEST,
   ANNOTATION_RUN,
@@ -15,7 +15,7 @@ import {
   hostOutcome,
   parseRun,
   type HostOutcome,
-} from '../../operator/infra/run.ts';
+} from '../../core/infra/run.ts';
 import { formatTable, printJson, println } from '../output.ts';
 import { run, type Flags } from '../runner.ts';
 import { Session } from '../session.ts';
@@ -28,7 +28,7 @@ import { namespaceOfProject } from './project.ts';
  *
  * `up` reads the file from a Git ref (never the working tree), checks it and the Secrets it
  * names, writes one InfraHost per host by server-side apply, and waits (by watch) for the
- * operator to answer this run of each host (operator/infra/run.ts). Output is a table sorted by
+ * operator to answer this run of each host (core/infra/run.ts). Output is a table sorted by
  * host with nothing in it that changes between identical runs; on a terminal, live rows per host
  * (fed by the same watch) come first, then the same table. Exit codes (DESIGN §5): 0 every
  * host ready; 10 some hosts failed bootstrap while others are ready; 1 invalid file, missing

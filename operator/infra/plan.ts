@@ -1,4 +1,4 @@
-import { dropletName, hostTags, MANAGED_TAG_PREFIX, ownershipTag, type DeletionPolicy, type InfraHostSpec } from './hosts.ts';
+import { dropletName, hostTags, MANAGED_TAG_PREFIX, ownershipTag, type DeletionPolicy, type InfraHostSpec } from '../../core/infra/hosts.ts';
 import type { CloudHost, CreateHostRequest, HostAction } from './provider.ts';
 
 /**

@@ -15,7 +15,7 @@ import {
   CloudRequestRejectedError,
   CloudUnavailableError,
 } from '../infra/errors.ts';
-import { dropletName, ownershipTag } from '../infra/hosts.ts';
+import { dropletName, ownershipTag } from '../../core/infra/hosts.ts';
 import { BootstrapJobs } from '../infra/jobs.ts';
 import {
   ANNOTATION_CREATE_PENDING,
@@ -39,7 +39,7 @@ import {
   parseRun,
   runAction,
   type RunRecord,
-} from '../infra/run.ts';
+} from '../../core/infra/run.ts';
 import { generateSshKeyPair } from '../infra/ssh.ts';
 import type { ReconcileContext, ReconcileRequest, ReconcileResult, Reconciler } from '../runtime/controller.ts';
 import type { EventRecorder } from '../runtime/events.ts';
@@ -60,7 +60,7 @@ import { reconcileWithStatus, type ReconcileScope } from '../runtime/skeleton.ts
  *    its marker is cleared; after a 5xx or a lost answer it stays and the ownership tag decides.
  * 3. the host: active with a public IPv4, else requeue (never a blocking wait); drift reported
  *    (`Drifted`), tags added and size reconciled in place as plan.ts decides.
- * 4. bootstrap, once per run (see operator/infra/run.ts), as a background job the next passes
+ * 4. bootstrap, once per run (see core/infra/run.ts), as a background job the next passes
  *    collect: SSH readiness with a deadline, Docker, Tailscale. A failed bootstrap is retried
  *    after `bootstrapRetryMs`, and at once by the next `stk infra up`.
  *

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DigitalOceanProvider } from '../../operator/infra/digitalocean.ts';
 import { CloudRequestRejectedError } from '../../operator/infra/errors.ts';
-import { loadDesiredHosts, ownershipTag, toInfraHostSpec, type DesiredHost } from '../../operator/infra/hosts.ts';
+import { loadDesiredHosts, ownershipTag, toInfraHostSpec, type DesiredHost } from '../../core/infra/hosts.ts';
 import {
   assessHost,
   decideDeletion,

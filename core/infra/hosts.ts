@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
-import { ValidationError, type FieldError } from '../../core/errors.ts';
+import { ValidationError, type FieldError } from '../errors.ts';
 import hostsSchema from '../../schema/hosts.schema.json' with { type: 'json' };
 
 /**

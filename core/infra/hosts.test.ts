@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ValidationError } from '../../core/errors.ts';
+import { ValidationError } from '../errors.ts';
 import {
   desiredHosts,
   dropletName,
