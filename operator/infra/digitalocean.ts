@@ -176,6 +176,11 @@ export class DigitalOceanProvider implements CloudProvider {
     return droplets.map(toCloudHost).sort(byNumericId);
   }
 
+  async listHostsByName(name: string): Promise<CloudHost[]> {
+    const droplets = await this.#listAll<DoDroplet>('/v2/droplets', 'droplets', { name });
+    return droplets.map(toCloudHost).sort(byNumericId);
+  }
+
   async getHost(id: string): Promise<CloudHost | undefined> {
     const path = `/v2/droplets/${dropletId(id)}`;
     const res = await this.#call('GET', path, { idempotent: true, expect: [200], tolerate: [404] });
