@@ -14,15 +14,15 @@ describe('stk infra down', () => {
   });
 
   it("deletes by id, releases the finalizer only after the 404, and never touches another env's droplets or a same-named one", async () => {
-    // Given another environment's droplet and an untagged droplet with the very name our host gets
+    // Given another environment's droplet, our ready host, and then an untagged droplet given the very same name
     const w = (world = await World.start());
     const prod = w.sim.seedDroplet({ name: `${w.project}-prod-app-1`, tags: ['santokit', 'santokit-env-prod', 'santokit-owner-99999999-0000-4000-8000-000000000001'] });
-    const sameName = w.sim.seedDroplet({ name: `${w.project}-staging-app-1`, tags: ['santokit', 'santokit-env-staging'] });
     await w.host('staging', 'app-1');
     await w.commitHosts(ONE_HOST);
     const up = await w.infra(['up', '--env', 'staging']);
     expect(up.code, `${up.stderr}\n${w.operatorLogs()}`).toBe(0);
     const id = (await w.infraHost('staging-app-1')).status?.providerId ?? '';
+    const sameName = w.sim.seedDroplet({ name: `${w.project}-staging-app-1`, tags: ['santokit', 'santokit-env-staging'] });
     expect(id).not.toBe(String(sameName.id));
     let atTheFirst404: Obj | undefined | 'not seen' = 'not seen';
     w.sim.beforeReply({ method: 'GET', path: `/v2/droplets/${id}`, status: 404 }, async () => {
