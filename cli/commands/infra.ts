@@ -342,7 +342,11 @@ interface DeleteResult {
   readonly result: string;
 }
 
-/** Deletes one InfraHost and waits until the finalizer let it go; a stalled finalizer ends the wait. */
+/**
+ * Deletes one InfraHost and waits until the finalizer let it go. The deletion is judged by the
+ * object (gone: done) and the finalizer's own condition `Deleted` (False: it needs a person, the
+ * wait ends); a `Stalled` left from provisioning says nothing about the deletion.
+ */
 async function deleteAndWait(client: KubeClient, obj: Obj, timeoutMs: number): Promise<DeleteResult> {
   const namespace = obj.metadata.namespace ?? '';
   let last: Obj | undefined = obj;
@@ -355,9 +359,9 @@ async function deleteAndWait(client: KubeClient, obj: Obj, timeoutMs: number): P
     (current) => {
       if (current === undefined) return true;
       last = current;
-      const stalled = findCondition(current.status, 'Stalled');
-      if (current.metadata.deletionTimestamp !== undefined && stalled?.status === 'True') {
-        throw new UnavailableError(`cannot delete host ${obj.spec.environment}/${obj.spec.host}: ${stalled.message}`, { reason: stalled.reason, retryable: false });
+      const deleted = findCondition(current.status, 'Deleted');
+      if (current.metadata.deletionTimestamp !== undefined && deleted?.status === 'False') {
+        throw new UnavailableError(`cannot delete host ${obj.spec.environment}/${obj.spec.host}: ${deleted.message}`, { reason: deleted.reason, retryable: false });
       }
       return false;
     },
