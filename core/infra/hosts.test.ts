@@ -79,6 +79,25 @@ environments:
     expect(first[0]?.bootstrap).toEqual({ docker: { enabled: true } });
   });
 
+  it('carries adopt: byName from a host entry into the InfraHost spec, and refuses any other value', () => {
+    const text = `provider: digitalocean
+credentialsSecretRef: { name: do-token, key: token }
+defaults: { region: nyc1, size: s-2vcpu-4gb, image: ubuntu-24-04-x64 }
+sshKey: { generate: true }
+environments:
+  staging:
+    app-1: { adopt: byName }
+    db-1: {}
+`;
+    const hosts = loadDesiredHosts(text, { project: 'shop' });
+    expect(hosts.map((h) => [h.host, toInfraHostSpec(h).adopt])).toEqual([
+      ['app-1', 'byName'],
+      ['db-1', undefined],
+    ]);
+    expect('adopt' in toInfraHostSpec(hosts[1] ?? hosts[0]!)).toBe(false);
+    expect(() => loadDesiredHosts(text.replace('adopt: byName', 'adopt: always'), { project: 'shop' })).toThrow(ValidationError);
+  });
+
   it('limits expansion to one environment when asked', () => {
     const text = readFileSync(new URL('../../config/infra/hosts.yaml', import.meta.url), 'utf8');
     const hosts = loadDesiredHosts(text, { project: 'demo', environment: 'prod' });
