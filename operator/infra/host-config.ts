@@ -34,12 +34,14 @@ export function generatedKeySecretName(infraHostName: string): string {
   return `infrahost-${infraHostName}-ssh`;
 }
 
-/** Every Secret an InfraHost names (namespace/name), for the Secret watch. */
+/**
+ * Every Secret an InfraHost names (`namespace/name`): the token, the SSH private key, the
+ * Tailscale auth key. The generated key's Secret is the operator's own and is not listed.
+ */
 export function referencedSecrets(o: Obj): string[] {
   const namespace = o.metadata.namespace ?? '';
   const spec = o.spec;
   const names = [spec.credentialsSecretRef?.name, spec.sshKey?.privateKeySecretRef?.name, spec.bootstrap?.tailscale?.authKeySecretRef?.name];
-  if (spec.sshKey?.generate === true) names.push(generatedKeySecretName(o.metadata.name));
   return [...new Set(names.filter((n): n is string => typeof n === 'string' && n !== '').map((n) => `${namespace}/${n}`))].sort();
 }
 
