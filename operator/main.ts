@@ -13,11 +13,12 @@ import { ReleaseReconciler } from './reconcilers/release.ts';
 import { CommitStatusReporter } from './github/commit-status.ts';
 import { ReleasePipeline, type TestPausePoint } from './pipeline.ts';
 import { connectionsOnRetiredKeys, dropRetiredSealingKeys, rotateSealingKey } from './sealing-keys.ts';
+import { SecretWatch } from './infra/secret-watch.ts';
 import { InfraHostReconciler } from './reconcilers/infrahost.ts';
 import { ProjectReconciler, projectGrantsOf } from './reconcilers/project.ts';
 import { EventRecorder } from './runtime/events.ts';
 import { Manager } from './runtime/manager.ts';
-import { Kinds, type Connection, type Environment } from '../core/api/resources.ts';
+import { Kinds, type Connection, type Environment, type InfraHost } from '../core/api/resources.ts';
 import type { KubeObject } from '../core/kube/client.ts';
 
 /** `santokit-operator`: the controller manager; `santokit-operator bridge`: the data plane. */
@@ -140,12 +141,18 @@ async function runManager(config: OperatorConfig): Promise<number> {
     digitaloceanApiUrl: config.digitaloceanApiUrl,
     ssh: { port: config.sshPort, user: config.sshUser, readyTimeoutMs: config.sshReadyTimeoutSeconds * 1000 },
   });
-  manager.addController(infraHosts);
+  const infraHostController = manager.addController(infraHosts);
+  // Fixing a Secret an InfraHost names (config_invalid) reconciles that host at once.
+  const secretWatch = new SecretWatch(client, log.child({ component: 'infrahost-secrets' }), () => manager.informer<InfraHost & KubeObject>(Kinds.InfraHost).list(), (key) =>
+    infraHostController.enqueue(key),
+  );
+  manager.onShutdown('infrahost secret watch', async () => secretWatch.stop());
   // Bootstraps in flight are aborted (their SSH sessions closed): the next leader starts them again.
   manager.onShutdown('bootstrap jobs', async () => infraHosts.stopBootstraps());
 
   abort.signal.addEventListener('abort', () => void manager.shutdown(0));
   await manager.start();
+  secretWatch.start();
   log.info({ probePort: manager.probePort, identity: config.identity, leaderElection: config.leaderElect }, 'operator started');
   return manager.done;
 }

@@ -6,7 +6,7 @@ import { ConflictError, ForbiddenError, PartialFailureError, UnavailableError, U
 import type { KubeClient, KubeObject } from '../../core/kube/client.ts';
 import { waitForObject } from '../../core/kube/wait.ts';
 import { gitRootOf, readFileAtRef } from '../../core/release/source.ts';
-import { HOSTS_FILE_PATH, loadDesiredHosts, toInfraHostSpec, type DesiredHost, type SecretKeyRef } from '../../operator/infra/hosts.ts';
+import { HOSTS_FILE_PATH, loadDesiredHosts, toInfraHostSpec, type DesiredHost, type SecretKeyRef } from '../../core/infra/hosts.ts';
 import {
   ANNOTATION_RECONCILE_REQUEST,
   ANNOTATION_RUN,
@@ -15,7 +15,7 @@ import {
   hostOutcome,
   parseRun,
   type HostOutcome,
-} from '../../operator/infra/run.ts';
+} from '../../core/infra/run.ts';
 import { formatTable, printJson, println } from '../output.ts';
 import { run, type Flags } from '../runner.ts';
 import { Session } from '../session.ts';
@@ -28,7 +28,7 @@ import { namespaceOfProject } from './project.ts';
  *
  * `up` reads the file from a Git ref (never the working tree), checks it and the Secrets it
  * names, writes one InfraHost per host by server-side apply, and waits (by watch) for the
- * operator to answer this run of each host (operator/infra/run.ts). Output is a table sorted by
+ * operator to answer this run of each host (core/infra/run.ts). Output is a table sorted by
  * host with nothing in it that changes between identical runs; on a terminal, live rows per host
  * (fed by the same watch) come first, then the same table. Exit codes (DESIGN §5): 0 every
  * host ready; 10 some hosts failed bootstrap while others are ready; 1 invalid file, missing
@@ -342,7 +342,11 @@ interface DeleteResult {
   readonly result: string;
 }
 
-/** Deletes one InfraHost and waits until the finalizer let it go; a stalled finalizer ends the wait. */
+/**
+ * Deletes one InfraHost and waits until the finalizer let it go. The deletion is judged by the
+ * object (gone: done) and the finalizer's own condition `Deleted` (False: it needs a person, the
+ * wait ends); a `Stalled` left from provisioning says nothing about the deletion.
+ */
 async function deleteAndWait(client: KubeClient, obj: Obj, timeoutMs: number): Promise<DeleteResult> {
   const namespace = obj.metadata.namespace ?? '';
   let last: Obj | undefined = obj;
@@ -355,9 +359,9 @@ async function deleteAndWait(client: KubeClient, obj: Obj, timeoutMs: number): P
     (current) => {
       if (current === undefined) return true;
       last = current;
-      const stalled = findCondition(current.status, 'Stalled');
-      if (current.metadata.deletionTimestamp !== undefined && stalled?.status === 'True') {
-        throw new UnavailableError(`cannot delete host ${obj.spec.environment}/${obj.spec.host}: ${stalled.message}`, { reason: stalled.reason, retryable: false });
+      const deleted = findCondition(current.status, 'Deleted');
+      if (current.metadata.deletionTimestamp !== undefined && deleted?.status === 'False') {
+        throw new UnavailableError(`cannot delete host ${obj.spec.environment}/${obj.spec.host}: ${deleted.message}`, { reason: deleted.reason, retryable: false });
       }
       return false;
     },

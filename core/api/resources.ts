@@ -245,6 +245,8 @@ export interface InfraHostSpec {
     tailscale?: { authKeySecretRef: SecretKeyRef; tags?: string[] };
   };
   deletionPolicy?: 'Delete' | 'Orphan';
+  /** `byName`: a droplet that already has the host's name (but not its ownership tag) is adopted instead of refused */
+  adopt?: 'byName';
 }
 export interface InfraHostStatus extends CommonStatus {
   phase?: 'Pending' | 'Provisioning' | 'WaitingForSSH' | 'Bootstrapping' | 'Ready' | 'Failed' | 'Deleting';

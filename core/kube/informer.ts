@@ -20,6 +20,11 @@ export interface InformerOptions {
   stallAfterMs?: number;
   watchTimeoutSeconds?: number;
   backoff?: { initialMs: number; maxMs: number };
+  /**
+   * Applied to every object before it is cached or emitted, e.g. to keep only the metadata of
+   * Secrets (their values are then never held in memory).
+   */
+  transform?: (obj: KubeObject) => KubeObject;
 }
 
 export class Informer<T extends KubeObject = KubeObject> extends EventEmitter {
@@ -113,7 +118,8 @@ export class Informer<T extends KubeObject = KubeObject> extends EventEmitter {
       if (gen !== this.generation || this.stopped) return;
       this.failing = undefined;
       const seen = new Set<string>();
-      for (const item of items) {
+      for (const listed of items) {
+        const item = (this.options.transform ? this.options.transform(listed) : listed) as T;
         const key = objectKey(item);
         seen.add(key);
         const old = this.store.get(key);
@@ -165,13 +171,14 @@ export class Informer<T extends KubeObject = KubeObject> extends EventEmitter {
         const rv = obj.metadata?.resourceVersion;
         if (rv) this.resourceVersion = rv;
         if (type === 'BOOKMARK') return;
-        const key = objectKey(obj);
+        const seen = this.options.transform ? this.options.transform(obj) : obj;
+        const key = objectKey(seen);
         if (type === 'DELETED') {
           this.store.delete(key);
-          this.emit('delete', obj);
+          this.emit('delete', seen);
         } else {
-          this.store.set(key, obj as T);
-          this.emit('upsert', obj);
+          this.store.set(key, seen as T);
+          this.emit('upsert', seen);
         }
       },
       (err) => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { classifyGitHubFailure, commitStatusDescription, GitHubReason } from './commit-status.ts';
+import { classifyGitHubFailure, commitStatusDescription, GitHubReason, supersededReports } from './commit-status.ts';
 
 const token = 'ghp_' + 'A1b2'.repeat(9);
 const target = { repository: 'acme/app', token };
@@ -56,5 +56,25 @@ describe('commit status descriptions', () => {
     expect(d).not.toContain(token);
     expect(d).not.toContain('pw@');
     expect(d).not.toContain('\n');
+  });
+});
+
+describe('pending commit statuses of environments that moved on', () => {
+  const pending = (environment: string) => ({ environment, state: 'pending' as const, description: `${environment} is applying release r1` });
+
+  it('resolves them as error (superseded), naming the release the environment moved to', () => {
+    const reported = [pending('prod'), pending('staging'), { environment: 'dev', state: 'success' as const, description: 'release r1 serves dev' }, pending('qa')];
+    const environments = [{ name: 'prod', release: 'r2' }, { name: 'staging', release: 'r1' }, { name: 'dev', release: 'r3' }];
+
+    expect(supersededReports(reported, ['staging'], environments, 'r1')).toEqual([
+      { environment: 'prod', state: 'error', description: 'superseded: prod moved on to release r2 before serving r1' },
+      { environment: 'qa', state: 'error', description: 'superseded: environment qa was deleted before serving release r1' },
+    ]);
+  });
+
+  it('leaves alone what is still wanted, already final, or never reported', () => {
+    expect(supersededReports(undefined, [], [], 'r1')).toEqual([]);
+    expect(supersededReports([pending('staging')], ['staging'], [{ name: 'staging', release: 'r1' }], 'r1')).toEqual([]);
+    expect(supersededReports([{ environment: 'prod', state: 'failure', description: 'x' }], [], [{ name: 'prod', release: 'r2' }], 'r1')).toEqual([]);
   });
 });

@@ -32,6 +32,33 @@ export const GitHubReason = {
 
 export const GITHUB_CONDITION = 'GitHubStatusReported';
 
+/**
+ * Commit statuses left `pending` for environments that moved on before serving the release (their
+ * `spec.release` names another one, or they are gone): GitHub would show them pending for ever.
+ * Each is resolved as `error`, saying that the release was superseded. `wanting`: the environments
+ * whose `spec.release` still names this release (they get their own verdicts).
+ */
+export function supersededReports(
+  reported: readonly GitHubStatusReport[] | undefined,
+  wanting: readonly string[],
+  environments: ReadonlyArray<{ readonly name: string; readonly release?: string | undefined }>,
+  release: string,
+): GitHubStatusReport[] {
+  return (reported ?? [])
+    .filter((r) => r.state === 'pending' && !wanting.includes(r.environment))
+    .map((r) => {
+      const now = environments.find((e) => e.name === r.environment);
+      const why =
+        now === undefined
+          ? `superseded: environment ${r.environment} was deleted before serving release ${release}`
+          : now.release === undefined || now.release === ''
+            ? `superseded: ${r.environment} no longer asks for release ${release}`
+            : `superseded: ${r.environment} moved on to release ${now.release} before serving ${release}`;
+      return { environment: r.environment, state: 'error' as const, description: commitStatusDescription(why) };
+    })
+    .sort((a, b) => a.environment.localeCompare(b.environment));
+}
+
 /** Where a status goes: repository `owner/name`, commit SHA, and the token to post with. */
 export interface CommitStatusTarget {
   readonly repository: string;

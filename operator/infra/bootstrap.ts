@@ -1,6 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { createLogger, type Logger } from '../../core/log.ts';
 import { redactSecrets } from '../../core/redact.ts';
+import type { BootstrapFailureCode } from '../../core/infra/run.ts';
 import { HostKeyMismatchError } from './errors.ts';
 import { assertUsablePrivateKey, connectSsh, probeTcp, type ExecResult, type SshSession, type SshTarget } from './ssh.ts';
 
@@ -14,14 +15,7 @@ import { assertUsablePrivateKey, connectSsh, probeTcp, type ExecResult, type Ssh
  * it is never part of a command line, a log line, a result or an error message.
  */
 
-export type BootstrapFailureCode =
-  | 'ssh_failed'
-  | 'docker_detect_failed'
-  | 'docker_install_failed'
-  | 'docker_verify_failed'
-  | 'network_install_failed'
-  | 'network_join_failed'
-  | 'config_invalid';
+export type { BootstrapFailureCode };
 
 export type StepName = 'ssh' | 'docker' | 'network';
 

@@ -30,7 +30,13 @@ import type {
  * - Lists follow `links.pages.next` with `per_page=200`. The next link is re-anchored on the
  *   configured base URL, so the token is only ever sent to that origin.
  * - 429: waits for `retry-after` (or `ratelimit-reset`) when that is short, else throws
- *   CloudRateLimitedError carrying the wait so the caller requeues instead of blocking.
+ *   CloudRateLimitedError carrying the wait so the caller requeues instead of blocking. The pause
+ *   is client-wide: no request of this client (one per token, as DigitalOcean counts) goes out
+ *   before it ends.
+ * - The budget: once `ratelimit-remaining` falls to the reserve (5% of `ratelimit-limit`, at
+ *   least 10), requests are spread evenly over the time left until `ratelimit-reset`, so the
+ *   budget is not spent before it renews. A wait longer than `maxRetryAfterMs` is not sat out:
+ *   CloudRateLimitedError tells the caller when to come back.
  * - 5xx and network errors: bounded exponential backoff with full jitter, but only for calls that
  *   are safe to repeat. A create is never retried after a 5xx: DigitalOcean may have created the
  *   droplet, and the reconciler's ownership-tag lookup, not a blind retry, finds out.
@@ -56,6 +62,8 @@ export interface DigitalOceanOptions {
   readonly maxRetryAfterMs?: number;
   /** per attempt; default 30 s */
   readonly requestTimeoutMs?: number;
+  /** slow down once `ratelimit-remaining` is at or below this; default 5% of `ratelimit-limit`, at least 10 */
+  readonly rateLimitReserve?: number;
   /** how long an SSH key listing is reused; default 60 s */
   readonly sshKeyCacheTtlMs?: number;
   /** injectable for tests */
@@ -117,7 +125,12 @@ export class DigitalOceanProvider implements CloudProvider {
   readonly #requestTimeoutMs: number;
   readonly #sshKeyCacheTtlMs: number;
   readonly #userAgent: string;
+  readonly #rateLimitReserve: number | undefined;
   #rateLimit: RateLimitState | undefined;
+  /** epoch ms: no request of this client goes out before (a 429's retry-after) */
+  #pausedUntil = 0;
+  /** while the budget is low: the earliest start of the next request */
+  #nextSlotAt = 0;
   #sshKeys: { keys: SshKeyInfo[]; fetchedAt: number } | undefined;
   #sshKeysInFlight: Promise<SshKeyInfo[]> | undefined;
 
@@ -143,6 +156,7 @@ export class DigitalOceanProvider implements CloudProvider {
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
     this.#sshKeyCacheTtlMs = options.sshKeyCacheTtlMs ?? 60_000;
     this.#userAgent = options.userAgent ?? 'santokit-operator';
+    this.#rateLimitReserve = options.rateLimitReserve;
   }
 
   /** The rate-limit headers of the last response, if any. */
@@ -173,6 +187,11 @@ export class DigitalOceanProvider implements CloudProvider {
 
   async listHostsByTag(tag: string): Promise<CloudHost[]> {
     const droplets = await this.#listAll<DoDroplet>('/v2/droplets', 'droplets', { tag_name: tag });
+    return droplets.map(toCloudHost).sort(byNumericId);
+  }
+
+  async listHostsByName(name: string): Promise<CloudHost[]> {
+    const droplets = await this.#listAll<DoDroplet>('/v2/droplets', 'droplets', { name });
     return droplets.map(toCloudHost).sort(byNumericId);
   }
 
@@ -312,8 +331,11 @@ export class DigitalOceanProvider implements CloudProvider {
     const operation = `${method} ${pathAndQuery.split('?')[0] ?? pathAndQuery}`;
     const url = new URL(pathAndQuery, this.#base);
     let backoffStep = 0;
+    /** the client-wide pause this call already sat out itself */
+    let honoured = 0;
     for (let attempt = 1; ; attempt++) {
       const last = attempt >= this.#maxAttempts;
+      await this.#awaitTurn(operation, honoured);
       const started = this.#now();
       let response: Response;
       try {
@@ -366,9 +388,12 @@ export class DigitalOceanProvider implements CloudProvider {
 
       if (response.status === 429) {
         const wait = this.#rateLimitWait(response.headers, backoffStep);
+        // Every request of this client waits, not only this one.
+        this.#pausedUntil = Math.max(this.#pausedUntil, this.#now() + wait);
         if (wait <= this.#maxRetryAfterMs && !last) {
           backoffStep++;
           this.#log.warn({ operation, attempt, waitMs: wait }, 'DigitalOcean rate limit reached, waiting');
+          honoured = this.#pausedUntil;
           await this.#sleep(wait);
           continue;
         }
@@ -387,6 +412,35 @@ export class DigitalOceanProvider implements CloudProvider {
       }
       throw this.#clientError(operation, response.status, said, details);
     }
+  }
+
+  /**
+   * Waits for this client's turn: the end of a 429's pause (unless this call sat it out itself,
+   * `honoured`), and, while the budget is low, a slot spaced so that the remaining requests last
+   * until the reset. A wait longer than `maxRetryAfterMs` is a CloudRateLimitedError.
+   */
+  async #awaitTurn(operation: string, honoured: number): Promise<void> {
+    const now = this.#now();
+    let at = this.#pausedUntil > honoured ? this.#pausedUntil : 0;
+    const budget = this.#rateLimit;
+    let spacing = 0;
+    if (budget !== undefined && budget.resetAt > now) {
+      const reserve = this.#rateLimitReserve ?? Math.max(10, Math.ceil(budget.limit * 0.05));
+      if (budget.remaining <= reserve) {
+        spacing = Math.ceil((budget.resetAt - now) / Math.max(1, budget.remaining));
+        at = Math.max(at, now, this.#nextSlotAt);
+      }
+    }
+    const wait = at - now;
+    if (wait <= this.#maxRetryAfterMs && spacing > 0) this.#nextSlotAt = Math.max(now, at) + spacing;
+    if (wait <= 0) return;
+    if (wait > this.#maxRetryAfterMs) {
+      throw new CloudRateLimitedError(`${operation}: holding back for the DigitalOcean rate limit`, { provider: this.name, operation, status: 429 }, wait, {
+        hint: `retry in ${Math.ceil(wait / 1000)} s`,
+      });
+    }
+    this.#log.debug({ operation, waitMs: wait, rateLimitRemaining: budget?.remaining }, 'waiting for the DigitalOcean rate limit');
+    await this.#sleep(wait);
   }
 
   #clientError(operation: string, status: number, said: string, details: CloudApiDetails): Error {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { assessHost, createRequest, decideDeletion, decideProvisioning, planResize, type HostSpec, type ProvisionInput } from './plan.ts';
+import { assessHost, createRequest, createRetryAt, decideDeletion, decideProvisioning, formatCreateFailure, parseCreateFailure, planResize, type HostSpec, type ProvisionInput } from './plan.ts';
 import type { CloudHost } from './provider.ts';
 
 const UID = '0b7c4a52-6d1e-4f0a-9c38-5e2f1d7a9b01';
@@ -183,5 +183,40 @@ describe('createRequest', () => {
   it('keeps user data only when given', () => {
     expect(createRequest(spec, UID, ['1'])).not.toHaveProperty('userData');
     expect(createRequest(spec, UID, ['1'], '#cloud-config\n').userData).toBe('#cloud-config\n');
+  });
+});
+
+describe('creates answered with a server error, and equal names', () => {
+  const marker = '2026-11-25T12:00:00Z';
+  const failure = { at: '2026-11-25T12:00:01Z', status: 503, attempts: 1 };
+
+  it('waits out the consistency window, then creates again (nothing carries the tag)', () => {
+    expect(provision({ createPendingSince: marker, createFailure: failure, now: Date.parse(failure.at) + 4_000 })).toMatchObject({ kind: 'waitForCreate', requeueAfterMs: 6_000 });
+    expect(provision({ createPendingSince: marker, createFailure: failure, now: Date.parse(failure.at) + 10_000 }).kind).toBe('create');
+    // a host that appeared by its tag is adopted whatever was recorded
+    expect(provision({ owned: [host()], createPendingSince: marker, createFailure: failure, now: Date.parse(failure.at) + 10_000 })).toMatchObject({ kind: 'adopt', record: true });
+  });
+
+  it('doubles the pause per attempt, capped at five minutes', () => {
+    const at = Date.parse(failure.at);
+    expect([1, 2, 3, 10].map((attempts) => createRetryAt({ ...failure, attempts }) - at)).toEqual([10_000, 20_000, 40_000, 300_000]);
+  });
+
+  it('treats a failure older than the marker as no answer (the unknown case)', () => {
+    const stale = { ...failure, at: '2026-11-25T11:00:00Z' };
+    expect(provision({ createPendingSince: marker, createFailure: stale, now: NOW + 11 * 60_000 })).toMatchObject({ kind: 'blocked', reason: 'CreateUnconfirmed' });
+  });
+
+  it('round-trips the failure annotation and ignores junk', () => {
+    expect(parseCreateFailure(formatCreateFailure(failure))).toEqual(failure);
+    expect(parseCreateFailure('{"at":1}')).toBeUndefined();
+    expect(parseCreateFailure('not json')).toBeUndefined();
+  });
+
+  it('refuses a host that only has our name, and adopts it under adopt: byName', () => {
+    const named = host({ id: '500000009', tags: ['web'] });
+    expect(provision({ named: [named] })).toMatchObject({ kind: 'blocked', reason: 'NameTaken', ids: ['500000009'] });
+    expect(provision({ named: [named], adopt: 'byName' })).toEqual({ kind: 'adopt', host: named, record: true, byName: true });
+    expect(provision({ named: [named, host({ id: '500000010', tags: [] })], adopt: 'byName' })).toMatchObject({ kind: 'blocked', reason: 'NameTaken', ids: ['500000009', '500000010'] });
   });
 });

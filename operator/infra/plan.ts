@@ -1,4 +1,4 @@
-import { dropletName, hostTags, MANAGED_TAG_PREFIX, ownershipTag, type DeletionPolicy, type InfraHostSpec } from './hosts.ts';
+import { dropletName, hostTags, MANAGED_TAG_PREFIX, ownershipTag, type DeletionPolicy, type InfraHostSpec } from '../../core/infra/hosts.ts';
 import type { CloudHost, CreateHostRequest, HostAction } from './provider.ts';
 
 /**
@@ -32,6 +32,8 @@ import type { CloudHost, CreateHostRequest, HostAction } from './provider.ts';
 /** Annotations the reconciler keeps on an InfraHost (the record that survives a crash). */
 export const ANNOTATION_PROVIDER_ID = 'santokit.io/provider-id';
 export const ANNOTATION_CREATE_PENDING = 'santokit.io/create-pending';
+/** The server error the last create was answered with (JSON, see CreateFailure); kept with the marker. */
+export const ANNOTATION_CREATE_FAILED = 'santokit.io/create-failed';
 
 /** How long a create-pending marker without a visible host is waited out before a person is asked. */
 export const DEFAULT_CREATE_GRACE_MS = 10 * 60_000;
@@ -58,15 +60,71 @@ export interface ProvisionInput {
   /** epoch milliseconds */
   readonly now: number;
   readonly createGraceMs?: number;
+  /**
+   * Hosts that carry the host's name but not its ownership tag (listed only when nothing carries
+   * the tag and no id is recorded). DigitalOcean allows equal names: such a host is not ours.
+   */
+  readonly named?: readonly CloudHost[];
+  /** `byName`: a host found by name (and not by tag) is adopted; otherwise it blocks the create */
+  readonly adopt?: AdoptPolicy;
+  /** the provider's answer to the last create, when it answered with a server error (see CreateFailure) */
+  readonly createFailure?: CreateFailure;
+  /** how long after a failed create a tag lookup is trusted to show a host the create made; default 10 s */
+  readonly consistencyWindowMs?: number;
 }
 
-export type BlockedReason = 'DuplicateHosts' | 'OwnershipMismatch' | 'HostMissing' | 'CreateUnconfirmed';
+/** How a host found by name (not by ownership tag) is treated: refused (default) or adopted. */
+export type AdoptPolicy = 'byName';
+
+/**
+ * A create the provider answered with a server error (5xx), recorded with the create-pending
+ * marker. Unlike a crash or a lost answer, the provider did answer: once the consistency window
+ * has passed and nothing carries the ownership tag (the tag is set atomically at create), the
+ * create is known not to have happened and is sent again, with a growing pause.
+ */
+export interface CreateFailure {
+  /** when the answer came (ISO 8601) */
+  readonly at: string;
+  /** the HTTP status */
+  readonly status: number;
+  /** how many creates in a row were answered so */
+  readonly attempts: number;
+}
+
+export const DEFAULT_CONSISTENCY_WINDOW_MS = 10_000;
+/** the longest pause between two creates after server errors */
+export const MAX_CREATE_RETRY_MS = 5 * 60_000;
+
+/** When a create answered with a server error may be sent again: the window, doubling per attempt, capped. */
+export function createRetryAt(failure: CreateFailure, windowMs = DEFAULT_CONSISTENCY_WINDOW_MS): number {
+  const at = Date.parse(failure.at);
+  const pause = Math.min(MAX_CREATE_RETRY_MS, windowMs * 2 ** Math.max(0, failure.attempts - 1));
+  return (Number.isFinite(at) ? at : 0) + pause;
+}
+
+/** Reads the create-failure annotation; undefined when absent or not one. */
+export function parseCreateFailure(text: string | undefined): CreateFailure | undefined {
+  if (text === undefined || text === '') return undefined;
+  try {
+    const v = JSON.parse(text) as Partial<CreateFailure> | null;
+    if (v === null || typeof v.at !== 'string' || typeof v.status !== 'number' || typeof v.attempts !== 'number') return undefined;
+    return { at: v.at, status: v.status, attempts: v.attempts };
+  } catch {
+    return undefined;
+  }
+}
+
+export function formatCreateFailure(f: CreateFailure): string {
+  return JSON.stringify({ at: f.at, status: f.status, attempts: f.attempts });
+}
+
+export type BlockedReason = 'DuplicateHosts' | 'OwnershipMismatch' | 'HostMissing' | 'CreateUnconfirmed' | 'NameTaken';
 
 export type ProvisionDecision =
   /** record the create-pending marker, create with exactly this request, record the id, clear the marker */
   | { readonly kind: 'create'; readonly request: CreateHostRequest }
-  /** this is our host; when `record` is set, write its id and clear the marker */
-  | { readonly kind: 'adopt'; readonly host: CloudHost; readonly record: boolean }
+  /** this is our host; when `record` is set, write its id and clear the marker; `byName`: found by name under `adopt: byName` */
+  | { readonly kind: 'adopt'; readonly host: CloudHost; readonly record: boolean; readonly byName?: true }
   /** nothing carries the tag but an id is recorded: get it by id and decide again with `recordedLookup` */
   | { readonly kind: 'lookupRecorded'; readonly id: string }
   /** a create was started moments ago and its host is not visible yet: requeue */
@@ -134,24 +192,69 @@ export function decideProvisioning(input: ProvisionInput): ProvisionDecision {
     };
   }
 
+  return decideAbsent(input);
+}
+
+/**
+ * Nothing carries the ownership tag and no id is recorded: the create-pending marker decides
+ * whether a create may go out, then the name decides whether it is needed.
+ */
+export function decideAbsent(input: ProvisionInput): ProvisionDecision {
+  const tag = ownershipTag(input.uid);
+  const name = dropletName(input.spec.project, input.spec.environment, input.spec.host);
   if (input.createPendingSince !== undefined) {
     const since = Date.parse(input.createPendingSince);
-    const grace = input.createGraceMs ?? DEFAULT_CREATE_GRACE_MS;
-    const age = Number.isFinite(since) ? input.now - since : Number.POSITIVE_INFINITY;
-    if (age < grace) {
+    const failure = input.createFailure;
+    if (failure !== undefined && Number.isFinite(since) && Date.parse(failure.at) >= since) {
+      // The provider answered the create with a server error: after the consistency window an
+      // empty tag lookup proves nothing was created, so the create is sent again (with backoff).
+      const retryAt = createRetryAt(failure, input.consistencyWindowMs);
+      if (input.now < retryAt) {
+        return {
+          kind: 'waitForCreate',
+          requeueAfterMs: Math.max(1_000, retryAt - input.now),
+          message: `the create answered ${failure.status} at ${failure.at} (attempt ${failure.attempts}); no host carries the tag ${tag} yet; creating again at ${new Date(retryAt).toISOString()}`,
+        };
+      }
+    } else {
+      const grace = input.createGraceMs ?? DEFAULT_CREATE_GRACE_MS;
+      const age = Number.isFinite(since) ? input.now - since : Number.POSITIVE_INFINITY;
+      if (age < grace) {
+        return {
+          kind: 'waitForCreate',
+          requeueAfterMs: Math.max(1_000, Math.min(15_000, grace - age)),
+          message: `a create was started at ${input.createPendingSince}; waiting for a host with tag ${tag} to appear`,
+        };
+      }
       return {
-        kind: 'waitForCreate',
-        requeueAfterMs: Math.max(1_000, Math.min(15_000, grace - age)),
-        message: `a create was started at ${input.createPendingSince}; waiting for a host with tag ${tag} to appear`,
+        kind: 'blocked',
+        reason: 'CreateUnconfirmed',
+        ids: [],
+        message: `a create was started at ${input.createPendingSince} and its answer was lost, and no host carries the ownership tag ${tag}; not creating another blindly`,
+        hint: `look for a host named ${name} at the provider: if there is one, add the tag ${tag} to it (it is adopted at once); if there is none, remove the annotation (kubectl annotate infrahost <name> ${ANNOTATION_CREATE_PENDING}-) and the host is created. That is safe: a host with that name is never duplicated (see adopt: byName)`,
       };
     }
-    const name = dropletName(input.spec.project, input.spec.environment, input.spec.host);
+  }
+
+  const named = [...(input.named ?? [])].sort(byId);
+  if (named.length > 0) {
+    const ids = named.map((h) => h.id);
+    if (input.adopt === 'byName' && named.length === 1 && named[0] !== undefined) {
+      return { kind: 'adopt', host: named[0], record: true, byName: true };
+    }
+    const list = ids.join(', ');
     return {
       kind: 'blocked',
-      reason: 'CreateUnconfirmed',
-      ids: [],
-      message: `a create was started at ${input.createPendingSince}, but no host carries the ownership tag ${tag}; not creating another blindly`,
-      hint: `look for a host named ${name} at the provider: if there is none, remove the ${ANNOTATION_CREATE_PENDING} annotation to create it; if there is one, add the tag ${tag} to it`,
+      reason: 'NameTaken',
+      ids,
+      message:
+        named.length === 1
+          ? `droplet ${list} is already named ${name} but does not carry the ownership tag ${tag}; not creating a second host with that name`
+          : `droplets ${list} are already named ${name} and none carries the ownership tag ${tag}; not creating another`,
+      hint:
+        named.length === 1
+          ? `to take it over, set adopt: byName for this host in infra/hosts.yaml (Santokit then adds its tags to droplet ${list}); otherwise rename or delete it at the provider`
+          : 'delete or rename all but one of them at the provider (then adopt: byName takes the one left), or rename this host',
     };
   }
 

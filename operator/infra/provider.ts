@@ -78,6 +78,8 @@ export interface CloudProvider {
   createHost(request: CreateHostRequest): Promise<CloudHost>;
   /** Every host carrying `tag`, all pages, sorted by id. */
   listHostsByTag(tag: string): Promise<CloudHost[]>;
+  /** Every host with exactly this name (case-insensitive, as the provider compares), all pages, sorted by id. */
+  listHostsByName(name: string): Promise<CloudHost[]>;
   /** The host with this id, or undefined when the provider does not know it. */
   getHost(id: string): Promise<CloudHost | undefined>;
   /** Deletes by id; a host that is already gone is `absent`, not an error. */

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { connect as netConnect } from 'node:net';
 import ssh2 from 'ssh2';
 import type { ClientChannel } from 'ssh2';
@@ -73,10 +73,45 @@ export function assertUsablePrivateKey(privateKey: string): void {
   }
 }
 
-/** Generates an Ed25519 key pair: OpenSSH private key and `ssh-ed25519 AAAA… comment` public key. */
+/**
+ * Generates an Ed25519 key pair: OpenSSH private key and `ssh-ed25519 AAAA… comment` public key.
+ * The key comes from node:crypto and is written in OpenSSH's format here: ssh2's own generator
+ * strips leading zero bytes from the 32-byte public key, so about one key in 256 came out
+ * malformed (unusable for bootstrap, `config_invalid`).
+ */
 export function generateSshKeyPair(comment: string): { privateKey: string; publicKey: string } {
-  const pair = utils.generateKeyPairSync('ed25519', { comment });
-  return { privateKey: pair.private, publicKey: pair.public.trim() };
+  const { privateKey } = generateKeyPairSync('ed25519');
+  const jwk = privateKey.export({ format: 'jwk' });
+  return ed25519KeyPair(Buffer.from(jwk.d ?? '', 'base64url'), comment);
+}
+
+/** The OpenSSH encoding of the Ed25519 key with this 32-byte seed (exported for tests). */
+export function ed25519KeyPair(seed: Buffer, comment: string, checkint: number = randomBytes(4).readUInt32BE(0)): { privateKey: string; publicKey: string } {
+  if (seed.length !== 32) throw new ValidationError('an Ed25519 seed is 32 bytes');
+  // PKCS#8 wrapping of a raw Ed25519 seed (RFC 8410), to let node:crypto derive the public half.
+  const der = Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), seed]);
+  const pub = Buffer.from(createPublicKey(createPrivateKey({ key: der, format: 'der', type: 'pkcs8' })).export({ format: 'jwk' }).x ?? '', 'base64url');
+  const str = (b: Buffer | string): Buffer => {
+    const buf = typeof b === 'string' ? Buffer.from(b, 'utf8') : b;
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(buf.length);
+    return Buffer.concat([len, buf]);
+  };
+  const u32 = (n: number): Buffer => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(n >>> 0);
+    return b;
+  };
+  const publicBlob = Buffer.concat([str('ssh-ed25519'), str(pub)]);
+  let section = Buffer.concat([u32(checkint), u32(checkint), str('ssh-ed25519'), str(pub), str(Buffer.concat([seed, pub])), str(comment)]);
+  const padding = (8 - (section.length % 8)) % 8;
+  section = Buffer.concat([section, Buffer.from(Array.from({ length: padding }, (_, i) => i + 1))]);
+  const body = Buffer.concat([Buffer.from('openssh-key-v1\0', 'latin1'), str('none'), str('none'), str(Buffer.alloc(0)), u32(1), str(publicBlob), str(section)]);
+  const lines = body.toString('base64').match(/.{1,70}/g) ?? [];
+  return {
+    privateKey: `-----BEGIN OPENSSH PRIVATE KEY-----\n${lines.join('\n')}\n-----END OPENSSH PRIVATE KEY-----\n`,
+    publicKey: `ssh-ed25519 ${publicBlob.toString('base64')}${comment === '' ? '' : ` ${comment}`}`,
+  };
 }
 
 /** Resolves true when a TCP connection to host:port opens within `timeoutMs`; never rejects. */

@@ -10,7 +10,7 @@ import {
 } from '../../core/api/resources.ts';
 import type { KubeClient, KubeObject } from '../../core/kube/client.ts';
 import type { Informer } from '../../core/kube/informer.ts';
-import { classifyGitHubFailure, commitStatusContext, commitStatusDescription, GITHUB_CONDITION, GitHubReason, GitHubReportError, type CommitStatusReporter } from '../github/commit-status.ts';
+import { classifyGitHubFailure, commitStatusContext, commitStatusDescription, GITHUB_CONDITION, GitHubReason, GitHubReportError, supersededReports, type CommitStatusReporter } from '../github/commit-status.ts';
 import type { ReconcileContext, ReconcileRequest, ReconcileResult, Reconciler, WatchMapping } from '../runtime/controller.ts';
 import type { EventRecorder } from '../runtime/events.ts';
 import { reconcileWithStatus, type ReconcileScope } from '../runtime/skeleton.ts';
@@ -183,10 +183,14 @@ export class ReleaseReconciler implements Reconciler {
   private async reportToGitHub(scope: ReconcileScope<Release, ReleaseStatus>, key: string, verdicts: EnvironmentVerdict[]): Promise<ReconcileResult | void> {
     const { obj, status, context } = scope;
     const github = obj.spec.github!;
-    const due = reportsDue(
-      verdicts.map((v) => commitStatusFor(v, obj.metadata.name)),
+    const environments = this.environments.list().filter((e) => e.metadata.namespace === obj.metadata.namespace);
+    const superseded = supersededReports(
       status.github,
+      verdicts.map((v) => v.environment),
+      environments.map((e) => ({ name: e.metadata.name, release: e.spec.release })),
+      obj.metadata.name,
     );
+    const due = reportsDue([...verdicts.map((v) => commitStatusFor(v, obj.metadata.name)), ...superseded], status.github);
     if (due.length === 0) return;
 
     const token = await this.readToken(obj, github.tokenSecretRef);

@@ -107,7 +107,7 @@ describe('stk infra up: failures', () => {
     expect(w.sim.requests).toEqual([]);
   }, 120_000);
 
-  it('marks a host config_invalid, terminally and without any cloud API call, when its token Secret is missing', async () => {
+  it('marks a host config_invalid, without any cloud API call, when its token Secret is missing, and retries at once when the Secret appears', async () => {
     // Given an InfraHost written directly (as GitOps would), naming a token Secret that does not exist
     const w = (world = await World.start({ secrets: false }));
     await w.createSecrets({ token: false });
@@ -140,5 +140,13 @@ describe('stk infra up: failures', () => {
     expect(condition(obj, 'Stalled')).toMatchObject({ status: 'True', reason: 'ConfigInvalid' });
     expect(condition(obj, 'Ready')?.message).toContain('the DigitalOcean token Secret do-token (key token) is missing');
     expect(w.sim.requests).toEqual([]);
+
+    // When the missing Secret is created
+    await w.createSecrets({ sshKey: false, tailscale: false });
+
+    // Then the host is reconciled at once (the periodic resync is 5 minutes away): the create goes out
+    const deadline = Date.now() + 30_000;
+    while (w.sim.requestsTo('POST', '/v2/droplets').length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+    expect(w.sim.requestsTo('POST', '/v2/droplets').map((r) => (r.body as { name?: string }).name)).toEqual([`${w.project}-staging-app-1`]);
   }, 120_000);
 });

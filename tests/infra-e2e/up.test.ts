@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { formatTable } from '../../cli/output.ts';
-import { ownershipTag } from '../../operator/infra/hosts.ts';
+import { ownershipTag } from '../../core/infra/hosts.ts';
 import { ANNOTATION_PROVIDER_ID } from '../../operator/infra/plan.ts';
 import { adminClient, kubectl, expectExit } from '../support/cluster.ts';
 import { Kinds } from '../../core/api/resources.ts';

@@ -120,4 +120,29 @@ describe('DigitalOcean simulator fidelity', () => {
     expect(limited.json).toMatchObject({ id: 'too_many_requests' });
     expect((await api('GET', '/v2/droplets')).status).toBe(200);
   });
+
+  it('in strict mode answers 500 periodically, 429 in bursts, and 429 again to a client that ignores retry-after', async () => {
+    await sim.close();
+    let t = Date.parse('2026-11-25T12:00:00Z');
+    sim = await startDoSimulator({ serverErrorEvery: 3, rateLimitBurst: { every: 4, length: 1, retryAfterSeconds: 2 }, now: () => t });
+
+    const statuses: number[] = [];
+    for (let i = 0; i < 5; i++) statuses.push((await api('GET', '/v2/droplets')).status);
+    const ignored = await api('GET', '/v2/droplets');
+    t += 2_000;
+    const honoured = await api('GET', '/v2/droplets');
+
+    // accepted 1, 2, 3 (500), 4 (a burst follows), then the burst's 429
+    expect(statuses).toEqual([200, 200, 500, 200, 429]);
+    expect(ignored.status).toBe(429);
+    expect(sim.requests.filter((r) => r.duringRetryAfter === true)).toHaveLength(1);
+    expect(honoured.status).toBe(200);
+  });
+
+  it('creates the droplet and still answers the scripted fault when the fault comes after the effect', async () => {
+    sim.fail({ method: 'POST', path: '/v2/droplets', status: 500, afterEffect: true });
+    const res = await api('POST', '/v2/droplets', { name: 'sim-effect', region: 'nyc1', size: 's-1vcpu-1gb', image: 'ubuntu-24-04-x64', tags: ['santokit'] });
+    expect(res.status).toBe(500);
+    expect(sim.droplets().map((d) => d.name)).toEqual(['sim-effect']);
+  });
 });

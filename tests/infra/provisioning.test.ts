@@ -1,24 +1,21 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { InfraHostStatus } from '../../core/api/resources.ts';
+import { loadDesiredHosts, ownershipTag, toInfraHostSpec, type DesiredHost } from '../../core/infra/hosts.ts';
+import type { RunRecord } from '../../core/infra/run.ts';
 import { DigitalOceanProvider } from '../../operator/infra/digitalocean.ts';
-import { CloudRequestRejectedError } from '../../operator/infra/errors.ts';
-import { loadDesiredHosts, ownershipTag, toInfraHostSpec, type DesiredHost } from '../../operator/infra/hosts.ts';
-import {
-  assessHost,
-  decideDeletion,
-  decideProvisioning,
-  type HostAssessment,
-  type HostSpec,
-  type ProvisionDecision,
-  type ResizeState,
-} from '../../operator/infra/plan.ts';
-import type { CloudHost, HostAction } from '../../operator/infra/provider.ts';
+import type { ExternalEvent, ManagedHost, ProviderKey } from '../../operator/infra/external.ts';
+import { HostClient } from '../../operator/infra/host-client.ts';
+import { finalizeManaged, reconcileManaged, type LoopOutcome, type RecordStore } from '../../operator/infra/managed.ts';
+import type { AdoptPolicy, CreateFailure, HostSpec } from '../../operator/infra/plan.ts';
+import type { ResizeRecord } from '../../operator/infra/resize.ts';
 import { startDoSimulator, type DoSimulator } from '../support/do-simulator.ts';
 import { simulatedProvider } from './helpers.ts';
 
 /**
- * The decision logic of operator/infra/plan.ts driven against the DigitalOcean simulator. The
- * small `Glue` below is what the InfraHost reconciler does with each decision (minus Kubernetes):
- * it is deliberately thin, so these tests pin the behaviour the reconciler inherits.
+ * The InfraHost's managed loop (operator/infra/managed.ts) and its external client
+ * (operator/infra/host-client.ts), driven pass by pass against the DigitalOcean simulator: the
+ * product's own code, with only Kubernetes replaced by `Records` (what the reconciler keeps in
+ * annotations and status between passes) and the clock made explicit.
  */
 
 const HOSTS_YAML = `provider: digitalocean
@@ -37,99 +34,65 @@ const UIDS: Record<string, string> = {
 };
 const NOW = Date.parse('2026-11-25T12:00:00Z');
 
-/** What the reconciler keeps on the InfraHost between passes (annotations + status). */
-interface Recorded {
-  recordedId?: string;
+/** What the reconciler keeps for one InfraHost between passes: its annotations (RecordStore) and status. */
+class Records implements RecordStore {
   createPendingSince?: string;
-  resize: ResizeState;
-}
+  createFailure?: CreateFailure;
+  recordedId?: string;
+  sshKey?: string;
+  resize: ResizeRecord = { inProgress: false };
+  readonly status: InfraHostStatus = {};
+  readonly events: ExternalEvent[] = [];
+  /** the run record of the current run (the loop updates it in place) */
+  run: RunRecord = { request: 'r1', generation: 1 };
+  /** the run record as written along with the host's id */
+  writtenRun?: RunRecord;
 
-class Glue {
-  readonly records = new Map<string, Recorded>();
-  constructor(
-    readonly provider: DigitalOceanProvider,
-    readonly sshKeyIds: readonly string[],
-  ) {}
-
-  record(name: string): Recorded {
-    let r = this.records.get(name);
-    if (r === undefined) {
-      r = { resize: { inProgress: false } };
-      this.records.set(name, r);
-    }
-    return r;
+  async markCreatePending(since: string): Promise<void> {
+    this.createPendingSince = since;
+  }
+  async clearCreatePending(): Promise<void> {
+    delete this.createPendingSince;
+    delete this.createFailure;
+  }
+  async recordCreateFailure(failure: CreateFailure): Promise<void> {
+    this.createFailure = failure;
+  }
+  async recordHost(id: string, sshKeyFingerprint: string | undefined, run: RunRecord): Promise<void> {
+    this.recordedId = id;
+    delete this.createPendingSince;
+    delete this.createFailure;
+    if (sshKeyFingerprint !== undefined) this.sshKey = sshKeyFingerprint;
+    this.writtenRun = { ...run };
+  }
+  async recordResize(record: ResizeRecord): Promise<void> {
+    this.resize = record;
   }
 
-  /** One provisioning pass: list by ownership tag → decide → act → record. */
-  async provision(name: string, spec: HostSpec, uid: string, now = NOW): Promise<{ decision: ProvisionDecision; host?: CloudHost }> {
-    const rec = this.record(name);
-    const input = { spec, uid, sshKeyIds: this.sshKeyIds, owned: await this.provider.listHostsByTag(ownershipTag(uid)), now, ...pick(rec) };
-    let decision = decideProvisioning(input);
-    if (decision.kind === 'lookupRecorded') decision = decideProvisioning({ ...input, recordedLookup: (await this.provider.getHost(decision.id)) ?? null });
-    switch (decision.kind) {
-      case 'create': {
-        rec.createPendingSince = new Date(now).toISOString();
-        const host = await this.provider.createHost(decision.request);
-        rec.recordedId = host.id;
-        delete rec.createPendingSince;
-        return { decision, host };
-      }
-      case 'adopt':
-        if (decision.record) {
-          rec.recordedId = decision.host.id;
-          delete rec.createPendingSince;
-        }
-        return { decision, host: decision.host };
-      default:
-        return { decision };
-    }
-  }
-
-  /** One in-place pass: assess → add tags → next resize step. */
-  async reconcile(name: string, spec: HostSpec, uid: string, host: CloudHost): Promise<HostAssessment> {
-    const rec = this.record(name);
-    const action = rec.resize.action === undefined ? undefined : await this.provider.getAction(rec.resize.action.id);
-    const assessment = assessHost({ spec, uid, host, resize: { ...rec.resize, ...(action === undefined ? {} : { action }) } });
-    if (assessment.tagsToAdd.length > 0) await this.provider.tagHost(host.id, assessment.tagsToAdd);
-    const step = assessment.resize;
-    const started = async (a: Promise<HostAction>, inProgress: boolean): Promise<void> => {
-      rec.resize = { ...rec.resize, inProgress, action: await a };
-    };
-    switch (step.kind) {
-      case 'shutdown':
-        await started(this.provider.shutdownHost(host.id), true);
-        break;
-      case 'powerOff':
-        await started(this.provider.powerOffHost(host.id), true);
-        break;
-      case 'resize':
-        try {
-          await started(this.provider.resizeHost(host.id, step.size), true);
-        } catch (err) {
-          if (!(err instanceof CloudRequestRejectedError)) throw err;
-          rec.resize = { inProgress: true, failedSize: step.size };
-        }
-        break;
-      case 'failed':
-        rec.resize = { inProgress: true, failedSize: step.size };
-        break;
-      case 'powerOn':
-        await started(this.provider.powerOnHost(host.id), true);
-        break;
-      case 'none':
-        if (host.status === 'active') rec.resize = rec.resize.failedSize === undefined ? { inProgress: false } : { inProgress: false, failedSize: rec.resize.failedSize };
-        break;
-      case 'wait':
-        break;
-    }
-    return assessment;
+  condition(type: string): { status: string; reason: string; message: string } | undefined {
+    return this.status.conditions?.find((c) => c.type === type);
   }
 }
 
-function pick(rec: Recorded): { recordedId?: string; createPendingSince?: string } {
+interface Host {
+  readonly name: string;
+  readonly uid: string;
+  spec: HostSpec;
+  adopt?: AdoptPolicy;
+  readonly records: Records;
+}
+
+function managed(h: Host): ManagedHost {
+  const r = h.records;
   return {
-    ...(rec.recordedId === undefined ? {} : { recordedId: rec.recordedId }),
-    ...(rec.createPendingSince === undefined ? {} : { createPendingSince: rec.createPendingSince }),
+    uid: h.uid,
+    spec: h.spec,
+    resize: r.resize,
+    ...(h.adopt === undefined ? {} : { adopt: h.adopt }),
+    ...(r.recordedId === undefined ? {} : { recordedId: r.recordedId }),
+    ...(r.createPendingSince === undefined ? {} : { createPendingSince: r.createPendingSince }),
+    ...(r.createFailure === undefined ? {} : { createFailure: r.createFailure }),
+    ...(r.sshKey === undefined ? {} : { recordedSshKey: r.sshKey }),
   };
 }
 
@@ -140,15 +103,17 @@ function specOf(h: DesiredHost): HostSpec {
 
 let sim: DoSimulator;
 let provider: DigitalOceanProvider;
-let glue: Glue;
-let desired: DesiredHost[];
+let client: HostClient;
+let key: ProviderKey;
+let hosts: Host[];
 
 beforeEach(async () => {
   sim = await startDoSimulator({ activateAfterPolls: 2 });
-  const key = sim.seedSshKey('deploy', PUBLIC_KEY);
+  const seeded = sim.seedSshKey('deploy', PUBLIC_KEY);
+  key = { id: String(seeded.id), fingerprint: seeded.fingerprint };
   provider = simulatedProvider(sim).provider;
-  glue = new Glue(provider, [String(key.id)]);
-  desired = loadDesiredHosts(HOSTS_YAML, { project: 'shop' });
+  client = new HostClient(provider);
+  hosts = loadDesiredHosts(HOSTS_YAML, { project: 'shop' }).map((d) => ({ name: d.resourceName, uid: UIDS[d.resourceName] ?? '', spec: specOf(d), records: new Records() }));
   sim.clearRequests();
 });
 
@@ -156,18 +121,44 @@ afterEach(async () => {
   await sim.close();
 });
 
-function uidOf(h: DesiredHost): string {
-  const uid = UIDS[h.resourceName];
-  if (uid === undefined) throw new Error(`no uid for ${h.resourceName}`);
-  return uid;
+function host(name: string): Host {
+  const h = hosts.find((x) => x.name === name);
+  if (h === undefined) throw new Error(`no host ${name}`);
+  return h;
+}
+
+/** One pass of the real loop for one host, at `now`. */
+async function pass(h: Host, now = NOW): Promise<LoopOutcome> {
+  const r = h.records;
+  return reconcileManaged({
+    mr: managed(h),
+    key,
+    client,
+    store: r,
+    status: r.status,
+    generation: 1,
+    run: r.run,
+    record: async (e) => {
+      r.events.push(e);
+    },
+    now: () => now,
+  });
+}
+
+/** Passes until the host is ready (or `max` passes went by); the outcomes' kinds and Provisioned reasons. */
+async function untilReady(h: Host, max = 15): Promise<string[]> {
+  const seen: string[] = [];
+  for (let i = 0; i < max; i++) {
+    const out = await pass(h);
+    seen.push(out.kind === 'ready' ? 'ready' : (h.records.condition('Provisioned')?.reason ?? '?'));
+    if (out.kind === 'ready') break;
+  }
+  return seen;
 }
 
 describe('provisioning from nothing', () => {
-  it('sends exactly these create requests, in host order, and the decisions are identical on a re-run', async () => {
-    const decide = (): ProvisionDecision[] => desired.map((h) => decideProvisioning({ spec: specOf(h), uid: uidOf(h), sshKeyIds: glue.sshKeyIds, owned: [], now: NOW }));
-    expect(decide()).toEqual(decide());
-
-    for (const h of desired) await glue.provision(h.resourceName, specOf(h), uidOf(h));
+  it('sends exactly these create requests, in host order, and records the ids and the key', async () => {
+    for (const h of hosts) await pass(h);
 
     expect(sim.requestsTo('POST', '/v2/droplets').map((r) => r.body)).toEqual([
       {
@@ -187,203 +178,250 @@ describe('provisioning from nothing', () => {
         tags: ['santokit', 'santokit-env-staging', 'santokit-owner-1a2b3c4d-0000-4000-8000-00000000d001'],
       },
     ]);
+    const app = host('staging-app-1').records;
+    expect(app).toMatchObject({ recordedId: String(sim.droplets()[0]?.id), sshKey: key.fingerprint, run: { created: true } });
+    expect(app.createPendingSince).toBeUndefined();
+    expect(app.events.map((e) => e.reason)).toEqual(['HostCreated']);
   });
 
-  it('creates nothing on a second pass: every host is adopted and unchanged', async () => {
-    for (const h of desired) await glue.provision(h.resourceName, specOf(h), uidOf(h));
+  it('creates nothing on later passes: every host is found by its tag and left as it is', async () => {
+    for (const h of hosts) await untilReady(h);
     sim.clearRequests();
+    const recorded = hosts.map((h) => h.records.recordedId);
 
-    const second = [];
-    for (const h of desired) second.push(await glue.provision(h.resourceName, specOf(h), uidOf(h)));
+    for (const h of hosts) expect((await pass(h)).kind).toBe('ready');
 
-    expect(second.map((s) => [s.decision.kind, s.decision.kind === 'adopt' ? s.decision.record : undefined])).toEqual([
-      ['adopt', false],
-      ['adopt', false],
-    ]);
-    expect(sim.requestsTo('POST', '/v2/droplets')).toHaveLength(0);
+    expect(sim.requests.filter((r) => r.method !== 'GET')).toEqual([]);
+    expect(hosts.map((h) => h.records.recordedId)).toEqual(recorded);
+    expect(hosts.map((h) => h.records.run.reconciled)).toEqual([undefined, undefined]);
   });
 
-  it('waits for active and a public IPv4 without blocking, then reports the host ready', async () => {
-    const [app] = desired;
-    if (app === undefined) throw new Error('no host');
-    const created = await glue.provision(app.resourceName, specOf(app), uidOf(app));
-    expect(created.host).toMatchObject({ status: 'new', publicIPv4: undefined });
+  it('waits for active and a public IPv4 without blocking, then reports the host provisioned', async () => {
+    const app = host('staging-app-1');
 
-    const reasons: string[] = [];
-    for (let pass = 0; pass < 5; pass++) {
-      const { host } = await glue.provision(app.resourceName, specOf(app), uidOf(app));
-      if (host === undefined) throw new Error('lost the host');
-      const assessment = await glue.reconcile(app.resourceName, specOf(app), uidOf(app), host);
-      if (assessment.ready) {
-        expect(host.publicIPv4).toMatch(/^203\.0\.113\.\d+$/);
-        break;
-      }
-      reasons.push(assessment.notReady?.reason ?? '');
-    }
-    expect(reasons).toEqual(['HostStarting', 'HostStarting']);
+    const seen = await untilReady(app);
+
+    expect(seen).toEqual(['HostStarting', 'HostStarting', 'HostStarting', 'ready']);
+    expect(app.records.status).toMatchObject({ providerId: app.records.recordedId, publicIPv4: expect.stringMatching(/^203\.0\.113\.\d+$/) });
+    expect(app.records.condition('Provisioned')).toMatchObject({ status: 'True', reason: 'HostActive' });
   });
 });
 
 describe('create safety', () => {
   it('adopts the droplet after a crash right after the create call, with no duplicate', async () => {
-    const [app] = desired;
-    if (app === undefined) throw new Error('no host');
-    const uid = uidOf(app);
-    const decision = decideProvisioning({ spec: specOf(app), uid, sshKeyIds: glue.sshKeyIds, owned: [], now: NOW });
-    if (decision.kind !== 'create') throw new Error(`expected create, got ${decision.kind}`);
+    const app = host('staging-app-1');
     // the marker is recorded, the create goes out, and the process dies before recording the id
-    glue.record(app.resourceName).createPendingSince = new Date(NOW).toISOString();
-    const created = await provider.createHost(decision.request);
+    app.records.createPendingSince = new Date(NOW).toISOString();
+    const created = await provider.createHost({ name: 'shop-staging-app-1', region: 'nyc1', size: 's-2vcpu-4gb', image: 'ubuntu-24-04-x64', sshKeys: [key.id], tags: ['santokit', 'santokit-env-staging', ownershipTag(app.uid)] });
 
-    const restarted = await glue.provision(app.resourceName, specOf(app), uid, NOW + 5_000);
+    await pass(app, NOW + 5_000);
 
-    expect(restarted.decision).toMatchObject({ kind: 'adopt', record: true, host: { id: created.id } });
-    expect(glue.record(app.resourceName)).toEqual({ recordedId: created.id, resize: { inProgress: false } });
+    expect(app.records).toMatchObject({ recordedId: created.id, run: { created: true }, writtenRun: { created: true } });
+    expect(app.records.createPendingSince).toBeUndefined();
+    expect(app.records.events.map((e) => e.message)).toEqual([`found droplet ${created.id} (shop-staging-app-1) by its ownership tag and recorded it`]);
     expect(sim.requestsTo('POST', '/v2/droplets')).toHaveLength(1);
   });
 
-  it('does not create blindly when a create-pending marker finds no droplet', async () => {
-    const [app] = desired;
-    if (app === undefined) throw new Error('no host');
-    glue.record(app.resourceName).createPendingSince = new Date(NOW).toISOString();
+  it('does not create blindly when a create-pending marker without an answer finds no droplet, and says the way out', async () => {
+    const app = host('staging-app-1');
+    app.records.createPendingSince = new Date(NOW).toISOString();
 
-    const early = await glue.provision(app.resourceName, specOf(app), uidOf(app), NOW + 30_000);
-    const late = await glue.provision(app.resourceName, specOf(app), uidOf(app), NOW + 11 * 60_000);
+    const early = await pass(app, NOW + 30_000);
+    const earlyReason = app.records.condition('Provisioned')?.reason;
+    const late = await pass(app, NOW + 11 * 60_000);
 
-    expect(early.decision.kind).toBe('waitForCreate');
-    expect(late.decision).toMatchObject({ kind: 'blocked', reason: 'CreateUnconfirmed' });
+    expect(early).toMatchObject({ kind: 'requeue', settled: false });
+    expect(earlyReason).toBe('CreatePending');
+    expect(late).toMatchObject({ kind: 'requeue', settled: true });
+    expect(app.records.condition('Stalled')).toMatchObject({ status: 'True', reason: 'CreateUnconfirmed' });
+    expect(app.records.condition('Stalled')?.message).toContain('kubectl annotate infrahost <name> santokit.io/create-pending-');
     expect(sim.requestsTo('POST', '/v2/droplets')).toHaveLength(0);
   });
 
   it('names both droplets and deletes neither when two carry the ownership tag', async () => {
-    const [app] = desired;
-    if (app === undefined) throw new Error('no host');
-    const owner = ownershipTag(uidOf(app));
+    const app = host('staging-app-1');
+    const owner = ownershipTag(app.uid);
     const a = sim.seedDroplet({ name: 'shop-staging-app-1', tags: ['santokit', owner] });
     const b = sim.seedDroplet({ name: 'shop-staging-app-1', tags: ['santokit', owner] });
 
-    const { decision } = await glue.provision(app.resourceName, specOf(app), uidOf(app));
+    const out = await pass(app);
 
-    expect(decision).toMatchObject({ kind: 'blocked', reason: 'DuplicateHosts', ids: [String(a.id), String(b.id)] });
+    expect(out).toMatchObject({ kind: 'requeue', settled: true });
+    expect(app.records.condition('Stalled')).toMatchObject({ reason: 'DuplicateHosts', message: expect.stringContaining(`${a.id}, ${b.id}`) });
     expect(sim.requests.filter((r) => r.method !== 'GET')).toEqual([]);
     expect(sim.droplets()).toHaveLength(2);
   });
 
-  it("never touches another env's droplets or a droplet that merely has the same name", async () => {
-    const [app] = desired;
-    if (app === undefined) throw new Error('no host');
+  it("never touches another environment's droplets", async () => {
+    const app = host('staging-app-1');
     const prod = sim.seedDroplet({ name: 'shop-prod-app-1', tags: ['santokit', 'santokit-env-prod', 'santokit-owner-99999999-0000-4000-8000-000000000001'] });
-    const sameName = sim.seedDroplet({ name: 'shop-staging-app-1', tags: ['santokit', 'santokit-env-staging'] });
 
-    const first = await glue.provision(app.resourceName, specOf(app), uidOf(app));
-    if (first.host === undefined) throw new Error('no host created');
-    await glue.reconcile(app.resourceName, specOf(app), uidOf(app), first.host);
-    await glue.provision(app.resourceName, specOf(app), uidOf(app));
+    expect(await untilReady(app)).toContain('ready');
 
-    expect(first.decision.kind).toBe('create');
-    expect(sim.droplets().filter((d) => d.name === 'shop-staging-app-1')).toHaveLength(2);
-    const touched = sim.requests.filter((r) => r.method !== 'GET' && (r.path.includes(String(prod.id)) || r.path.includes(String(sameName.id)) || JSON.stringify(r.body ?? {}).includes(String(sameName.id))));
+    const touched = sim.requests.filter((r) => r.method !== 'GET' && (r.path.includes(String(prod.id)) || JSON.stringify(r.body ?? {}).includes(String(prod.id))));
     expect(touched).toEqual([]);
     expect(sim.droplet(prod.id)?.tags).toEqual(['santokit', 'santokit-env-prod', 'santokit-owner-99999999-0000-4000-8000-000000000001']);
   });
 });
 
+describe('a droplet that already has the name', () => {
+  it('is refused, not duplicated: a condition and a Warning Event name the droplet id', async () => {
+    const app = host('staging-app-1');
+    const sameName = sim.seedDroplet({ name: 'shop-staging-app-1', tags: ['santokit', 'santokit-env-staging'] });
+
+    const out = await pass(app);
+    const again = await pass(app);
+
+    expect(out).toMatchObject({ kind: 'requeue', settled: true });
+    expect(again.kind).toBe('requeue');
+    expect(app.records.condition('Stalled')).toMatchObject({ status: 'True', reason: 'NameTaken', message: expect.stringContaining(`droplet ${sameName.id} is already named shop-staging-app-1`) });
+    expect(app.records.condition('Stalled')?.message).toContain('adopt: byName');
+    expect(app.records.events).toEqual([{ type: 'Warning', reason: 'NameTaken', message: expect.stringContaining(`droplet ${sameName.id}`) }]);
+    expect(sim.requestsTo('POST', '/v2/droplets')).toEqual([]);
+    expect(sim.requests.filter((r) => r.method !== 'GET')).toEqual([]);
+    expect(sim.droplets().filter((d) => d.name === 'shop-staging-app-1')).toHaveLength(1);
+  });
+
+  it('is adopted under adopt: byName: recorded, given the ownership tag, and not recreated', async () => {
+    const app = host('staging-app-1');
+    app.adopt = 'byName';
+    const sameName = sim.seedDroplet({ name: 'shop-staging-app-1', tags: ['firewall-web'] });
+
+    const seen = await untilReady(app);
+
+    expect(seen.at(-1)).toBe('ready');
+    expect(app.records.recordedId).toBe(String(sameName.id));
+    expect(app.records.run.created).toBeUndefined();
+    expect(app.records.events[0]).toEqual({ type: 'Normal', reason: 'HostAdopted', message: `adopted droplet ${sameName.id} (shop-staging-app-1) by its name (adopt: byName); adding the ownership tag` });
+    expect(sim.droplet(sameName.id)?.tags.sort()).toEqual(['firewall-web', 'santokit', 'santokit-env-staging', ownershipTag(app.uid)].sort());
+    expect(sim.requestsTo('POST', '/v2/droplets')).toEqual([]);
+  });
+
+  it('is refused even under adopt: byName when several droplets share the name', async () => {
+    const app = host('staging-app-1');
+    app.adopt = 'byName';
+    const a = sim.seedDroplet({ name: 'shop-staging-app-1' });
+    const b = sim.seedDroplet({ name: 'SHOP-staging-app-1' });
+
+    await pass(app);
+
+    expect(app.records.condition('Stalled')).toMatchObject({ reason: 'NameTaken', message: expect.stringContaining(`droplets ${a.id}, ${b.id} are already named`) });
+    expect(sim.requests.filter((r) => r.method !== 'GET')).toEqual([]);
+  });
+});
+
 describe('drift', () => {
   it('reports a size mismatch and resizes in place: shutdown → resize (disk kept) → power on', async () => {
-    const [, db] = desired;
-    if (db === undefined) throw new Error('no host');
-    const uid = uidOf(db);
-    sim.seedDroplet({ name: 'shop-staging-db-1', size: 's-2vcpu-4gb', tags: ['santokit', 'santokit-env-staging', ownershipTag(uid)] });
+    const db = host('staging-db-1');
+    sim.seedDroplet({ name: 'shop-staging-db-1', size: 's-2vcpu-4gb', tags: ['santokit', 'santokit-env-staging', ownershipTag(db.uid)] });
 
     const drift: string[] = [];
-    let ready = false;
-    for (let pass = 0; pass < 15 && !ready; pass++) {
-      const { host } = await glue.provision(db.resourceName, specOf(db), uid);
-      if (host === undefined) throw new Error('lost the host');
-      const assessment = await glue.reconcile(db.resourceName, specOf(db), uid, host);
-      drift.push(...assessment.drift.map((d) => `${d.field}:${d.remedy}:${d.actual}->${d.desired}`));
-      ready = assessment.ready;
+    const seen: string[] = [];
+    for (let i = 0; i < 15 && seen.at(-1) !== 'ready'; i++) {
+      const out = await pass(db);
+      seen.push(out.kind);
+      const d = db.records.condition('Drifted');
+      if (d?.status === 'True') drift.push(`${d.reason}: ${d.message}`);
     }
 
-    expect(ready).toBe(true);
-    expect(drift[0]).toBe('size:inPlace:s-2vcpu-4gb->s-4vcpu-8gb');
+    expect(seen.at(-1)).toBe('ready');
+    expect(drift[0]).toBe('DriftReconciling: size is s-2vcpu-4gb, resizing to s-4vcpu-8gb');
+    expect(db.records.condition('Drifted')).toMatchObject({ status: 'False', reason: 'NoDrift' });
+    expect(db.records.run.reconciled).toBe(true);
+    expect(db.records.resize).toEqual({ inProgress: false });
     expect(sim.droplets()[0]).toMatchObject({ size_slug: 's-4vcpu-8gb', status: 'active', disk: 80 });
     expect(sim.requestsTo('POST', /\/actions$/).map((r) => r.body)).toEqual([{ type: 'shutdown' }, { type: 'resize', size: 's-4vcpu-8gb', disk: false }, { type: 'power_on' }]);
+    expect(db.records.events.map((e) => e.reason)).toContain('Resizing');
     expect(sim.requestsTo('POST', '/v2/droplets')).toHaveLength(0);
   });
 
   it('powers the host back on and reports when the provider refuses a resize, without retrying it', async () => {
-    const [app] = desired;
-    if (app === undefined) throw new Error('no host');
-    const uid = uidOf(app);
-    sim.seedDroplet({ name: 'shop-staging-app-1', size: 's-2vcpu-4gb', tags: ['santokit', 'santokit-env-staging', ownershipTag(uid)] });
-    const smaller: HostSpec = { ...specOf(app), size: 's-1vcpu-2gb' };
+    const app = host('staging-app-1');
+    sim.seedDroplet({ name: 'shop-staging-app-1', size: 's-2vcpu-4gb', tags: ['santokit', 'santokit-env-staging', ownershipTag(app.uid)] });
+    app.spec = { ...app.spec, size: 's-1vcpu-2gb' };
 
-    let last: HostAssessment | undefined;
-    for (let pass = 0; pass < 15 && last?.ready !== true; pass++) {
-      const { host } = await glue.provision(app.resourceName, smaller, uid);
-      if (host === undefined) throw new Error('lost the host');
-      last = await glue.reconcile(app.resourceName, smaller, uid, host);
-    }
+    const seen: string[] = [];
+    for (let i = 0; i < 15 && seen.at(-1) !== 'ready'; i++) seen.push((await pass(app)).kind);
 
-    expect(last?.ready).toBe(true);
-    expect(last?.drift).toEqual([expect.objectContaining({ field: 'size', remedy: 'failed', actual: 's-2vcpu-4gb', desired: 's-1vcpu-2gb' })]);
+    expect(seen.at(-1)).toBe('ready');
+    expect(app.records.condition('Drifted')).toMatchObject({ status: 'True', reason: 'DriftReported', message: 'size is s-2vcpu-4gb; the resize to s-1vcpu-2gb was refused by the provider' });
+    expect(app.records.resize).toEqual({ inProgress: false, failedSize: 's-1vcpu-2gb' });
+    expect(app.records.events.filter((e) => e.reason === 'ResizeRefused')).toHaveLength(1);
     expect(sim.requestsTo('POST', /\/actions$/).map((r) => (r.body as { type: string }).type)).toEqual(['shutdown', 'resize', 'power_on']);
     expect(sim.droplets()[0]).toMatchObject({ size_slug: 's-2vcpu-4gb', status: 'active' });
   });
 
   it('adds missing tags in place and leaves foreign tags alone', async () => {
-    const [app] = desired;
-    if (app === undefined) throw new Error('no host');
-    const uid = uidOf(app);
-    const seeded = sim.seedDroplet({ name: 'shop-staging-app-1', tags: [ownershipTag(uid), 'firewall-web'] });
+    const app = host('staging-app-1');
+    app.spec = { ...app.spec, tags: ['team-a'] };
+    const seeded = sim.seedDroplet({ name: 'shop-staging-app-1', tags: [ownershipTag(app.uid), 'firewall-web'] });
 
-    const { host } = await glue.provision(app.resourceName, { ...specOf(app), tags: ['team-a'] }, uid);
-    if (host === undefined) throw new Error('lost the host');
-    const first = await glue.reconcile(app.resourceName, { ...specOf(app), tags: ['team-a'] }, uid, host);
+    expect(await pass(app)).toMatchObject({ kind: 'ready' });
+    const reported = app.records.condition('Drifted');
+    expect(await pass(app)).toMatchObject({ kind: 'ready' });
 
-    expect(first.tagsToAdd).toEqual(['santokit', 'santokit-env-staging', 'team-a']);
-    expect(sim.droplet(seeded.id)?.tags.sort()).toEqual(['firewall-web', 'santokit', 'santokit-env-staging', ownershipTag(uid), 'team-a'].sort());
-    const again = await provider.getHost(String(seeded.id));
-    if (again === undefined) throw new Error('lost the host');
-    expect(assessHost({ spec: { ...specOf(app), tags: ['team-a'] }, uid, host: again }).drift).toEqual([]);
+    expect(reported).toMatchObject({ status: 'True', reason: 'DriftReconciling', message: 'tags: adding santokit, santokit-env-staging, team-a' });
+    expect(sim.droplet(seeded.id)?.tags.sort()).toEqual(['firewall-web', 'santokit', 'santokit-env-staging', ownershipTag(app.uid), 'team-a'].sort());
+    expect(app.records.condition('Drifted')).toMatchObject({ status: 'False', reason: 'NoDrift' });
+    expect(app.records.run.reconciled).toBe(true);
   });
 });
 
 describe('deletion', () => {
+  async function finalize(h: Host, policy: 'Delete' | 'Orphan' = 'Delete'): Promise<{ requeueAfterMs: number } | undefined> {
+    return finalizeManaged({
+      mr: managed(h),
+      policy,
+      client: async () => client,
+      status: h.records.status,
+      generation: 1,
+      record: async (e) => {
+        h.records.events.push(e);
+      },
+      credentialsHint: 'restore the token',
+      now: () => NOW,
+    });
+  }
+
   it('deletes by id and releases the finalizer only after the provider answers 404', async () => {
-    const [app] = desired;
-    if (app === undefined) throw new Error('no host');
-    const uid = uidOf(app);
-    const { host } = await glue.provision(app.resourceName, specOf(app), uid);
-    if (host === undefined) throw new Error('no host');
+    const app = host('staging-app-1');
+    await pass(app);
+    const id = app.records.recordedId ?? '';
     sim.clearRequests();
 
-    const kinds: string[] = [];
-    for (let pass = 0; pass < 5; pass++) {
-      const owned = await provider.listHostsByTag(ownershipTag(uid));
-      const base = { policy: 'Delete' as const, uid, recordedId: host.id, owned, now: NOW };
-      let decision = decideDeletion(base);
-      if (decision.kind === 'lookup') decision = decideDeletion({ ...base, lookup: (await provider.getHost(decision.id)) ?? null });
-      kinds.push(decision.kind);
-      if (decision.kind === 'delete') await provider.deleteHost(decision.id);
-      if (decision.kind === 'release') break;
+    const results: Array<string> = [];
+    for (let i = 0; i < 5; i++) {
+      const wait = await finalize(app);
+      results.push(wait === undefined ? 'release' : `wait ${app.records.condition('Deleted')?.status}`);
+      if (wait === undefined) break;
     }
 
-    expect(kinds).toEqual(['delete', 'release']);
-    expect(sim.requestsTo('DELETE', /^\/v2\/droplets/).map((r) => `${r.path}${r.search}`)).toEqual([`/v2/droplets/${host.id}`]);
-    expect(sim.requestsTo('GET', `/v2/droplets/${host.id}`).map((r) => r.status)).toEqual([200, 404]);
+    expect(results).toEqual(['wait Unknown', 'release']);
+    expect(sim.requestsTo('DELETE', /^\/v2\/droplets/).map((r) => `${r.path}${r.search}`)).toEqual([`/v2/droplets/${id}`]);
+    expect(sim.requestsTo('GET', `/v2/droplets/${id}`).map((r) => r.status)).toEqual([200, 404]);
+    expect(app.records.events.map((e) => e.reason)).toEqual(['HostCreated', 'HostDeleting', 'HostDeleted']);
+  });
+
+  it('says Deleted=False (a person must look) and deletes neither when two droplets carry the tag', async () => {
+    const app = host('staging-app-1');
+    const owner = ownershipTag(app.uid);
+    sim.seedDroplet({ name: 'shop-staging-app-1', tags: [owner] });
+    sim.seedDroplet({ name: 'shop-staging-app-1', tags: [owner] });
+
+    expect(await finalize(app)).toEqual({ requeueAfterMs: 60_000 });
+
+    expect(app.records.condition('Deleted')).toMatchObject({ status: 'False', reason: 'DuplicateHosts' });
+    expect(app.records.condition('Stalled')).toMatchObject({ status: 'True', reason: 'DuplicateHosts' });
+    expect(sim.requestsTo('DELETE', /^\/v2\/droplets/)).toEqual([]);
   });
 
   it('leaves the droplet running with deletionPolicy Orphan', async () => {
-    const [app] = desired;
-    if (app === undefined) throw new Error('no host');
-    const { host } = await glue.provision(app.resourceName, specOf(app), uidOf(app));
-    if (host === undefined) throw new Error('no host');
+    const app = host('staging-app-1');
+    await pass(app);
 
-    const decision = decideDeletion({ policy: 'Orphan', uid: uidOf(app), recordedId: host.id, owned: [host], now: NOW });
+    expect(await finalize(app, 'Orphan')).toBeUndefined();
 
-    expect(decision.kind).toBe('release');
     expect(sim.requestsTo('DELETE', /^\/v2\/droplets/)).toEqual([]);
+    expect(app.records.events.at(-1)).toMatchObject({ reason: 'HostOrphaned' });
   });
 });

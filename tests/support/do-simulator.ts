@@ -30,6 +30,17 @@ export interface DoSimulatorOptions {
    * End-to-end tests map droplets onto loopback addresses where a test sshd listens.
    */
   readonly publicIPv4?: (droplet: { readonly id: number; readonly name: string }) => string;
+  /**
+   * Strict mode, as DigitalOcean behaves on a bad day. Every `serverErrorEvery`-th request (counting
+   * authorized ones) answers 500 and takes no effect; after every `rateLimitBurst.every` requests the
+   * next `length` answer 429 with `retry-after`; and while a `retry-after` it announced is running,
+   * every request answers 429 again (recorded with `duringRetryAfter`), as DigitalOcean does to a
+   * client that ignores it.
+   */
+  readonly serverErrorEvery?: number;
+  readonly rateLimitBurst?: { readonly every: number; readonly length: number; readonly retryAfterSeconds: number };
+  /** the clock retry-after windows are measured on (epoch ms); default Date.now */
+  readonly now?: () => number;
 }
 
 export interface RecordedRequest {
@@ -42,6 +53,8 @@ export interface RecordedRequest {
   readonly body: unknown;
   readonly authorized: boolean;
   status: number;
+  /** set when the request came while a retry-after the simulator announced was still running */
+  duringRetryAfter?: true;
 }
 
 export interface Fault {
@@ -53,6 +66,8 @@ export interface Fault {
   readonly headers?: Readonly<Record<string, string>>;
   /** how many matching requests fail; default 1 */
   readonly times?: number;
+  /** the request takes effect (e.g. the droplet is created) and only then is the fault answered */
+  readonly afterEffect?: boolean;
 }
 
 export interface SimNetwork {
@@ -247,6 +262,10 @@ export async function startDoSimulator(options: DoSimulatorOptions = {}): Promis
   let nextActionId = 2000000001;
   let used = 0;
   const windowStart = Date.now();
+  const clockNow = options.now ?? Date.now;
+  let pausedUntil = 0;
+  let accepted = 0;
+  let burstLeft = 0;
   let baseUrl = '';
 
   const clock = (n: number): string => new Date(EPOCH + n * 1000).toISOString().replace('.000Z', 'Z');
@@ -709,12 +728,40 @@ export async function startDoSimulator(options: DoSimulatorOptions = {}): Promis
           503: ['service_unavailable', 'The service is temporarily unavailable.'],
         };
         const [id, message] = defaults[fault.status] ?? ['error', 'Scripted failure.'];
+        if (fault.afterEffect === true) {
+          try {
+            route(method, url, body);
+          } catch {
+            // the fault is the answer either way
+          }
+        }
         reply(fault.status, fault.body ?? { id, message, request_id: requestId }, fault.headers ?? {});
         return;
       }
       if (!record.authorized) {
         errorReply(401, 'Unauthorized', 'Unable to authenticate you');
         return;
+      }
+      if (options.rateLimitBurst !== undefined || options.serverErrorEvery !== undefined) {
+        const t = clockNow();
+        if (t < pausedUntil) {
+          record.duringRetryAfter = true;
+          errorReply(429, 'too_many_requests', 'API Rate limit exceeded.', { 'retry-after': String(Math.max(1, Math.ceil((pausedUntil - t) / 1000))) });
+          return;
+        }
+        const burst = options.rateLimitBurst;
+        if (burst !== undefined && burstLeft > 0) {
+          burstLeft--;
+          pausedUntil = t + burst.retryAfterSeconds * 1000;
+          errorReply(429, 'too_many_requests', 'API Rate limit exceeded.', { 'retry-after': String(burst.retryAfterSeconds) });
+          return;
+        }
+        accepted++;
+        if (burst !== undefined && accepted % burst.every === 0) burstLeft = burst.length;
+        if (options.serverErrorEvery !== undefined && accepted % options.serverErrorEvery === 0) {
+          errorReply(500, 'server_error', 'Server was unable to give you a response.');
+          return;
+        }
       }
       used++;
       if (used > rateLimit) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { InfraHost, InfraHostStatus } from '../../../core/api/resources.ts';
-import { ANNOTATION_RUN, formatRun, type RunRecord } from '../../../operator/infra/run.ts';
+import { ANNOTATION_RUN, formatRun, type RunRecord } from '../../../core/infra/run.ts';
 import { InfraHosts } from './InfraHosts.tsx';
 import { gaveUp, hostProgress, InfraHostsStore } from './InfraHostsStore.ts';
 import { renderPlain, tick } from './test-support.tsx';

@@ -1,5 +1,5 @@
 import type { InfraHost } from '../../../core/api/resources.ts';
-import { ANNOTATION_RUN, hostOutcome, parseRun } from '../../../operator/infra/run.ts';
+import { ANNOTATION_RUN, hostOutcome, parseRun } from '../../../core/infra/run.ts';
 
 /**
  * The live rows of `stk infra up` on a terminal, as plain data: one row per host with its stages

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ValidationError } from '../../core/errors.ts';
+import { ValidationError } from '../errors.ts';
 import {
   desiredHosts,
   dropletName,
@@ -77,6 +77,25 @@ environments:
     expect(first[0]?.tags).toEqual(['santokit', 'santokit-env-dev', 'team-a']);
     expect(first[1]?.tags).toEqual(['backup', 'pg', 'santokit', 'santokit-env-staging']);
     expect(first[0]?.bootstrap).toEqual({ docker: { enabled: true } });
+  });
+
+  it('carries adopt: byName from a host entry into the InfraHost spec, and refuses any other value', () => {
+    const text = `provider: digitalocean
+credentialsSecretRef: { name: do-token, key: token }
+defaults: { region: nyc1, size: s-2vcpu-4gb, image: ubuntu-24-04-x64 }
+sshKey: { generate: true }
+environments:
+  staging:
+    app-1: { adopt: byName }
+    db-1: {}
+`;
+    const hosts = loadDesiredHosts(text, { project: 'shop' });
+    expect(hosts.map((h) => [h.host, toInfraHostSpec(h).adopt])).toEqual([
+      ['app-1', 'byName'],
+      ['db-1', undefined],
+    ]);
+    expect('adopt' in toInfraHostSpec(hosts[1] ?? hosts[0]!)).toBe(false);
+    expect(() => loadDesiredHosts(text.replace('adopt: byName', 'adopt: always'), { project: 'shop' })).toThrow(ValidationError);
   });
 
   it('limits expansion to one environment when asked', () => {

@@ -1,5 +1,4 @@
-import { ExitCode } from '../../core/errors.ts';
-import type { BootstrapFailureCode } from './bootstrap.ts';
+import { ExitCode } from '../errors.ts';
 
 /**
  * What `stk infra up` and the InfraHost reconciler agree on, as plain data: the annotations they
@@ -30,6 +29,16 @@ export const ANNOTATION_RUN = 'santokit.io/run';
 export const ANNOTATION_SSH_KEY = 'santokit.io/ssh-key-fingerprint';
 /** A resize in flight (JSON `{inProgress, actionId?, failedSize?}`), kept across passes and restarts. */
 export const ANNOTATION_RESIZE = 'santokit.io/resize';
+
+/** Why a bootstrap failed, per step (the codes `status.steps` and `stk infra up` show). */
+export type BootstrapFailureCode =
+  | 'ssh_failed'
+  | 'docker_detect_failed'
+  | 'docker_install_failed'
+  | 'docker_verify_failed'
+  | 'network_install_failed'
+  | 'network_join_failed'
+  | 'config_invalid';
 
 export type HostAction = 'created' | 'unchanged' | 'reconciled';
 

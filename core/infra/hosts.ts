@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
-import { ValidationError, type FieldError } from '../../core/errors.ts';
+import { ValidationError, type FieldError } from '../errors.ts';
 import hostsSchema from '../../schema/hosts.schema.json' with { type: 'json' };
 
 /**
@@ -35,7 +35,11 @@ interface HostEntry {
   readonly image?: string;
   readonly tags?: readonly string[];
   readonly deletionPolicy?: DeletionPolicy;
+  readonly adopt?: AdoptPolicy;
 }
+
+/** `byName`: a droplet with the host's name but without the ownership tag is adopted instead of refused. */
+export type AdoptPolicy = 'byName';
 
 /** The validated content of `infra/hosts.yaml`. */
 export interface HostsFile {
@@ -69,6 +73,8 @@ export interface DesiredHost {
   readonly bootstrap: BootstrapSpec;
   readonly credentialsSecretRef: SecretKeyRef;
   readonly deletionPolicy: DeletionPolicy;
+  /** set only when the file says so */
+  readonly adopt?: AdoptPolicy;
   /** `<project>-<env>-<host>`, sanitised to the provider's hostname rules */
   readonly dropletName: string;
   /** the InfraHost resource name in the project namespace: `<env>-<host>` */
@@ -90,6 +96,7 @@ export interface InfraHostSpec {
   readonly sshKey: SshKeySpec;
   readonly bootstrap: BootstrapSpec;
   readonly deletionPolicy: DeletionPolicy;
+  readonly adopt?: AdoptPolicy;
 }
 
 const DNS_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
@@ -253,6 +260,7 @@ export function desiredHosts(file: HostsFile, options: ExpandOptions): DesiredHo
           bootstrap: structuredClone(bootstrap),
           credentialsSecretRef: { ...file.credentialsSecretRef },
           deletionPolicy: entry.deletionPolicy ?? file.deletionPolicy ?? 'Delete',
+          ...(entry.adopt === undefined ? {} : { adopt: entry.adopt }),
           dropletName: dropletName(project, environment, host),
           resourceName: infraHostResourceName(environment, host),
         }),
@@ -283,6 +291,7 @@ export function toInfraHostSpec(host: DesiredHost): InfraHostSpec {
     sshKey: structuredClone(host.sshKey) as SshKeySpec,
     bootstrap: structuredClone(host.bootstrap) as BootstrapSpec,
     deletionPolicy: host.deletionPolicy,
+    ...(host.adopt === undefined ? {} : { adopt: host.adopt }),
   };
 }
 
