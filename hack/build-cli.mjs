@@ -1,0 +1,30 @@
+#!/usr/bin/env node
+// Bundles `stk` (cli/main.ts) with esbuild into dist/cli/main.js, the package's `bin.stk`, plus
+// the chunks it imports on demand (dist/cli/bundle/): one file per command module and one for
+// Ink and React, so a run loads only what its command needs (see cli/start.ts). Runs after
+// `tsc -p tsconfig.build.json` in `npm run build`, replacing tsc's dist/cli/main.js.
+import { rmSync } from 'node:fs';
+import path from 'node:path';
+import { build } from 'esbuild';
+
+const root = path.resolve(import.meta.dirname, '..');
+const outdir = path.join(root, 'dist/cli');
+rmSync(path.join(outdir, 'bundle'), { recursive: true, force: true });
+await build({
+  absWorkingDir: root,
+  entryPoints: { main: 'cli/main.ts' },
+  outdir,
+  chunkNames: 'bundle/[name]-[hash]',
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node24',
+  sourcemap: 'linked',
+  legalComments: 'none',
+  logLevel: 'warning',
+  // Ink's optional React DevTools hook, loaded only under DEV=true; not a dependency.
+  external: ['react-devtools-core'],
+  // Bundled CommonJS packages call require() for Node's built-in modules.
+  banner: { js: "import { createRequire as __stkCreateRequire } from 'node:module';\nconst require = __stkCreateRequire(import.meta.url);" },
+});
