@@ -7,6 +7,21 @@ import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { build } from 'esbuild';
 
+/**
+ * `import http from 'node:http'` in an ES module makes Node fill in every export of the module,
+ * among them the lazy WebSocket and EventSource getters, which load undici (≈ 50 ms at start).
+ * require() does not: bundled imports of node:http and node:https become requires.
+ */
+const builtinsAsRequire = {
+  name: 'builtins-as-require',
+  setup(b) {
+    b.onResolve({ filter: /^(node:)?https?$/ }, (args) =>
+      args.namespace === 'builtin-require' ? { path: args.path, external: true } : { path: args.path.replace(/^node:/, ''), namespace: 'builtin-require' },
+    );
+    b.onLoad({ filter: /.*/, namespace: 'builtin-require' }, (args) => ({ contents: `module.exports = require('node:${args.path}');`, loader: 'js' }));
+  },
+};
+
 const root = path.resolve(import.meta.dirname, '..');
 const outdir = path.join(root, 'dist/cli');
 rmSync(path.join(outdir, 'bundle'), { recursive: true, force: true });
@@ -26,5 +41,6 @@ await build({
   // Ink's optional React DevTools hook, loaded only under DEV=true; not a dependency.
   external: ['react-devtools-core'],
   // Bundled CommonJS packages call require() for Node's built-in modules.
+  plugins: [builtinsAsRequire],
   banner: { js: "import { createRequire as __stkCreateRequire } from 'node:module';\nconst require = __stkCreateRequire(import.meta.url);" },
 });

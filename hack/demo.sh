@@ -87,8 +87,9 @@ keyfile="${SANTOKIT_STATE_DIR}/demo-api-key.json"
 if [[ -s "$keyfile" ]] && "$node" hack/lib/wait-http.mjs "${bridge_url}/call" 400 2 "$keyfile" '{}' 2>/dev/null; then
   echo "demo: reusing API key $(sed -n 's/.*"keyId": *"\([^"]*\)".*/\1/p' "$keyfile") from ${keyfile}"
 else
-  echo "\$ stk apikey create --project $project --env dev --name demo-admin --roles admin --json"
-  (umask 077 && stk apikey create --project "$project" --env dev --name "demo-admin-$(date +%s)" --roles admin --json >"$keyfile")
+  name="demo-admin-$(date +%s)"
+  echo "\$ stk apikey create --project $project --env dev --name $name --roles admin --json"
+  (umask 077 && stk apikey create --project "$project" --env dev --name "$name" --roles admin --json >"$keyfile")
   echo "demo: the key is shown once; saved in ${keyfile}"
   # The data plane learns new keys from its watch: a known key with an empty body is a 400, not a 401.
   "$node" hack/lib/wait-http.mjs "${bridge_url}/call" 400 30 "$keyfile" '{}' || die "the data plane did not learn the new key; see $(log_file data-plane)"
