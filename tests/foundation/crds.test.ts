@@ -39,7 +39,8 @@ describe('CRDs', () => {
       const res = await kubectl(['get', 'santokit', '-A']);
       return res.code === 0 ? res : undefined;
     }, { what: 'kubectl get santokit to work' });
-    expect(category.stderr).toBe('');
+    // No error; on a cluster without Santokit objects yet, kubectl says so on stderr.
+    expect(category.stderr).toMatch(/^(No resources found\n)?$/);
   });
 
   it('kubectl apply -f crds/ is idempotent: applied again, nothing changes', async () => {
