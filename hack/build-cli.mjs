@@ -5,6 +5,8 @@
 // `tsc -p tsconfig.build.json` in `npm run build`, replacing tsc's dist/cli/main.js.
 import { rmSync } from 'node:fs';
 import path from 'node:path';
+import { Ajv } from 'ajv';
+import standaloneCode from 'ajv/dist/standalone/index.js';
 import { build } from 'esbuild';
 
 /**
@@ -23,6 +25,30 @@ const builtinsAsRequire = {
 };
 
 const root = path.resolve(import.meta.dirname, '..');
+
+/**
+ * The CLI's config validator, compiled now instead of on every run of `stk` (compiling it was
+ * most of the time a command spent before its first request): ajv's standalone code for
+ * configSchema(cliConfigSpec), with the options core/config.ts compiles with, replaces
+ * cli/precompiled-config.ts in the bundle. Read from tsc's output (dist/), built just before.
+ */
+const { configSchema, ajvOptions } = await import(path.join(root, 'dist/core/config.js'));
+const { cliConfigSpec } = await import(path.join(root, 'dist/cli/session.js'));
+const cliSchema = configSchema(cliConfigSpec);
+const ajv = new Ajv({ ...ajvOptions, code: { source: true, esm: true } });
+const validatorCode = standaloneCode(ajv, ajv.compile(cliSchema));
+const precompiledConfig = {
+  name: 'precompiled-config',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]cli[\\/]precompiled-config\.ts$/ }, () => ({
+      contents: `import validate from 'stk:cli-config-validator';\nexport const precompiledValidators = { ${JSON.stringify(JSON.stringify(cliSchema))}: validate };\n`,
+      loader: 'js',
+      resolveDir: root,
+    }));
+    b.onResolve({ filter: /^stk:cli-config-validator$/ }, () => ({ path: 'cli-config-validator', namespace: 'precompiled-config' }));
+    b.onLoad({ filter: /.*/, namespace: 'precompiled-config' }, () => ({ contents: validatorCode, loader: 'js', resolveDir: root }));
+  },
+};
 const outdir = path.join(root, 'dist/cli');
 rmSync(path.join(outdir, 'bundle'), { recursive: true, force: true });
 await build({
@@ -41,6 +67,6 @@ await build({
   // Ink's optional React DevTools hook, loaded only under DEV=true; not a dependency.
   external: ['react-devtools-core'],
   // Bundled CommonJS packages call require() for Node's built-in modules.
-  plugins: [builtinsAsRequire],
+  plugins: [builtinsAsRequire, precompiledConfig],
   banner: { js: "import { createRequire as __stkCreateRequire } from 'node:module';\nconst require = __stkCreateRequire(import.meta.url);" },
 });
