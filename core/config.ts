@@ -1,4 +1,5 @@
-import { Ajv, type ValidateFunction } from 'ajv';
+import { createRequire } from 'node:module';
+import type { Ajv as AjvInstance, ValidateFunction } from 'ajv';
 import { ValidationError, type FieldError } from './errors.ts';
 
 /**
@@ -41,9 +42,14 @@ export interface ConfigSources {
 
 /** The options every config validator is compiled with (also ahead of time: hack/build-cli.mjs). */
 export const ajvOptions = { allErrors: true, strict: true } as const;
-// Made on first use: creating it (it adds and checks its meta-schema) costs a short-lived process
-// more than its validation ever does.
-let ajv: Ajv | undefined;
+// Loaded and made on first use: loading ajv and creating an instance (it adds and checks its
+// meta-schema) cost a short-lived process such as `stk`, whose validators are compiled ahead of
+// time, more than anything else it does before its first request.
+let ajv: AjvInstance | undefined;
+function compiler(): AjvInstance {
+  const { Ajv } = createRequire(import.meta.url)('ajv') as typeof import('ajv');
+  return (ajv ??= new Ajv(ajvOptions));
+}
 
 /** Validators by schema (JSON text): compiled once, or ahead of time and handed in (usePrecompiledValidators). */
 const validators = new Map<string, ValidateFunction>();
@@ -98,7 +104,7 @@ export function loadConfig<S extends ConfigSpec>(spec: S, sources: ConfigSources
   const schema = configSchema(spec);
   const key = JSON.stringify(schema);
   let validate = validators.get(key);
-  if (!validate) validators.set(key, (validate = (ajv ??= new Ajv(ajvOptions)).compile(schema)));
+  if (!validate) validators.set(key, (validate = (ajv ?? compiler()).compile(schema)));
   if (!validate(raw)) {
     for (const e of validate.errors ?? []) {
       const key = e.keyword === 'required' ? String(e.params.missingProperty) : e.instancePath.replace(/^\//, '');
