@@ -167,19 +167,32 @@ describe('GitOps with Flux', () => {
       return v1;
     }
 
-    /** Pushes a destructive release for dev (without --force) and waits until the operator refused it. */
-    async function refusedDrop(): Promise<{ id: string; sha: string; stalled: Rel }> {
+    /**
+     * Pushes a destructive release for dev (without --force) and waits until the operator refused
+     * it (the Release Stalled with DestructiveChange: a first pass may see the Environment name
+     * it before the Release exists) and Flux's health check failed on it.
+     */
+    async function refusedDrop(): Promise<{ id: string; sha: string; stalled: Rel; failed: FluxObject }> {
       const dropRef = await source.commit({ 'schema/app.yaml': schemaDropName, 'config/permissions.yaml': permissions }, 'drop name');
       const id = await applyRef('dev', dropRef);
       const { sha } = await push('release: drop users.name');
       const stalled = await eventually(
         async () => {
           const r = await release(id);
-          return conditionOf(r, 'Stalled')?.status === 'True' ? r : undefined;
+          const cond = conditionOf(r, 'Stalled');
+          return cond?.status === 'True' && cond.reason === 'DestructiveChange' ? r : undefined;
         },
-        { timeoutMs: 120_000, intervalMs: 250, what: `Release ${id} Stalled${diagnostics()}` },
+        { timeoutMs: 120_000, intervalMs: 250, what: `Release ${id} Stalled with DestructiveChange${diagnostics()}` },
       );
-      return { id, sha, stalled };
+      const failed = await eventually(
+        async () => {
+          const ks = await kustomization();
+          const ready = conditionOf(ks, 'Ready');
+          return revisionSha(ks.status?.lastAttemptedRevision) === sha && ready?.status === 'False' && ready.reason === 'HealthCheckFailed' ? ks : undefined;
+        },
+        { timeoutMs: 120_000, intervalMs: 250, what: `Kustomization ${projectKs} failing its health check at ${sha}${diagnostics()}` },
+      );
+      return { id, sha, stalled, failed };
     }
 
     return { project, namespace, projectsKs, projectKs, work, source, devDb, prodDb, env, release, kustomization, diagnostics, emit, applyRef, push, kustomizationReadyAt, writeDevV1, devServingV1, refusedDrop };
@@ -236,14 +249,7 @@ describe('GitOps with Flux', () => {
     expect(conditionOf(dev, 'Stalled')).toMatchObject({ status: 'True', reason: 'DestructiveChange' });
     expect(dev.status?.currentRelease).toBe(v1.id);
 
-    const failed = await eventually(
-      async () => {
-        const ks = await g.kustomization();
-        const ready = conditionOf(ks, 'Ready');
-        return revisionSha(ks.status?.lastAttemptedRevision) === drop.sha && ready?.status === 'False' && ready.reason === 'HealthCheckFailed' ? ks : undefined;
-      },
-      { timeoutMs: 120_000, intervalMs: 250, what: `Kustomization ${g.projectKs} failing its health check at ${drop.sha}${g.diagnostics()}` },
-    );
+    const failed = drop.failed;
     // The stalled objects count as Failed; Flux fails fast on the first it sees and names it with
     // that status (its message carries no condition reasons: those are on the objects, above).
     const message = conditionOf(failed, 'Ready')?.message ?? '';
