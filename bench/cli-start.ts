@@ -1,40 +1,91 @@
 /**
- * Cold start of the built `stk` (dist/cli/main.js): wall time and peak RSS of
- * - `stk --help` (must not load React or Ink),
- * - `stk release list` against a running local cluster (KUBECONFIG, STK_PROJECT or --project),
+ * Cold start of the built `stk` (dist/cli/main.js) against the locally built kubectl, in the same
+ * run, interleaved (one kubectl, one stk, …) so that a busy machine weighs on both alike:
+ * - `stk --help` vs `kubectl --help` (target: at most 1.5×),
+ * - `stk env list` and `stk release list` vs `kubectl get environments -A` (target: at most 2×),
+ *   against a running local cluster (KUBECONFIG; project from --project, STK_PROJECT or the first
+ *   Project in the cluster),
  * - `stk ui` until its first frame, in a real terminal (tmux 120x40), then `q`.
+ * Prints wall time (median, min) and CPU time (user+sys, median) of the whole process, and the
+ * ratios of the medians.
  *
  * Usage: npm run build && node bench/cli-start.ts [--project NAME] [--runs N]
- * Peak RSS comes from GNU time (/usr/bin/time -f %M) when present.
+ * kubectl: SANTOKIT_KUBECTL (set by `source .santokit/cluster/env`), else the newest build in
+ * ~/.cache/santokit/controlplane. CPU time and peak RSS come from GNU time (/usr/bin/time).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 const root = path.resolve(import.meta.dirname, '..');
 const stkMain = path.join(root, 'dist/cli/main.js');
-const { values } = parseArgs({ options: { project: { type: 'string' }, runs: { type: 'string', default: '5' } } });
+const { values } = parseArgs({ options: { project: { type: 'string' }, runs: { type: 'string', default: '9' } } });
 const runs = Number(values.runs);
-const project = values.project ?? process.env.STK_PROJECT;
 const gnuTime = existsSync('/usr/bin/time') ? '/usr/bin/time' : undefined;
 
-interface Sample { ms: number; rssKb?: number }
+interface Sample { ms: number; cpuMs?: number; rssKb?: number }
 
-function once(args: string[]): Sample {
+function findKubectl(): string | undefined {
+  if (process.env.SANTOKIT_KUBECTL && existsSync(process.env.SANTOKIT_KUBECTL)) return process.env.SANTOKIT_KUBECTL;
+  const cache = path.join(process.env.SANTOKIT_CACHE_DIR ?? path.join(homedir(), '.cache/santokit'), 'controlplane');
+  if (!existsSync(cache)) return undefined;
+  const builds = readdirSync(cache)
+    .map((d) => path.join(cache, d, 'bin/kubectl'))
+    .filter((f) => existsSync(f))
+    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+  return builds[0];
+}
+
+/** One whole process: wall time measured here, CPU time and peak RSS from GNU time. */
+function once(file: string, args: string[]): Sample {
   const start = process.hrtime.bigint();
-  const res = gnuTime
-    ? spawnSync(gnuTime, ['-f', '%M', process.execPath, stkMain, ...args], { encoding: 'utf8' })
-    : spawnSync(process.execPath, [stkMain, ...args], { encoding: 'utf8' });
+  const res = gnuTime ? spawnSync(gnuTime, ['-f', '%U %S %M', file, ...args], { encoding: 'utf8' }) : spawnSync(file, args, { encoding: 'utf8' });
   const ms = Number(process.hrtime.bigint() - start) / 1e6;
-  if (res.status !== 0) throw new Error(`stk ${args.join(' ')} exited ${res.status}: ${res.stderr}`);
-  const rss = gnuTime ? Number(res.stderr.trim().split('\n').at(-1)) : undefined;
-  return { ms, ...(rss ? { rssKb: rss } : {}) };
+  if (res.status !== 0) throw new Error(`${path.basename(file)} ${args.join(' ')} exited ${res.status}: ${res.stderr}`);
+  if (!gnuTime) return { ms };
+  const [user, sys, rss] = res.stderr.trim().split('\n').at(-1)!.split(' ').map(Number);
+  return { ms, cpuMs: (user! + sys!) * 1000, rssKb: rss! };
+}
+
+const stk = (args: string[]) => once(process.execPath, [stkMain, ...args]);
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+function line(name: string, samples: Sample[]): { wall: number; cpu: number } {
+  const wall = median(samples.map((s) => s.ms));
+  const cpu = median(samples.map((s) => s.cpuMs ?? 0));
+  const rss = Math.max(...samples.map((s) => s.rssKb ?? 0));
+  console.log(
+    `${name.padEnd(34)} wall median ${wall.toFixed(0).padStart(5)} ms  min ${Math.min(...samples.map((s) => s.ms)).toFixed(0).padStart(5)} ms  cpu ${cpu.toFixed(0).padStart(5)} ms  peak RSS ${(rss / 1024).toFixed(1)} MiB`,
+  );
+  return { wall, cpu };
+}
+
+/** Runs `base` and each of `cases` alternately, `runs` times after one warm-up each; prints ratios against base. */
+function compare(base: { name: string; take: () => Sample }, cases: Array<{ name: string; take: () => Sample; target: number }>): void {
+  base.take();
+  for (const c of cases) c.take(); // warm the file cache: "cold" means a new process, not a cold disk
+  const baseSamples: Sample[] = [];
+  const caseSamples: Sample[][] = cases.map(() => []);
+  for (let i = 0; i < runs; i++) {
+    baseSamples.push(base.take());
+    cases.forEach((c, j) => caseSamples[j]!.push(c.take()));
+  }
+  const b = line(base.name, baseSamples);
+  cases.forEach((c, j) => {
+    const r = line(c.name, caseSamples[j]!);
+    const ratio = r.wall / b.wall;
+    console.log(`${''.padEnd(34)} ${ratio.toFixed(2)}× ${base.name} (wall; cpu ${(r.cpu / b.cpu).toFixed(2)}×), target ≤ ${c.target}× ${ratio <= c.target ? 'met' : 'MISSED'}`);
+  });
 }
 
 /** `stk ui` in tmux: time from launch until the first frame shows, and its peak RSS (VmHWM) then. */
-function uiFirstFrame(): Sample {
+function uiFirstFrame(project: string | undefined): Sample {
   const socket = `stk-bench-${process.pid}`;
   const dir = mkdtempSync(path.join(tmpdir(), 'stk-bench-'));
   const pidFile = path.join(dir, 'pid');
@@ -65,18 +116,31 @@ function uiFirstFrame(): Sample {
 }
 
 function report(name: string, take: () => Sample): void {
-  take(); // warm the file cache: "cold" means a new process, not a cold disk
-  const samples = Array.from({ length: runs }, take);
-  const ms = samples.map((s) => s.ms).sort((a, b) => a - b);
-  const rss = samples.map((s) => s.rssKb ?? 0);
-  const median = ms[Math.floor(ms.length / 2)]!;
-  console.log(`${name.padEnd(22)} median ${median.toFixed(0).padStart(5)} ms  min ${ms[0]!.toFixed(0).padStart(5)} ms  max ${ms.at(-1)!.toFixed(0).padStart(5)} ms  peak RSS ${(Math.max(...rss) / 1024).toFixed(1)} MiB`);
+  take();
+  line(name, Array.from({ length: runs }, take));
 }
 
-console.log(`node ${process.version}, ${runs} runs each (after one warm-up)`);
-report('stk --help', () => once(['--help']));
-if (!process.env.KUBECONFIG) console.log('stk release list       skipped: set KUBECONFIG to a running cluster (hack/cluster.sh up)');
-else if (!project) console.log('stk release list       skipped: pass --project NAME');
-else report('stk release list', () => once(['release', 'list', '--project', project]));
+function firstProject(kubectl: string): string | undefined {
+  const out = spawnSync(kubectl, ['get', 'projects.santokit.io', '-o', 'jsonpath={.items[*].metadata.name}'], { encoding: 'utf8' });
+  return out.status === 0 ? out.stdout.trim().split(/\s+/).filter(Boolean)[0] : undefined;
+}
+
+const kubectl = findKubectl();
+const project = values.project ?? process.env.STK_PROJECT ?? (process.env.KUBECONFIG && kubectl ? firstProject(kubectl) : undefined);
+console.log(`node ${process.version}, ${runs} runs each after one warm-up, kubectl ${kubectl ?? 'not found'}`);
+if (!kubectl) {
+  console.log('kubectl not found: run hack/cluster.sh up (it builds kubectl into ~/.cache/santokit) or set SANTOKIT_KUBECTL');
+  report('stk --help', () => stk(['--help']));
+} else {
+  compare({ name: 'kubectl --help', take: () => once(kubectl, ['--help']) }, [{ name: 'stk --help', take: () => stk(['--help']), target: 1.5 }]);
+  if (!process.env.KUBECONFIG) console.log('stk env list / release list skipped: set KUBECONFIG to a running cluster (source .santokit/cluster/env)');
+  else if (!project) console.log('stk env list / release list skipped: no Project in the cluster (npm run demo makes one) and no --project');
+  else {
+    compare({ name: 'kubectl get environments -A', take: () => once(kubectl, ['get', 'environments', '-A']) }, [
+      { name: `stk env list --project ${project}`, take: () => stk(['env', 'list', '--project', project]), target: 2 },
+      { name: `stk release list --project ${project}`, take: () => stk(['release', 'list', '--project', project]), target: 2 },
+    ]);
+  }
+}
 if (!process.env.KUBECONFIG) console.log('stk ui (first frame)   skipped: set KUBECONFIG');
-else report('stk ui (first frame)', uiFirstFrame);
+else if (process.env.BENCH_UI !== '0' && existsSync('/usr/bin/tmux')) report('stk ui (first frame)', () => uiFirstFrame(project));

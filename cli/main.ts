@@ -1,7 +1,9 @@
 #!/usr/bin/env node
-import { buildProgram } from './program.ts';
-import { isInteractive } from './ui/terminal.ts';
+import module from 'node:module';
 
+// Node keeps the compiled code of this bundle on disk (os.tmpdir()/node-compile-cache): later
+// runs of `stk` skip parsing and compiling it. Enabled before the CLI's code is imported.
+module.enableCompileCache?.();
+const [{ runStk }, { isInteractive }] = await Promise.all([import('./start.ts'), import('./ui/terminal.ts')]);
 // `stk` alone opens the dashboard on a terminal; elsewhere commander prints the help.
-const argv = process.argv.length === 2 && isInteractive() ? [...process.argv, 'ui'] : process.argv;
-await buildProgram().parseAsync(argv);
+await runStk(process.argv.length === 2 && isInteractive() ? [...process.argv, 'ui'] : process.argv);

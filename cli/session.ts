@@ -1,7 +1,10 @@
-import { loadConfig, type ConfigSpec } from '../core/config.ts';
+import { loadConfig, usePrecompiledValidators, type ConfigSpec } from '../core/config.ts';
 import { UsageError } from '../core/errors.ts';
 import { KubeClient } from '../core/kube/client.ts';
 import { contextPath, readContext } from './context-file.ts';
+import { precompiledValidators } from './precompiled-config.ts';
+
+usePrecompiledValidators(precompiledValidators);
 
 const dns1123 = { pattern: '^[a-z]([-a-z0-9]*[a-z0-9])?$', maxLength: 50 };
 

@@ -1,4 +1,5 @@
-import { Ajv } from 'ajv';
+import { createRequire } from 'node:module';
+import type { Ajv as AjvInstance, ValidateFunction } from 'ajv';
 import { ValidationError, type FieldError } from './errors.ts';
 
 /**
@@ -39,7 +40,40 @@ export interface ConfigSources {
   readonly fileName?: string;
 }
 
-const ajv = new Ajv({ allErrors: true, strict: true });
+/** The options every config validator is compiled with (also ahead of time: hack/build-cli.mjs). */
+export const ajvOptions = { allErrors: true, strict: true } as const;
+// Loaded and made on first use: loading ajv and creating an instance (it adds and checks its
+// meta-schema) cost a short-lived process such as `stk`, whose validators are compiled ahead of
+// time, more than anything else it does before its first request.
+let ajv: AjvInstance | undefined;
+function compiler(): AjvInstance {
+  const { Ajv } = createRequire(import.meta.url)('ajv') as typeof import('ajv');
+  return (ajv ??= new Ajv(ajvOptions));
+}
+
+/** Validators by schema (JSON text): compiled once, or ahead of time and handed in (usePrecompiledValidators). */
+const validators = new Map<string, ValidateFunction>();
+
+/**
+ * Hands in validators compiled ahead of time with ajv's standalone code (the same code ajv would
+ * generate here), keyed by the JSON text of configSchema(spec): a short-lived process such as
+ * `stk` then skips compiling (most of its config-loading time).
+ */
+export function usePrecompiledValidators(precompiled: Readonly<Record<string, ValidateFunction>>): void {
+  for (const [schema, validate] of Object.entries(precompiled)) validators.set(schema, validate);
+}
+
+/** The JSON Schema a spec's values are validated against. */
+export function configSchema(spec: ConfigSpec): Record<string, unknown> {
+  return {
+    type: 'object',
+    properties: Object.fromEntries(Object.entries(spec).map(([k, f]) => [k, { type: f.type, ...f.schema }])),
+    required: Object.entries(spec)
+      .filter(([, f]) => f.required)
+      .map(([k]) => k),
+    additionalProperties: false,
+  };
+}
 
 /** Loads, validates and freezes a config; throws one ValidationError naming every bad field. */
 export function loadConfig<S extends ConfigSpec>(spec: S, sources: ConfigSources): ConfigOf<S> {
@@ -67,15 +101,10 @@ export function loadConfig<S extends ConfigSpec>(spec: S, sources: ConfigSources
     raw[key] = coerced;
   }
 
-  const schema = {
-    type: 'object',
-    properties: Object.fromEntries(Object.entries(spec).map(([k, f]) => [k, { type: f.type, ...f.schema }])),
-    required: Object.entries(spec)
-      .filter(([, f]) => f.required)
-      .map(([k]) => k),
-    additionalProperties: false,
-  };
-  const validate = ajv.compile(schema);
+  const schema = configSchema(spec);
+  const key = JSON.stringify(schema);
+  let validate = validators.get(key);
+  if (!validate) validators.set(key, (validate = (ajv ?? compiler()).compile(schema)));
   if (!validate(raw)) {
     for (const e of validate.errors ?? []) {
       const key = e.keyword === 'required' ? String(e.params.missingProperty) : e.instancePath.replace(/^\//, '');

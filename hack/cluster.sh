@@ -60,13 +60,45 @@ readonly SA_KEY="${PKI_DIR}/sa.key"
 readonly SA_PUB="${PKI_DIR}/sa.pub"
 readonly TOKENS_FILE="${PKI_DIR}/tokens.csv"
 readonly ETCD_DATA="${STATE}/etcd/data"
-readonly PG_DIR="${STATE}/postgres"
-readonly PG_DATA="${PG_DIR}/data"
-readonly PG_SOCKET_DIR="${PG_DIR}/run"
+readonly PG_DIR_FILE="${STATE}/postgres-dir" # where Postgres' directory is, when not ${STATE}/postgres
 readonly PG_PASSWORD_FILE="${STATE}/postgres-password"
-readonly PG_LOG="${PG_DATA}/postgres.log" # inside the data dir: the postgres user can write there
+# Postgres' directory: ${STATE}/postgres, unless (as root) the 'postgres' user cannot walk down to
+# the state directory (a clone in a 0700 mktemp directory or in root's home): then a directory of
+# its own under the postgres user's home, named after the state directory and recorded in
+# ${PG_DIR_FILE}, so that the state (kubeconfig, env, logs) stays where the user expects.
+PG_DIR="" PG_DATA="" PG_SOCKET_DIR="" PG_LOG=""
 readonly KUBECONFIG_ADMIN="${STATE}/kubeconfig"
 readonly KUBECONFIG_RESTRICTED="${STATE}/kubeconfig-restricted"
+
+# The deepest existing directory at or above $1.
+existing_ancestor() {
+  local dir=$1
+  until [[ -d "${dir}" ]]; do dir=$(dirname -- "${dir}"); done
+  printf '%s\n' "${dir}"
+}
+
+postgres_user_can_enter() {
+  runuser -u postgres -- test -x "$1" -a -r "$1" 2>/dev/null
+}
+
+# Sets PG_DIR and the paths in it. `up` records an outside directory before creating it.
+resolve_pg_dir() {
+  if [[ -s "${PG_DIR_FILE}" ]]; then
+    PG_DIR=$(<"${PG_DIR_FILE}")
+  elif [[ ${EUID} -eq 0 ]] && id postgres >/dev/null 2>&1 && command -v runuser >/dev/null 2>&1 &&
+    ! postgres_user_can_enter "$(existing_ancestor "${STATE}")"; then
+    local home hash
+    home=$(getent passwd postgres | cut -d: -f6)
+    [[ -n "${home}" && -d "${home}" ]] || home=/var/tmp
+    hash=$(printf '%s' "${STATE}" | sha256sum | cut -c1-16)
+    PG_DIR="${home}/santokit/${hash}"
+  else
+    PG_DIR="${STATE}/postgres"
+  fi
+  PG_DATA="${PG_DIR}/data"
+  PG_SOCKET_DIR="${PG_DIR}/run"
+  PG_LOG="${PG_DATA}/postgres.log" # inside the data dir: the postgres user can write there
+}
 
 readonly ADMIN_USER="santokit-admin"
 readonly RESTRICTED_USER="restricted"
@@ -271,13 +303,25 @@ EOF
   write_kubeconfig "${KUBECONFIG_RESTRICTED}" santokit-restricted "${RESTRICTED_USER}" "$(token_of "${RESTRICTED_USER}")"
 }
 
-# As root, Postgres runs as the 'postgres' user, which must be able to walk
-# down to its data directory; a parent closed to others (a 0700 mktemp
-# directory, say) stops it. Checked before anything starts.
-check_postgres_can_reach_state() {
+# As root, Postgres runs as the 'postgres' user, which must be able to walk down to its data
+# directory; resolve_pg_dir put it outside the state directory when it cannot. Recorded here so
+# that later commands (start, stop, down) find it; checked before anything starts.
+prepare_postgres_dir() {
+  if [[ "${PG_DIR}" != "${STATE}/postgres" && ! -s "${PG_DIR_FILE}" ]]; then
+    log "the 'postgres' user cannot enter ${STATE}; Postgres keeps its data in ${PG_DIR}"
+    printf '%s\n' "${PG_DIR}" >"${PG_DIR_FILE}"
+  fi
+  if [[ "${PG_DIR}" != "${STATE}/postgres" ]]; then
+    mkdir -p "${PG_DIR}"
+    chmod 755 "$(dirname -- "${PG_DIR}")"
+    # Names its state directory: `down` deletes only a directory that says it is ours.
+    printf '%s\n' "${STATE}" >"${PG_DIR}/.santokit-state-dir"
+  fi
   [[ ${EUID} -eq 0 ]] || return 0
-  runuser -u postgres -- test -x "${STATE}" 2>/dev/null ||
-    die "the 'postgres' user cannot enter ${STATE}: a parent directory is closed to others (try 'chmod o+x' on it, or use a SANTOKIT_STATE_DIR under a world-traversable directory)"
+  mkdir -p "${PG_DIR}"
+  postgres_user_can_enter "${PG_DIR}" || chown postgres:postgres "${PG_DIR}"
+  postgres_user_can_enter "${PG_DIR}" ||
+    die "the 'postgres' user cannot enter ${PG_DIR}: a parent directory is closed to others (try 'chmod o+x' on it, or use a SANTOKIT_STATE_DIR under a world-traversable directory)"
 }
 
 # The CA is the API server's self-signed serving certificate (valid for
@@ -617,7 +661,7 @@ cmd_up() {
   [[ -x "${BIN_DIR}/kube-apiserver" ]] || die "build-control-plane.sh did not produce binaries"
 
   init_state
-  check_postgres_can_reach_state
+  prepare_postgres_dir
   printf '%s\n' "${BIN_DIR}" >"${BIN_DIR_FILE}"
 
   local c
@@ -648,6 +692,14 @@ cmd_down() {
       stop_component "${c}"
     fi
   done
+  if [[ "${PG_DIR}" != "${STATE}/postgres" && -d "${PG_DIR}" ]]; then
+    if [[ "$(cat "${PG_DIR}/.santokit-state-dir" 2>/dev/null)" == "${STATE}" ]]; then
+      rm -rf -- "${PG_DIR}"
+      log "down: removed ${PG_DIR}"
+    else
+      log "not removing ${PG_DIR}: it does not name ${STATE} as its state directory"
+    fi
+  fi
   rm -rf -- "${STATE}"
   log "down: removed ${STATE}"
 }
@@ -710,6 +762,7 @@ cmd_crds() {
 }
 
 main() {
+  resolve_pg_dir
   local cmd=${1:-}
   shift || true
   case "${cmd}" in

@@ -30,4 +30,15 @@ if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then
   exit 1
 fi
 
-npm ci --no-audit --no-fund --loglevel=error
+# npm ci starts from an empty node_modules: skip it when the installed tree already matches
+# package.json and the lock file (a second run, or a checkout whose node_modules is shared).
+if [ -d node_modules ] && node hack/lib/deps-installed.mjs 2>/dev/null; then
+  echo "setup: npm dependencies already installed" >&2
+elif [ -L node_modules ]; then
+  # Never empty a node_modules that belongs to another checkout.
+  node hack/lib/deps-installed.mjs || true
+  echo "setup: node_modules is a link to $(readlink node_modules) and does not match package-lock.json; install there, or remove the link" >&2
+  exit 1
+else
+  npm ci --no-audit --no-fund --loglevel=error
+fi

@@ -97,7 +97,16 @@ function configOrExit(opts: Record<string, string | undefined>): OperatorConfig 
 
 async function runManager(config: OperatorConfig): Promise<number> {
   const log = createLogger('santokit-operator', config.logLevel);
-  const client = await KubeClient.load({ ...(config.kubeconfig ? { kubeconfig: config.kubeconfig } : {}), ...(config.context ? { context: config.context } : {}) });
+  let client: KubeClient;
+  try {
+    client = await KubeClient.load({ ...(config.kubeconfig ? { kubeconfig: config.kubeconfig } : {}), ...(config.context ? { context: config.context } : {}) });
+  } catch (err) {
+    // No kubeconfig (or one that cannot be read) can never start working: say so and exit at once.
+    // An API server that is not up yet is different: the bootstrap below waits for it.
+    const e = asSantokitError(err);
+    process.stderr.write(`santokit-operator: ${e.message}\nhint: ${e.hint ?? 'pass --kubeconfig <file> or set KUBECONFIG'}\n`);
+    return e.exitCode || 1;
+  }
   const abort = new AbortController();
   const onSignal = (signal: string) => {
     log.info({ signal }, 'signal received');

@@ -334,10 +334,14 @@ export function registerReleaseCommands(program: Command): void {
   release
     .command('show')
     .description('one release: id, ref, source, created, its tables per connection, and which environments serve or served it')
-    .argument('<id>', 'release id')
+    .argument('[id]', 'release id')
+    .option('--release-id <id>', 'release id (instead of the argument)')
     .option('--project <project>', 'project (default: context)')
     .action(
-      run(async (flags, [id]) => {
+      run(async (flags, [arg]) => {
+        const given = flags.releaseId === undefined ? undefined : String(flags.releaseId);
+        if ((arg === undefined) === (given === undefined)) throw new UsageError('pass the release id once: `stk release show <id>` or `stk release show --release-id <id>`');
+        const id = arg ?? given;
         const session = new Session(flags);
         const project = session.requireProject();
         const client = await session.client();

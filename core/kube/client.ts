@@ -12,6 +12,7 @@ import {
   ValidationError,
 } from '../errors.ts';
 import { apiVersionOf, type KindInfo } from '../api/resources.ts';
+import { kubeconfigHint, kubeconfigSource, LiteKubeConfig, loadLiteKubeConfig, type KubeConfigLike } from './kubeconfig.ts';
 
 /**
  * The one Kubernetes client wrapper. client-node provides kubeconfig loading, authentication
@@ -54,36 +55,34 @@ interface ApiStatus {
 }
 
 export class KubeClient {
-  readonly config: KubeConfig;
+  readonly config: KubeConfigLike;
   private readonly server: URL;
+  private watchConfig: Promise<KubeConfig> | undefined;
 
-  constructor(config: KubeConfig) {
+  constructor(config: KubeConfigLike) {
     this.config = config;
     const cluster = config.getCurrentCluster();
-    if (!cluster) throw new ValidationError('the kubeconfig has no current cluster', [], { hint: 'pass --kubeconfig and --context, or set KUBECONFIG' });
+    if (!cluster) throw new ValidationError('the kubeconfig has no current cluster', [], { hint: kubeconfigHint });
     this.server = new URL(cluster.server);
   }
 
   /**
-   * Loads a kubeconfig from a path, KUBECONFIG or the default locations. client-node is imported
-   * here, on first use, because loading it costs about a second: `stk --help` must not pay that.
+   * Loads a kubeconfig from a path, KUBECONFIG or ~/.kube/config (else the in-cluster service
+   * account). A plain one-file kubeconfig (server, CA, token or client certificate) is read
+   * directly; client-node, which costs about a second to import, is loaded only for what needs it
+   * (exec plugins, auth providers, several files, in-cluster, and watches). No kubeconfig at all
+   * outside a cluster is an error naming --kubeconfig/KUBECONFIG, never a guessed localhost.
    */
   static async load(options: KubeClientOptions = {}): Promise<KubeClient> {
-    const { KubeConfig } = await import('@kubernetes/client-node');
-    const kc = new KubeConfig();
-    try {
-      if (options.kubeconfig) kc.loadFromFile(options.kubeconfig);
-      else kc.loadFromDefault();
-    } catch (err) {
-      throw new ValidationError(`cannot read kubeconfig${options.kubeconfig ? ` ${options.kubeconfig}` : ''}: ${(err as Error).message}`, [], {
-        hint: 'pass --kubeconfig <file> or set KUBECONFIG',
-      });
+    const source = kubeconfigSource(options);
+    if (source.files.length === 1) {
+      const lite = loadLiteKubeConfig(source.files[0]!, options.context);
+      if (lite) return new KubeClient(lite);
     }
-    if (options.context) {
-      if (!kc.getContextObject(options.context)) throw new ValidationError(`kubeconfig has no context "${options.context}"`);
-      kc.setCurrentContext(options.context);
+    if (source.files.length === 0 && !process.env.KUBERNETES_SERVICE_HOST) {
+      throw new ValidationError('no kubeconfig: KUBECONFIG is not set, ~/.kube/config does not exist and this is not a Pod', [], { hint: kubeconfigHint });
     }
-    return new KubeClient(kc);
+    return new KubeClient(await loadFullKubeConfig(options));
   }
 
   get currentContext(): string {
@@ -205,7 +204,8 @@ export class KubeClient {
     onDone: (err: unknown) => void,
   ): Promise<AbortController> {
     const { Watch } = await import('@kubernetes/client-node');
-    return new Watch(this.config).watch(path, query, onEvent, onDone);
+    this.watchConfig ??= this.config instanceof LiteKubeConfig ? loadFullKubeConfig(this.config.source) : Promise.resolve(this.config as KubeConfig);
+    return new Watch(await this.watchConfig).watch(path, query, onEvent, onDone);
   }
 
   /** One REST call. Errors come back as SantokitErrors. */
@@ -233,6 +233,23 @@ export class KubeClient {
     if (status >= 200 && status < 300) return (text === '' ? undefined : JSON.parse(text)) as T;
     throw errorFromResponse(status, text, method, url.pathname);
   }
+}
+
+/** client-node's KubeConfig, for what LiteKubeConfig leaves to it. */
+async function loadFullKubeConfig(options: KubeClientOptions): Promise<KubeConfig> {
+  const { KubeConfig } = await import('@kubernetes/client-node');
+  const kc = new KubeConfig();
+  try {
+    if (options.kubeconfig) kc.loadFromFile(options.kubeconfig);
+    else kc.loadFromDefault();
+  } catch (err) {
+    throw new ValidationError(`cannot read kubeconfig${options.kubeconfig ? ` ${options.kubeconfig}` : ''}: ${(err as Error).message}`, [], { hint: kubeconfigHint });
+  }
+  if (options.context) {
+    if (!kc.getContextObject(options.context)) throw new ValidationError(`kubeconfig has no context "${options.context}"`, [], { hint: 'pass --context <name> naming a context of the kubeconfig' });
+    kc.setCurrentContext(options.context);
+  }
+  return kc;
 }
 
 function send(protocol: string, options: https.RequestOptions, payload: string | undefined, timeoutMs: number, what: string): Promise<{ status: number; text: string }> {

@@ -48,24 +48,67 @@ describe('operator runtime', () => {
     expect(op.logs()).toContain('released the leader lease');
   });
 
-  it('keeps reconciling across an API server restart', async () => {
-    const op = await startOperator({ leaseName: uniqueName('lease') });
+  /*
+   * An API server outage and the leader lease (README: lease 15 s, renew deadline 10 s, retry 2 s).
+   * The intended behaviour has two sides, each tested with lease timings that put the outage
+   * clearly on its side whatever the machine's speed:
+   * - an outage shorter than the renew deadline: the leader keeps the lease, stays up and
+   *   reconciles again once the API server is back;
+   * - an outage longer than the renew deadline: the leader gives up the lease and exits 1, so
+   *   that a fresh process (its Deployment restarts it) campaigns again; nothing reconciles
+   *   without a lease.
+   */
+  const cluster = (cmd: string, component: string) =>
+    runCommand('bash', [path.join(repoRoot, 'hack/cluster.sh'), cmd, component], { env: { ...process.env, SANTOKIT_STATE_DIR: process.env.SANTOKIT_STATE_DIR }, timeoutMs: 120_000 });
+
+  it('an API server outage shorter than the renew deadline: the leader stays up and keeps reconciling', async () => {
+    // Renew deadline 120 s: far longer than stopping and starting the API server takes.
+    const op = await startOperator({ leaseName: uniqueName('lease'), args: ['--renew-deadline', '120', '--lease-duration', '150', '--retry-period', '1'] });
     started.push(op);
     await waitForOperatorReady(op);
     const before = uniqueName('before');
     expectExit(await stk(['project', 'create', before]));
 
-    const cluster = (cmd: string, component: string) => runCommand('bash', [path.join(repoRoot, 'hack/cluster.sh'), cmd, component], { env: { ...process.env, SANTOKIT_STATE_DIR: process.env.SANTOKIT_STATE_DIR }, timeoutMs: 120_000 });
-    const stopped = await cluster('stop', 'apiserver');
-    expectExit(stopped);
-    const started2 = await cluster('start', 'apiserver');
-    expectExit(started2);
+    expectExit(await cluster('stop', 'apiserver'));
+    try {
+      // The leader saw the outage (a renewal failed) ...
+      await eventually(async () => (op.records().some((r) => r.msg === 'leader election attempt failed') ? true : undefined), { timeoutMs: 30_000, what: 'a failed lease renewal' });
+    } finally {
+      expectExit(await cluster('start', 'apiserver'));
+    }
 
+    // ... and kept its lease: it is still running and reconciles what is created now.
     const after = uniqueName('after');
-    const res = await stk(['project', 'create', after, '--timeout', '90']);
-    expectExit(res);
+    expectExit(await stk(['project', 'create', after, '--timeout', '90']));
     const project = await client.get<Project & KubeObject>(Kinds.Project, after);
     expect(project.status?.namespace).toBe(`stk-${after}`);
     expect(op.child.exitCode).toBeNull();
+    expect(op.logs()).not.toContain('lost leadership');
+  }, 180_000);
+
+  it('an API server outage longer than the renew deadline: the leader gives the lease up and exits 1', async () => {
+    // Renew deadline 2 s: the outage below lasts until the operator has exited.
+    const op = await startOperator({ leaseName: uniqueName('lease'), args: ['--renew-deadline', '2', '--lease-duration', '4', '--retry-period', '1', '--shutdown-timeout', '10'] });
+    started.push(op);
+    await waitForOperatorReady(op);
+
+    expectExit(await cluster('stop', 'apiserver'));
+    let code: number | null;
+    try {
+      code = await eventually(async () => (op.child.exitCode === null ? undefined : op.child.exitCode), { timeoutMs: 60_000, what: 'the operator to exit after losing its lease' });
+    } finally {
+      expectExit(await cluster('start', 'apiserver'));
+    }
+    expect(code).toBe(1);
+    expect(op.logs()).toContain('lost leadership: could not renew the lease before the renew deadline');
+    expect(op.logs()).toContain('leadership lost; exiting so a fresh process can campaign again');
+
+    // A fresh process campaigns again and reconciles once the API server is back.
+    const fresh = await startOperator({ leaseName: uniqueName('lease') });
+    started.push(fresh);
+    await waitForOperatorReady(fresh);
+    const after = uniqueName('after');
+    expectExit(await stk(['project', 'create', after, '--timeout', '90']));
+    expect((await client.get<Project & KubeObject>(Kinds.Project, after)).status?.namespace).toBe(`stk-${after}`);
   }, 180_000);
 });

@@ -1,0 +1,72 @@
+#!/usr/bin/env node
+// Bundles `stk` (cli/main.ts) with esbuild into dist/cli/main.js, the package's `bin.stk`, plus
+// the chunks it imports on demand (dist/cli/bundle/): one file per command module and one for
+// Ink and React, so a run loads only what its command needs (see cli/start.ts). Runs after
+// `tsc -p tsconfig.build.json` in `npm run build`, replacing tsc's dist/cli/main.js.
+import { rmSync } from 'node:fs';
+import path from 'node:path';
+import { Ajv } from 'ajv';
+import standaloneCode from 'ajv/dist/standalone/index.js';
+import { build } from 'esbuild';
+
+/**
+ * `import http from 'node:http'` in an ES module makes Node fill in every export of the module,
+ * among them the lazy WebSocket and EventSource getters, which load undici (≈ 50 ms at start).
+ * require() does not: bundled imports of node:http and node:https become requires.
+ */
+const builtinsAsRequire = {
+  name: 'builtins-as-require',
+  setup(b) {
+    b.onResolve({ filter: /^(node:)?https?$/ }, (args) =>
+      args.namespace === 'builtin-require' ? { path: args.path, external: true } : { path: args.path.replace(/^node:/, ''), namespace: 'builtin-require' },
+    );
+    b.onLoad({ filter: /.*/, namespace: 'builtin-require' }, (args) => ({ contents: `module.exports = require('node:${args.path}');`, loader: 'js' }));
+  },
+};
+
+const root = path.resolve(import.meta.dirname, '..');
+
+/**
+ * The CLI's config validator, compiled now instead of on every run of `stk` (compiling it was
+ * most of the time a command spent before its first request): ajv's standalone code for
+ * configSchema(cliConfigSpec), with the options core/config.ts compiles with, replaces
+ * cli/precompiled-config.ts in the bundle. Read from tsc's output (dist/), built just before.
+ */
+const { configSchema, ajvOptions } = await import(path.join(root, 'dist/core/config.js'));
+const { cliConfigSpec } = await import(path.join(root, 'dist/cli/session.js'));
+const cliSchema = configSchema(cliConfigSpec);
+const ajv = new Ajv({ ...ajvOptions, code: { source: true, esm: true } });
+const validatorCode = standaloneCode(ajv, ajv.compile(cliSchema));
+const precompiledConfig = {
+  name: 'precompiled-config',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]cli[\\/]precompiled-config\.ts$/ }, () => ({
+      contents: `import validate from 'stk:cli-config-validator';\nexport const precompiledValidators = { ${JSON.stringify(JSON.stringify(cliSchema))}: validate };\n`,
+      loader: 'js',
+      resolveDir: root,
+    }));
+    b.onResolve({ filter: /^stk:cli-config-validator$/ }, () => ({ path: 'cli-config-validator', namespace: 'precompiled-config' }));
+    b.onLoad({ filter: /.*/, namespace: 'precompiled-config' }, () => ({ contents: validatorCode, loader: 'js', resolveDir: root }));
+  },
+};
+const outdir = path.join(root, 'dist/cli');
+rmSync(path.join(outdir, 'bundle'), { recursive: true, force: true });
+await build({
+  absWorkingDir: root,
+  entryPoints: { main: 'cli/main.ts' },
+  outdir,
+  chunkNames: 'bundle/[name]-[hash]',
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node24',
+  sourcemap: 'linked',
+  legalComments: 'none',
+  logLevel: 'warning',
+  // Ink's optional React DevTools hook, loaded only under DEV=true; not a dependency.
+  external: ['react-devtools-core'],
+  // Bundled CommonJS packages call require() for Node's built-in modules.
+  plugins: [builtinsAsRequire, precompiledConfig],
+  banner: { js: "import { createRequire as __stkCreateRequire } from 'node:module';\nconst require = __stkCreateRequire(import.meta.url);" },
+});
