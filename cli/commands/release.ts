@@ -434,14 +434,20 @@ export function registerReleaseCommands(program: Command): void {
     .description('point an environment back at a release it served before; no DDL is undone')
     .option('--project <project>', 'project (default: context)')
     .option('--env <env>', 'environment (default: context)')
-    .requiredOption('--to-release-id <id>', 'a release from the environment\'s history')
+    .option('--to-release-id <id>', 'a release from the environment\'s history (required)')
+    .option('--to <id>', 'the same as --to-release-id (the form the operator flows use)')
     .option('--timeout <seconds>', 'how long to wait for the operator', '120');
   addEmitOptions(rollback).action(
     run(async (flags) => {
       const session = new Session(flags);
+      if (flags.toReleaseId !== undefined && flags.to !== undefined && flags.toReleaseId !== flags.to) {
+        throw new UsageError('--to and --to-release-id name different releases', { hint: 'pass one of them' });
+      }
+      const given = flags.toReleaseId ?? flags.to;
+      if (given === undefined) throw new UsageError('which release? pass --to-release-id <id>', { hint: 'see the history with `stk release list --env <env>`' });
       const project = session.requireProject();
       const envName = session.requireEnv();
-      const id = String(flags.toReleaseId);
+      const id = String(given);
       const dir = await emitTarget(flags);
       // Synced, a pointer back to a release the environment served is a rollback: no DDL.
       if (dir) return emitPointer(dir, flags, { project, envName, release: id, action: 'rollback' });
