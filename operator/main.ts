@@ -140,7 +140,7 @@ async function runManager(config: OperatorConfig): Promise<number> {
   const databases = new Databases(client, config.namespace, log.child({ component: 'databases' }));
   manager.onShutdown('database pools', () => databases.close());
   const pipeline = new ReleasePipeline(client, databases, events, { testPauseAt: config.testPauseAt as TestPausePoint | undefined });
-  manager.addController(new EnvironmentReconciler(client, events, pipeline, config.driftIntervalSeconds * 1000), { watches: [EnvironmentReconciler.watchProjects(environments)], concurrency: 4 });
+  manager.addController(new EnvironmentReconciler(client, events, pipeline, config.driftIntervalSeconds * 1000), { watches: [EnvironmentReconciler.watchProjects(environments), EnvironmentReconciler.watchReleases(environments)], concurrency: 4 });
   const commitStatuses = new CommitStatusReporter({ baseUrl: config.githubApiUrl, log: log.child({ component: 'github' }) });
   manager.addController(new ReleaseReconciler(client, events, environments, commitStatuses), { watches: [ReleaseReconciler.watchEnvironments()] });
 

@@ -13,7 +13,7 @@ import { asSantokitError, ConflictError, ValidationError } from '../../core/erro
 import type { KubeClient, KubeObject } from '../../core/kube/client.ts';
 import type { Informer } from '../../core/kube/informer.ts';
 import { redactSecrets } from '../../core/redact.ts';
-import { connectionOf, PipelineError, type ReleasePipeline } from '../pipeline.ts';
+import { connectionOf, PipelineError, PipelineReason, type ReleasePipeline } from '../pipeline.ts';
 import type { ReconcileContext, ReconcileRequest, Reconciler, WatchMapping } from '../runtime/controller.ts';
 import type { EventRecorder } from '../runtime/events.ts';
 import { reconcileWithStatus, type ReconcileScope } from '../runtime/skeleton.ts';
@@ -52,6 +52,21 @@ export class EnvironmentReconciler implements Reconciler {
     };
   }
 
+  /**
+   * A GitOps tool may apply an Environment before the Release it names (Flux applies them in one
+   * batch): when a Release appears, the Environments whose spec names it are looked at again.
+   */
+  static watchReleases(environments: Informer<Environment & KubeObject>): WatchMapping {
+    return {
+      kind: Kinds.Release,
+      map: (release) =>
+        environments
+          .list()
+          .filter((e) => e.metadata.namespace === release.metadata.namespace && e.spec.release === release.metadata.name)
+          .map((e) => `${e.metadata.namespace}/${e.metadata.name}`),
+    };
+  }
+
   reconcile(request: ReconcileRequest, context: ReconcileContext) {
     return reconcileWithStatus<Environment, EnvironmentStatus>({
       client: this.client,
@@ -86,12 +101,17 @@ export class EnvironmentReconciler implements Reconciler {
           // A request already decided this very spec: do not run it again as an apply.
           const decided = status.lastRequest && status.lastRequest.release === desired && status.lastRequest.generation === generation;
           if (decided && status.lastRequest?.outcome === 'Failed' && !status.lastRequest.retryable) {
-            // A connection's DDL failed (data, say): the others may be at the release already. The
-            // spec asks for it, so try again every drift interval: once the cause is fixed, the
-            // remaining connections finish without anyone touching the spec.
-            if (!status.lastRequest.connection || !status.lastRequest.at) return;
-            const due = Date.parse(status.lastRequest.at) + this.driftIntervalMs - Date.now();
-            if (due > 1_000) return { requeueAfterMs: due };
+            // The spec named a Release that was not there yet (applied after the Environment): once
+            // it exists (watchReleases enqueues us), the request runs again.
+            const arrived = status.lastRequest.reason === PipelineReason.ReleaseNotFound && (await this.client.find(Kinds.Release, desired, obj.metadata.namespace)) !== undefined;
+            if (!arrived) {
+              // A connection's DDL failed (data, say): the others may be at the release already. The
+              // spec asks for it, so try again every drift interval: once the cause is fixed, the
+              // remaining connections finish without anyone touching the spec.
+              if (!status.lastRequest.connection || !status.lastRequest.at) return;
+              const due = Date.parse(status.lastRequest.at) + this.driftIntervalMs - Date.now();
+              if (due > 1_000) return { requeueAfterMs: due };
+            }
           }
           // A release this environment served before is a rollback (a `git revert` of a promote):
           // the pointer moves back and no DDL runs. Anything else is applied through every gate.
