@@ -171,6 +171,8 @@ function probesFor(changes: readonly Change[], live: SchemaIR): Probe[] {
     const name = columnFrom.get(`${t}.${c}`) ?? c;
     return live.tables[liveTable(t)]?.columns.some((x) => x.name === name) ? name : undefined;
   };
+  // columns this plan adds (`table.column`): a new key column holds its default
+  const addedColumns = new Map(changes.flatMap((c) => (c.kind === 'add_column' ? [[`${c.table}.${c.column.name}`, c.column] as const] : [])));
   const probes: Probe[] = [];
   const rowTables = new Set<string>();
   for (const c of changes) {
@@ -203,24 +205,36 @@ function probesFor(changes: readonly Change[], live: SchemaIR): Probe[] {
       if (col !== undefined) probes.push({ sql: `EXISTS (SELECT 1 FROM ${from} WHERE ${quoteIdent(col)} IS NULL)`, found: (f) => f.nulls.push(probeKey.column(c.table, c.column)) });
     }
     if (c.kind === 'add_foreign_key') {
-      // MATCH SIMPLE: a row with a NULL in the key is not checked. Probed only over columns that
-      // exist now, keep their type on both sides and compare as they are.
+      // MATCH SIMPLE: a row with a NULL in the key is not checked. Each key column reads as it is
+      // now, or, when this plan adds it, as its constant default (no default: NULL, nothing to
+      // check); probed only over columns that keep their type and compare as they are.
       const fk = c.foreignKey;
-      const cols = fk.columns.map((col) => (retyped.has(`${c.table}.${col}`) ? undefined : liveColumn(c.table, col)));
-      if (cols.every((x): x is string => x !== undefined)) {
-        const notNull = cols.map((x) => `s.${quoteIdent(x)} IS NOT NULL`).join(' AND ');
+      const typeOf = (t: string, col: string): string | undefined => live.tables[t]?.columns.find((x) => x.name === col)?.type;
+      const keyColumns = fk.columns.map((col): { expr: string; type: string } | null | undefined => {
+        if (retyped.has(`${c.table}.${col}`)) return undefined;
+        const now = liveColumn(c.table, col);
+        if (now !== undefined) {
+          const type = typeOf(liveTable(c.table), now);
+          return type === undefined ? undefined : { expr: `s.${quoteIdent(now)}`, type };
+        }
+        const added = addedColumns.get(`${c.table}.${col}`);
+        if (added === undefined || added.identity !== null) return undefined;
+        if (added.default === null) return null;
+        return /^[a-z_][a-z0-9_.]*\(/i.test(added.default) ? undefined : { expr: `(${added.default})`, type: added.type };
+      });
+      if (keyColumns.every((x) => x !== undefined) && !keyColumns.includes(null)) {
+        const cols = keyColumns as { expr: string; type: string }[];
+        const notNull = cols.map((x) => `${x.expr} IS NOT NULL`).join(' AND ');
         const report = (f: Found): void => void f.missingReferences.push(probeKey.key(c.table, fk.name));
         if (created.has(fk.refTable)) {
           probes.push({ sql: `EXISTS (SELECT 1 FROM ${from} AS s WHERE ${notNull})`, found: report });
         } else {
+          const refTable = liveTable(fk.refTable);
           const refCols = fk.refColumns.map((col) => (retyped.has(`${fk.refTable}.${col}`) ? undefined : liveColumn(fk.refTable, col)));
-          const typeOf = (t: string, col: string): string | undefined => live.tables[t]?.columns.find((x) => x.name === col)?.type;
-          const comparable =
-            refCols.length === cols.length &&
-            refCols.every((x, i): x is string => x !== undefined && typeOf(liveTable(fk.refTable), x) !== undefined && typeOf(liveTable(fk.refTable), x) === typeOf(liveTable(c.table), cols[i] as string));
+          const comparable = refCols.length === cols.length && refCols.every((x, i): x is string => x !== undefined && typeOf(refTable, x) === cols[i]?.type);
           if (comparable) {
-            const match = cols.map((x, i) => `r.${quoteIdent(refCols[i] as string)} = s.${quoteIdent(x)}`).join(' AND ');
-            probes.push({ sql: `EXISTS (SELECT 1 FROM ${from} AS s WHERE ${notNull} AND NOT EXISTS (SELECT 1 FROM ${qualifiedTable(liveTable(fk.refTable))} AS r WHERE ${match}))`, found: report });
+            const match = cols.map((x, i) => `r.${quoteIdent(refCols[i] as string)} = ${x.expr}`).join(' AND ');
+            probes.push({ sql: `EXISTS (SELECT 1 FROM ${from} AS s WHERE ${notNull} AND NOT EXISTS (SELECT 1 FROM ${qualifiedTable(refTable)} AS r WHERE ${match}))`, found: report });
           }
         }
       }

@@ -893,6 +893,13 @@ const truth: Case[] = [
     refused: 'books (editor) holds values that authors (id) lacks, so books_editor_fkey cannot be added',
   },
   {
+    name: 'a new column whose default the referenced table lacks, with a foreign key, is refused at plan time',
+    main: 'class 4: Postgres refused the apply (23503)',
+    before: base,
+    after: withBooks("      editor: { type: string, default: it's, references: { table: authors } }\n"),
+    refused: 'books (editor) holds values that authors (id) lacks, so books_editor_fkey cannot be added',
+  },
+  {
     name: 'a foreign key over values the referenced table holds (and NULLs) applies',
     main: 'baseline',
     before: withBooks('      editor: { type: string }\n'),

@@ -442,6 +442,25 @@ export const NAMED_CASES: readonly NamedCase[] = [
     }),
   },
   {
+    title: 'a new column whose default the referenced table lacks gets a foreign key',
+    cls: '4: plan-time truth — a foreign key over values missing in the referenced table (a default)',
+    found: 'STK_ORACLE_SWITCHES=all STK_ORACLE_SEED=20261206 path 192:0:0:0:0:0:0:3:2:2:2:2:3:3:3:3:3:4:4:4 (23503 violates foreign key constraint "authors_added_1_fkey")',
+    expect: 'refused',
+    pair: pair({
+      v1: file(`
+  authors:
+    id: { name: id, generate: ulid }
+`),
+      v2: file(`
+  authors:
+    id: { name: id, generate: ulid }
+    columns:
+      added_1: { type: string, nullable: true, default: "it's", references: { table: authors, column: id } }
+`),
+      rows: [`INSERT INTO "authors" ("id") VALUES ('100')`],
+    }),
+  },
+  {
     title: 'a column a DBA reads through a view widens from int to bigint',
     cls: '1: plan Postgres refuses — type change under a view (0A000)',
     found: 'STK_ORACLE_SWITCHES=none,handView,typeSafe STK_ORACLE_SEED=7 path 0:0:0:0:1:1:1:1:1:1:1:1:1:1:4:2:2:3:3:3:3:3:3:3:3:3:3:5:5:5:6:6:8:0:2:2:2:2:2 (second view left out)',
