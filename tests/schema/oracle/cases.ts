@@ -461,6 +461,29 @@ export const NAMED_CASES: readonly NamedCase[] = [
     }),
   },
   {
+    title: 'a declared index loses its name while a DBA index has the same definition',
+    cls: '2: objects nobody declared — a DBA index taken over by a rename',
+    found: 'STK_ORACLE_SWITCHES=all STK_ORACLE_SEED=424243 path 54:0:0:0:1:2:3:3:3:3:4:3:4:4:4 (the migrated database lacks hand_ix_1: it was renamed to authors_id_idx)',
+    // the declared ix_1 is renamed to its default name; the DBA's hand_ix_1 stays as it is
+    expect: 'applied',
+    pair: pair({
+      v1: file(`
+  authors:
+    id: { name: id, generate: ulid }
+    indexes:
+      - { columns: [id], name: ix_1 }
+`),
+      v2: file(`
+  authors:
+    id: { name: id, generate: ulid }
+    indexes:
+      - { columns: [id] }
+`),
+      handmade: ['CREATE INDEX "hand_ix_1" ON "authors" ("id")'],
+      handmadeAfter: ['CREATE INDEX "hand_ix_1" ON "authors" ("id")'],
+    }),
+  },
+  {
     title: 'a column a DBA reads through a view widens from int to bigint',
     cls: '1: plan Postgres refuses — type change under a view (0A000)',
     found: 'STK_ORACLE_SWITCHES=none,handView,typeSafe STK_ORACLE_SEED=7 path 0:0:0:0:1:1:1:1:1:1:1:1:1:1:4:2:2:3:3:3:3:3:3:3:3:3:3:5:5:5:6:6:8:0:2:2:2:2:2 (second view left out)',
