@@ -46,16 +46,18 @@ export type Change =
 export type ChangeKind = Change['kind'];
 
 /**
- * The order changes run in. Removals first (so names and dependencies are free), then renames,
+ * The order changes run in. Table renames, then removals (so names and dependencies are free), then the other renames,
  * then additions and alterations, then the constraints and indexes that need the final columns.
  */
 export const CHANGE_ORDER: readonly ChangeKind[] = [
+  // first: the steps below name a renamed table by its new name (a table is renamed only to a
+  // name no live table holds, so no drop below is in its way)
+  'rename_table',
   'drop_foreign_key',
   'drop_index',
   'drop_unique',
   'drop_primary_key',
   'drop_table',
-  'rename_table',
   'rename_column',
   'rename_constraint',
   'rename_index',

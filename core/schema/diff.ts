@@ -171,17 +171,17 @@ function diffTable(declared: TableIR, liveBefore: TableIR, live: TableIR, rename
   }
 
   diffPrimaryKey(t, declared.primaryKey, live.primaryKey, changes);
-  const uniques = match(declared.uniques, live.uniques, uniqueSignature, mayDrop);
+  const uniques = match(declared.uniques, live.uniques, uniqueSignature, mayDrop, hasPrevious);
   for (const u of uniques.drop) changes.push({ kind: 'drop_unique', table: t, name: u.name, columns: u.columns });
   for (const r of uniques.rename) changes.push({ kind: 'rename_constraint', table: t, ...r });
   for (const u of uniques.add) changes.push({ kind: 'add_unique', table: t, constraint: u });
 
-  const indexes = match(declared.indexes, live.indexes, indexSignature, mayDrop);
+  const indexes = match(declared.indexes, live.indexes, indexSignature, mayDrop, hasPrevious);
   for (const i of indexes.drop) changes.push({ kind: 'drop_index', table: t, name: i.name, columns: i.columns, unique: i.unique });
   for (const r of indexes.rename) changes.push({ kind: 'rename_index', table: t, ...r });
   for (const i of indexes.add) changes.push({ kind: 'create_index', table: t, index: i });
 
-  const fks = match(declared.foreignKeys.map(stripFk), live.foreignKeys, fkSignature, mayDrop);
+  const fks = match(declared.foreignKeys.map(stripFk), live.foreignKeys, fkSignature, mayDrop, hasPrevious);
   for (const f of fks.drop) changes.push({ kind: 'drop_foreign_key', table: t, name: f.name, refTable: f.refTable });
   for (const r of fks.rename) changes.push({ kind: 'rename_constraint', table: t, ...r });
   for (const f of fks.add) changes.push({ kind: 'add_foreign_key', table: t, foreignKey: f });
@@ -398,7 +398,7 @@ interface Matched<T> {
  * another name → rename; the rest → drop and add. A rename whose target name is still held by a
  * live item that stays (or moves itself) falls back to drop and add, so no rename ever collides.
  */
-function match<T extends { readonly name: string }>(declared: readonly T[], live: readonly T[], signature: (x: T) => string, mayDrop: (name: string) => boolean): Matched<T> {
+function match<T extends { readonly name: string }>(declared: readonly T[], live: readonly T[], signature: (x: T) => string, mayDrop: (name: string) => boolean, hasPrevious: boolean): Matched<T> {
   const liveByName = new Map(live.map((x) => [x.name, x]));
   const pending: T[] = [];
   const kept = new Set<string>();
@@ -411,7 +411,9 @@ function match<T extends { readonly name: string }>(declared: readonly T[], live
   const renames: { from: string; to: string; item: T }[] = [];
   const claimed = new Set<string>();
   for (const d of pending) {
-    const l = free.find((x) => !claimed.has(x.name) && signature(x) === signature(d));
+    // once there is a release, only what one declared is renamed: an object a DBA made with the
+    // same definition stays theirs (without one, every live object is taken as declared)
+    const l = free.find((x) => !claimed.has(x.name) && (!hasPrevious || mayDrop(x.name)) && signature(x) === signature(d));
     if (l !== undefined) {
       claimed.add(l.name);
       renames.push({ from: l.name, to: d.name, item: d });

@@ -86,8 +86,9 @@ export const probeKey = {
   column: (table: string, column: string): string => `${table}.${column}`,
 };
 
-function dependentsOn(ctx: HazardContext, table: string, columns: readonly string[] | null): Hazard[] {
-  const found = (ctx.dependents ?? []).filter((d) => d.table === table && (columns === null || d.column === null || columns.includes(d.column)));
+/** The dependents a step changing `columns` of `table` (all of it: null) breaks; `retype`: the step changes their type. */
+function dependentsOn(ctx: HazardContext, table: string, columns: readonly string[] | null, retype = false): Hazard[] {
+  const found = (ctx.dependents ?? []).filter((d) => d.table === table && (retype || d.typeOnly !== true) && (columns === null || d.column === null || columns.includes(d.column)));
   if (found.length === 0) return [];
   const names = [...new Set(found.map((d) => d.description))];
   return [
@@ -138,8 +139,12 @@ export function hazardsOf(change: Change, ctx: HazardContext): Hazard[] {
     case 'alter_column_type': {
       const cast = castOf(change.column, change.from, change.to);
       const at = `${t}.${change.column}`;
-      const out: Hazard[] = [...dependentsOn(ctx, t, [change.column])];
+      const out: Hazard[] = [...dependentsOn(ctx, t, [change.column], true)];
+      const failure = ctx.probes?.castFailures?.find((f) => f.column === probeKey.column(t, change.column));
       if (cast.effect === 'impossible') out.push({ kind: 'cannot_apply', message: cast.note });
+      else if (failure !== undefined) {
+        out.push({ kind: 'cannot_apply', message: `${at} holds values that cannot be converted from ${change.from} to ${change.to} (${failure.reason}); fix or remove them first, or convert the column in your own migration` });
+      }
       else if (hasRows && cast.effect === 'changes_data') out.push({ kind: 'deletes_data', message: `changes the values of ${at} from ${change.from} to ${change.to}: ${cast.note}` });
       else if (hasRows && cast.effect !== 'exact') {
         out.push({ kind: 'correctness', message: `converts every value of ${at} from ${change.from} to ${change.to}: ${cast.note}; readers of the old type may break` });
@@ -198,6 +203,12 @@ export function hazardsOf(change: Change, ctx: HazardContext): Hazard[] {
       ];
     case 'add_foreign_key': {
       const ref = change.foreignKey.refTable;
+      if (ctx.probes?.missingReferences?.includes(probeKey.key(t, change.foreignKey.name))) {
+        refused.push({
+          kind: 'cannot_apply',
+          message: `${t} (${change.foreignKey.columns.join(', ')}) holds values that ${ref} (${change.foreignKey.refColumns.join(', ')}) lacks, so ${change.foreignKey.name} cannot be added; add the missing rows to ${ref} or clear those values first`,
+        });
+      }
       return [...refused, { kind: 'share_row_exclusive_lock', message: `blocks writes to ${lockedTables([t, ref])} while existing rows are checked (SHARE ROW EXCLUSIVE)` }];
     }
     case 'drop_foreign_key':

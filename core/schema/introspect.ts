@@ -28,8 +28,14 @@ export interface Dependent {
   readonly table: string;
   /** the column it depends on; null when it depends on the table as a whole */
   readonly column: string | null;
-  /** `view public.order_totals`, `rule r on public.books`, `foreign key f of public.legacy` */
+  /** `view public.order_totals`, `rule r on public.books`, `foreign key f of public.legacy`, `check constraint c of public.books` */
   readonly description: string;
+  /**
+   * a CHECK constraint of a managed table (declarations cannot express them, so a DBA made it):
+   * Postgres drops it with its column, but re-checks its expression when a column it reads changes
+   * type, where it may no longer type-check (`length(bigint)`) — so only a type change depends on it
+   */
+  readonly typeOnly?: true;
 }
 
 export interface LiveSchema {
@@ -62,6 +68,10 @@ export interface Probes {
   readonly misfits: readonly string[];
   /** columns (`table.column`) becoming NOT NULL that hold NULLs */
   readonly nulls: readonly string[];
+  /** foreign keys (`table:name`) a plan adds whose columns hold values the referenced table lacks */
+  readonly missingReferences?: readonly string[];
+  /** type changes whose cast fails on the data: the column (`table.column`) and what Postgres said (SQLSTATE and message, no values) */
+  readonly castFailures?: readonly { readonly column: string; readonly reason: string }[];
 }
 
 export interface IntrospectOptions {
@@ -277,6 +287,11 @@ export async function introspectSchema(sql: Queryable, options: IntrospectOption
     table.indexes.push({ columns: named(table.names, ix.keys), definition: ix.plain ? null : ix.definition, name: ix.name, unique: ix.is_unique, ...(ix.valid ? {} : { valid: false as const }) });
   }
   const dependents: Dependent[] = [];
+  for (const c of constraints) {
+    const table = parts.get(String(c.table_oid));
+    if (!table || c.kind !== 'c') continue;
+    for (const column of named(table.names, c.keys)) dependents.push({ column, description: `check constraint ${c.name} of ${TABLE_SCHEMA}.${table.name}`, table: table.name, typeOnly: true });
+  }
   for (const d of dependentRows) {
     const table = parts.get(String(d.table_oid));
     if (!table) continue;

@@ -75,7 +75,10 @@ export function planSchemaChanges(input: PlanInput): SchemaPlan {
       for (const i of t.indexes) if (i.unique && i.definition === null) uniqueAfter.add(uniqueKey(t.name, i.columns));
     }
   }
-  const ctx = { newTables, tablesWithRows, uniqueAfter, ...(input.live.dependents ? { dependents: input.live.dependents } : {}), ...(input.live.probes ? { probes: input.live.probes } : {}) };
+  // dependents are read under the live table names; steps name a renamed table by its new name
+  const renamedTo = new Map(changes.flatMap((c) => (c.kind === 'rename_table' ? [[c.from, c.table] as const] : [])));
+  const dependents = renamedTo.size === 0 ? input.live.dependents : input.live.dependents?.map((d) => ({ ...d, table: renamedTo.get(d.table) ?? d.table }));
+  const ctx = { newTables, tablesWithRows, uniqueAfter, ...(dependents ? { dependents } : {}), ...(input.live.probes ? { probes: input.live.probes } : {}) };
   const taken = nameClashes(changes, live, input.live.relationNames ?? null);
   const steps = changes.map((change, i): PlanStep => {
     const hazards = [...(taken.get(i) ?? []), ...hazardsOf(change, ctx)];

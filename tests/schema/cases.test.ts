@@ -727,6 +727,23 @@ const applies: Case[] = [
     setup: 'ALTER TABLE books ADD CONSTRAINT dba_code_fk FOREIGN KEY (code) REFERENCES codes (c)',
     refused: 'foreign key dba_code_fk of books would join books.code (integer) to codes.c (text)',
   },
+  {
+    name: 'a type change under a CHECK a DBA wrote is refused at plan time, naming the constraint',
+    main: 'class 1/3: Postgres refused the apply (42883 function length(bigint) does not exist)',
+    before: withBooks('      code: { type: string }\n'),
+    after: withBooks('      code: { type: bigint }\n'),
+    setup: "UPDATE books SET code = '7'; ALTER TABLE books ADD CONSTRAINT dba_code_len CHECK (length(code) < 10)",
+    refused: 'check constraint dba_code_len of public.books depends on books.code',
+  },
+  {
+    name: 'dropping a column a DBA CHECK reads is not blocked by it (Postgres drops the CHECK with the column)',
+    main: 'baseline',
+    before: withBooks('      code: { type: string }\n'),
+    after: base,
+    setup: "ALTER TABLE books ADD CONSTRAINT dba_code_len CHECK (length(code) < 10)",
+    steps: ['drop column books.code | deletes_data, access_exclusive_lock'],
+    destructive: true,
+  },
 ];
 
 /** Class 4: the plan knows what casts, keys and logical types do before anything runs. */
@@ -854,6 +871,41 @@ const truth: Case[] = [
     after: withBooks('', '    indexes:\n      - { columns: [title, status], unique: true }\n'),
     setup: "INSERT INTO books (title) VALUES ('Dune')",
     refused: 'books (title, status) already holds duplicate values, so books_title_status_idx cannot be built',
+  },
+  retype('string → json over text that is not JSON is refused at plan time, with what Postgres said', 'class 4: Postgres refused the apply (22P02)', 'string', 'json', "'v0'", {
+    step: `change type of books.v from text to jsonb | cannot_apply, ${LOCK}`,
+    refused: 'books.v holds values that cannot be converted from text to jsonb (Postgres says 22P02: invalid input syntax for type json)',
+  }),
+  retype('string → int over text that is not a number is refused at plan time, without the value', 'class 4: Postgres refused the apply (22P02)', 'string', 'int', "'secret-v1'", {
+    step: `change type of books.v from text to integer | cannot_apply, ${LOCK}`,
+    refused: 'books.v holds values that cannot be converted from text to integer (Postgres says 22P02: invalid input syntax for type integer: "…")',
+  }),
+  retype('bigint → int over a value beyond int is refused at plan time', 'class 4: Postgres refused the apply (22003)', 'bigint', 'int', '5000000000', {
+    step: `change type of books.v from bigint to integer | cannot_apply, ${LOCK}`,
+    refused: 'Postgres says 22003: integer out of range',
+  }),
+  {
+    name: 'a foreign key over values the referenced table lacks is refused at plan time',
+    main: 'class 4: Postgres refused the apply (23503)',
+    before: withBooks('      editor: { type: string }\n'),
+    after: withBooks('      editor: { type: string, references: { table: authors } }\n'),
+    setup: "UPDATE books SET editor = 'nobody'",
+    refused: 'books (editor) holds values that authors (id) lacks, so books_editor_fkey cannot be added',
+  },
+  {
+    name: 'a new column whose default the referenced table lacks, with a foreign key, is refused at plan time',
+    main: 'class 4: Postgres refused the apply (23503)',
+    before: base,
+    after: withBooks("      editor: { type: string, default: it's, references: { table: authors } }\n"),
+    refused: 'books (editor) holds values that authors (id) lacks, so books_editor_fkey cannot be added',
+  },
+  {
+    name: 'a foreign key over values the referenced table holds (and NULLs) applies',
+    main: 'baseline',
+    before: withBooks('      editor: { type: string }\n'),
+    after: withBooks('      editor: { type: string, references: { table: authors } }\n'),
+    setup: "UPDATE books SET editor = 'a1'; INSERT INTO books (title) VALUES ('Emma')",
+    steps: ['add foreign key books_editor_fkey on books (editor) → authors (id) | share_row_exclusive_lock'],
   },
   {
     name: 'a unique key over NULLs only is built (NULLs are distinct)',

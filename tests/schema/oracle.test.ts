@@ -17,8 +17,8 @@ import { describePair, DUMP_BATCH, openOracleDatabases, runPair, type DumpMismat
  * (STK_ORACLE_SEED, STK_ORACLE_PATH, STK_ORACLE_LANES=1) and the shrunk pair as YAML and SQL.
  *
  * Every failure the oracle found on the engine became a named case (oracle/cases.ts); the classes
- * the engine still fails on are skipped there with the class in the title, and their switches are
- * off in this run (oracle/config.ts) until the engine fixes are merged.
+ * the engine still fails on would be skipped there with the class in the title, and their switches
+ * off in this run (oracle/config.ts); since the engine fixes of issue 15, none is.
  */
 
 const config = oracleConfig();

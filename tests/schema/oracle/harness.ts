@@ -1,6 +1,8 @@
 import { performance } from 'node:perf_hooks';
 import { InternalError, isSantokitError } from '../../../core/errors.ts';
 import {
+  DestructiveChangeError,
+  REFUSING_HAZARDS,
   applyPlan,
   checkDrift,
   declareSchema,
@@ -303,10 +305,40 @@ export function acceptableDrift(d: DriftDifference): boolean {
   return (d.object ?? '').startsWith(HANDMADE_PREFIX) && /^(extra_|unmanaged)/.test(d.kind);
 }
 
-/** A plan the engine refused, if it says so without throwing (a `refusals` list on the plan). */
+/**
+ * The reasons of a plan refused at plan time: its steps that carry a refusing hazard
+ * (`REFUSING_HAZARDS`, rendered `[refused]`), one line per hazard; undefined when none is refused.
+ * A refusal without a reason is not a refusal but a failure.
+ */
 function refusalOf(p: SchemaPlan): string | undefined {
-  const refusals = (p as unknown as { refusals?: unknown }).refusals;
-  return Array.isArray(refusals) && refusals.length > 0 ? JSON.stringify(refusals) : undefined;
+  const lines = p.steps.flatMap((step, i) =>
+    step.hazards.filter((h) => REFUSING_HAZARDS.has(h.kind)).map((h) => {
+      if (h.message.trim() === '') throw new OracleFailure('plan-v2', `step ${i + 1} (${step.description}) is refused (${h.kind}) without a reason`);
+      return `step ${i + 1}, ${step.description}: ${h.kind} (${h.message})`;
+    }),
+  );
+  return lines.length > 0 ? lines.join('\n') : undefined;
+}
+
+/**
+ * A refused plan must leave the database as it was: applying it (forced, as the operator does)
+ * throws `DestructiveChangeError` with reason `PlanRefused`, and the catalog is unchanged.
+ * Any other outcome — the apply runs, or fails in another way — is a failure.
+ */
+async function assertRefusedApply(db: TestDatabase, planned: SchemaPlan, text: string): Promise<void> {
+  const before = await snapshot(db);
+  try {
+    await applyPlan(db.sql, planned, { releaseId: `oracle-${++releaseCounter}`, force: true, ...APPLY_LIMITS });
+  } catch (err) {
+    if (!(err instanceof DestructiveChangeError) || err.reason !== 'PlanRefused') {
+      const cause = postgresCause(err);
+      throw new OracleFailure('apply-v2', `a refused plan failed otherwise than PlanRefused: ${cause.message}`, cause.code, text);
+    }
+    const after = await snapshot(db);
+    if (after !== before) throw new OracleFailure('apply-v2', `a refused plan changed the schema:\n${lineDiff(after, before)}`, undefined, text);
+    return;
+  }
+  throw new OracleFailure('apply-v2', 'a plan with refused steps was applied', undefined, text);
 }
 
 /** Runs one pair (see module doc). */
@@ -337,9 +369,12 @@ export async function runPair(pair: Pair, dbs: OracleDatabases, label = 'pair'):
     const cause = postgresCause(err);
     throw new OracleFailure('plan-v2', cause.message, cause.code);
   }
-  const refused = refusalOf(planned);
-  if (refused !== undefined) return { kind: 'refused', reason: refused };
   const text = planText(planned);
+  const refused = refusalOf(planned);
+  if (refused !== undefined) {
+    await timed('refused apply', () => assertRefusedApply(migrated, planned, text));
+    return { kind: 'refused', reason: refused };
+  }
   try {
     await timed('apply v2', () => applyPlan(migrated.sql, planned, { releaseId: `oracle-${++releaseCounter}`, force: true, ...APPLY_LIMITS }));
   } catch (err) {
