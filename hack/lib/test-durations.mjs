@@ -1,18 +1,23 @@
 #!/usr/bin/env node
 // Prints each test file's duration from a vitest JSON report, slowest first, then the run's
 // closing totals in vitest's words (so they stay the last lines of a CI log).
-// Usage: node hack/lib/test-durations.mjs <vitest JSON report>
+// Usage: node hack/lib/test-durations.mjs <vitest JSON report>… (several reports are added up)
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
-const file = process.argv[2];
-let report;
-try {
-  report = JSON.parse(readFileSync(file, 'utf8'));
-} catch (err) {
-  console.error(`test-durations: no vitest JSON report at ${file}: ${err.code ?? err.message}`);
-  process.exit(0);
+const report = { testResults: [], numFailedTests: 0, numPassedTests: 0, numPendingTests: 0, numTotalTests: 0 };
+for (const file of process.argv.slice(2)) {
+  let one;
+  try {
+    one = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    console.error(`test-durations: no vitest JSON report at ${file}: ${err.code ?? err.message}`);
+    continue;
+  }
+  report.testResults.push(...(one.testResults ?? []));
+  for (const k of ['numFailedTests', 'numPassedTests', 'numPendingTests', 'numTotalTests']) report[k] += one[k] ?? 0;
 }
+if (report.testResults.length === 0) process.exit(0);
 const root = path.resolve(import.meta.dirname, '../..');
 const rows = (report.testResults ?? [])
   .map((r) => ({ name: path.relative(root, r.name), ms: Math.max(0, (r.endTime ?? 0) - (r.startTime ?? 0)), status: r.status, tests: r.assertionResults?.length ?? 0 }))
