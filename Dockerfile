@@ -24,6 +24,8 @@ COPY operator ./operator
 COPY cli ./cli
 # JSON Schemas are imported by the code (and emitted into dist/schema).
 COPY schema ./schema
+# stk is bundled by esbuild after tsc (npm run build).
+COPY hack/build-cli.mjs ./hack/build-cli.mjs
 # Declarations and source maps are for development only.
 RUN npm run build \
  && find dist \( -name '*.d.ts' -o -name '*.d.ts.map' -o -name '*.js.map' \) -delete

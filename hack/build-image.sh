@@ -137,7 +137,7 @@ project_key() {
   {
     printf 'base=%s\n' "${base}"
     cd "${ROOT_DIR}"
-    sha256sum Dockerfile .dockerignore package.json package-lock.json tsconfig.json tsconfig.build.json
+    sha256sum Dockerfile .dockerignore package.json package-lock.json tsconfig.json tsconfig.build.json hack/build-cli.mjs
     git ls-files -co --exclude-standard -- core operator cli schema crds |
       grep -Ev '\.test\.tsx?$' | LC_ALL=C sort | xargs -r sha256sum
   } | sha256sum | cut -c1-16

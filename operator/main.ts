@@ -18,7 +18,7 @@ import { InfraHostReconciler } from './reconcilers/infrahost.ts';
 import { ProjectReconciler, projectGrantsOf } from './reconcilers/project.ts';
 import { EventRecorder } from './runtime/events.ts';
 import { Manager } from './runtime/manager.ts';
-import { Kinds, type Connection, type Environment, type InfraHost } from '../core/api/resources.ts';
+import { Kinds, type Connection, type Environment, type InfraHost, type Project } from '../core/api/resources.ts';
 import type { KubeObject } from '../core/kube/client.ts';
 
 /** `santokit-operator`: the controller manager; `santokit-operator bridge`: the data plane. */
@@ -152,7 +152,7 @@ async function runManager(config: OperatorConfig): Promise<number> {
   });
   const infraHostController = manager.addController(infraHosts);
   // Fixing a Secret an InfraHost names (config_invalid) reconciles that host at once.
-  const secretWatch = new SecretWatch(client, log.child({ component: 'infrahost-secrets' }), () => manager.informer<InfraHost & KubeObject>(Kinds.InfraHost).list(), (key) =>
+  const secretWatch = new SecretWatch(client, manager.informer<Project & KubeObject>(Kinds.Project), log.child({ component: 'infrahost-secrets' }), () => manager.informer<InfraHost & KubeObject>(Kinds.InfraHost).list(), (key) =>
     infraHostController.enqueue(key),
   );
   manager.onShutdown('infrahost secret watch', async () => secretWatch.stop());

@@ -6,7 +6,7 @@ import { Informer } from '../../core/kube/informer.ts';
 
 /**
  * Label-selected Secrets of every project namespace, for the data plane (API keys, data-plane
- * database credentials). There is no cluster-wide Secret watch: the data plane may read Secrets
+ * database credentials) and for the operator (the metadata of the Secrets InfraHosts name). There is no cluster-wide Secret watch: the data plane may read Secrets
  * only in project namespaces, through the RoleBinding the operator creates with each Project, so
  * one informer runs per project namespace, started once the operator has reconciled its Project
  * (`status.namespace` is written after the namespace and its RoleBindings) and stopped when the
@@ -25,7 +25,10 @@ export interface SecretObject extends KubeObject {
 }
 
 export interface ProjectSecretsOptions {
-  readonly labelSelector: string;
+  /** only Secrets with these labels; every Secret of the namespace when absent */
+  readonly labelSelector?: string;
+  /** what the cache keeps of each Secret (e.g. only its metadata) */
+  readonly transform?: (obj: KubeObject) => KubeObject;
   readonly resyncMs: number;
   /** a watch without any event or bookmark this long is restarted (a hung connection) */
   readonly stallAfterMs?: number;
@@ -71,7 +74,8 @@ export class ProjectSecrets extends EventEmitter {
     if (this.byNamespace.has(namespace)) return;
     const inf = new Informer<SecretObject>(this.client, Kinds.Secret, this.log.child({ namespace }), {
       namespace,
-      labelSelector: this.options.labelSelector,
+      ...(this.options.labelSelector === undefined ? {} : { labelSelector: this.options.labelSelector }),
+      ...(this.options.transform === undefined ? {} : { transform: this.options.transform }),
       resyncMs: this.options.resyncMs,
       // The API server closes each watch within a minute and the informer resumes it, so a
       // watch that says nothing for longer is hung: noticed (and counted as failing) quickly.

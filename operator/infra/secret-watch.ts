@@ -1,14 +1,16 @@
-import { Kinds, type InfraHost } from '../../core/api/resources.ts';
+import type { InfraHost, Project } from '../../core/api/resources.ts';
 import type { KubeClient, KubeObject } from '../../core/kube/client.ts';
-import { Informer } from '../../core/kube/informer.ts';
+import type { Informer } from '../../core/kube/informer.ts';
 import type { Logger } from '../../core/log.ts';
+import { ProjectSecrets } from '../bridge/project-secrets.ts';
 import { referencedSecrets } from './host-config.ts';
 
 /**
  * Watches the Secrets InfraHosts name, so that creating or fixing one (a missing token, SSH key or
  * Tailscale auth key: `config_invalid`) reconciles the hosts that name it at once instead of at
  * the next periodic resync. Only the Secrets' metadata is kept: their values never enter this
- * cache.
+ * cache. InfraHosts live in project namespaces, and the operator may list Secrets only there (the
+ * RoleBinding ProjectReconciler creates), so there is one watch per project namespace.
  */
 
 type Obj = InfraHost & KubeObject;
@@ -33,24 +35,23 @@ export function secretMetadata(obj: KubeObject): KubeObject {
 }
 
 export class SecretWatch {
-  readonly #informer: Informer;
+  readonly #secrets: ProjectSecrets;
 
-  constructor(client: KubeClient, log: Logger, hosts: () => readonly Obj[], enqueue: (key: string) => void) {
+  constructor(client: KubeClient, projects: Informer<Project & KubeObject>, log: Logger, hosts: () => readonly Obj[], enqueue: (key: string) => void) {
     // No periodic re-emit: the InfraHosts have their own resync.
-    this.#informer = new Informer(client, Kinds.Secret, log, { transform: secretMetadata, resyncMs: 24 * 3_600_000 });
+    this.#secrets = new ProjectSecrets(client, projects, log, { transform: secretMetadata, resyncMs: 24 * 3_600_000 });
     const onChange = (secret: KubeObject) => {
       for (const key of hostsNamingSecret(hosts(), secret)) enqueue(key);
     };
-    this.#informer.on('upsert', onChange);
-    this.#informer.on('delete', onChange);
-    this.#informer.on('error', (err: unknown) => log.debug({ err }, 'Secret watch interrupted; resuming'));
+    this.#secrets.on('upsert', onChange);
+    this.#secrets.on('delete', onChange);
   }
 
   start(): void {
-    this.#informer.start();
+    this.#secrets.start();
   }
 
   stop(): void {
-    this.#informer.stop();
+    this.#secrets.stop();
   }
 }

