@@ -111,7 +111,12 @@ export interface ReleaseHistoryEntry {
   ref?: string;
   at: string;
   action: 'apply' | 'promote' | 'rollback';
-  /** the user who asked (from the request), or `spec` when the desired pointer was written directly (GitOps) */
+  /**
+   * who asked, as the request claims it (stk writes the user the API server names for its own
+   * credentials; any client that may patch the Environment can write any name, and there is no
+   * admission check: a claim, not an audit record), or `spec` when the desired pointer was written
+   * directly (GitOps)
+   */
   by?: string;
 }
 export type PipelineStepName = 'plan' | 'apply' | 'drift' | 'permissions' | 'release';
