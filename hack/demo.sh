@@ -24,9 +24,16 @@ source hack/lib/processes.sh
 mkdir -p "${SANTOKIT_STATE_DIR}/run" "${SANTOKIT_STATE_DIR}/logs"
 
 # The operator and the data plane: started once, kept across runs (cluster.sh down stops them).
-# The data plane keeps its port across runs (recorded in the state directory).
-load_ports_file "${SANTOKIT_STATE_DIR}/demo-ports" BRIDGE_PORT
+# The data plane keeps its ports across runs (recorded in the state directory): POST /call on one,
+# /readyz and /metrics on the other (never on the public port).
+load_ports_file "${SANTOKIT_STATE_DIR}/demo-ports" BRIDGE_PORT BRIDGE_PROBE_PORT
+if [[ -z "${BRIDGE_PROBE_PORT:-}" ]]; then
+  # a state directory from before the probe port: pick both again
+  rm -f "${SANTOKIT_STATE_DIR}/demo-ports"
+  load_ports_file "${SANTOKIT_STATE_DIR}/demo-ports" BRIDGE_PORT BRIDGE_PROBE_PORT
+fi
 bridge_url="http://127.0.0.1:${BRIDGE_PORT}"
+bridge_probe_url="http://127.0.0.1:${BRIDGE_PROBE_PORT}"
 start_once() {
   local name=$1 pid
   shift
@@ -39,7 +46,7 @@ start_once() {
   fi
 }
 start_once operator dist/operator/main.js --bind-address 127.0.0.1 --health-port 0
-start_once data-plane dist/operator/main.js bridge --bind-address 127.0.0.1 --port "${BRIDGE_PORT}" --health-port 0
+start_once data-plane dist/operator/main.js bridge --bind-address 127.0.0.1 --port "${BRIDGE_PORT}" --health-port "${BRIDGE_PROBE_PORT}"
 
 project="${DEMO_PROJECT:-demo}"
 echo
@@ -83,7 +90,7 @@ echo "\$ kubectl get projects,environments,connections,releases -A"; "$SANTOKIT_
 # and reused by the next run while the data plane still knows it), then calls.
 echo
 keyfile="${SANTOKIT_STATE_DIR}/demo-api-key.json"
-"$node" hack/lib/wait-http.mjs "${bridge_url}/readyz" 200 60 || die "the data plane is not ready; see $(log_file data-plane)"
+"$node" hack/lib/wait-http.mjs "${bridge_probe_url}/readyz" 200 60 || die "the data plane is not ready; see $(log_file data-plane)"
 if [[ -s "$keyfile" ]] && "$node" hack/lib/wait-http.mjs "${bridge_url}/call" 400 2 "$keyfile" '{}' 2>/dev/null; then
   echo "demo: reusing API key $(sed -n 's/.*"keyId": *"\([^"]*\)".*/\1/p' "$keyfile") from ${keyfile}"
 else
