@@ -85,7 +85,10 @@ export class EnvironmentReconciler implements Reconciler {
         if (desired && desired !== status.currentRelease) {
           // A request already decided this very spec: do not run it again as an apply.
           const decided = status.lastRequest && status.lastRequest.release === desired && status.lastRequest.generation === generation;
-          if (decided && status.lastRequest?.outcome === 'Failed' && !status.lastRequest.retryable) {
+          // A failed request of stk is answered: stk puts the pointer back, and the spec must not re-run
+          // it at once in the meantime (in another mode, say transactional for a two-phase request).
+          const answeredToStk = !status.lastRequest?.id.startsWith(SPEC_REQUEST);
+          if (decided && status.lastRequest?.outcome === 'Failed' && (!status.lastRequest.retryable || answeredToStk)) {
             // A connection's DDL failed (data, say): the others may be at the release already. The
             // spec asks for it, so try again every drift interval: once the cause is fixed, the
             // remaining connections finish without anyone touching the spec.
