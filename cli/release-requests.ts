@@ -45,12 +45,15 @@ export async function requestEnvironmentChange(
   });
   const outcome = answered!.status!.lastRequest!;
   if (outcome.outcome === 'Failed' && options.setDesired) {
-    // Put the desired pointer back unless someone changed it meanwhile.
-    const now = await client.get<Env>(Kinds.Environment, envName, namespace);
-    if (now.spec.release === request.release && now.status?.currentRelease !== request.release) {
-      await client
+    // Put the desired pointer back unless someone changed it meanwhile (the operator writes status
+    // all the time, so a lost resourceVersion race is retried).
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const now = await client.get<Env>(Kinds.Environment, envName, namespace);
+      if (now.spec.release !== request.release || now.status?.currentRelease === request.release) break;
+      const restored = await client
         .patch(Kinds.Environment, envName, namespace, { metadata: { resourceVersion: now.metadata.resourceVersion }, spec: { release: previousDesired ?? null } })
-        .catch(() => undefined);
+        .then(() => true, (err: unknown) => !(err instanceof ConflictError && err.retryable));
+      if (restored) break;
     }
   }
   return { outcome, env: answered! };

@@ -18,6 +18,7 @@ import type { Logger } from '../core/log.ts';
 import {
   applyPlan,
   applyPlanOnline,
+  blockedSteps,
   compareSchemas,
   dropInvalidIndexes,
   failedStepOf,
@@ -50,6 +51,8 @@ export const PipelineReason = {
   ConnectionMissing: 'ConnectionMissing',
   ConnectionFailed: 'ConnectionFailed',
   DestructiveChange: 'DestructiveChange',
+  /** a step Postgres would refuse with or without force (the data does not allow it, an unmanaged object depends on it) */
+  PlanRefused: 'PlanRefused',
   SchemaDrift: 'SchemaDrift',
   PromotionBlocked: 'PromotionBlocked',
   ApplyFailed: 'ApplyFailed',
@@ -78,8 +81,9 @@ export class PipelineError extends ConflictError {
     message: string,
     reason: string,
     readonly details: { drift?: string[]; plans?: PlannedConnection[]; connection?: string } = {},
+    hint?: string,
   ) {
-    super(message, { reason });
+    super(message, { reason, ...(hint ? { hint } : {}) });
   }
 }
 
@@ -175,6 +179,7 @@ export class ReleasePipeline {
       if (only.has('schema')) {
         const planned = await this.planAll(run, pools, schema, expected.schemas);
         plans = planned.map((p) => summarize(p.plan, mode));
+        this.refusalGate(run, planned, plans, states);
         const blocked = planned.flatMap((p) => p.plan.steps.filter((s) => s.destructive).map((s) => `${p.connection}: ${s.description} (${s.hazards.map((h) => h.kind).join(', ')})`));
         if (blocked.length > 0 && !request.force) {
           this.step(run, { name: 'plan', state: 'Failed', reason: PipelineReason.DestructiveChange, message: `${blocked.length} destructive step(s)` });
@@ -295,6 +300,40 @@ export class ReleasePipeline {
       releases[connection] = rel.metadata.name;
     }
     return { schemas, releases };
+  }
+
+  /**
+   * Steps Postgres would refuse (a unique key over duplicates, NOT NULL over NULLs, a cast the data
+   * does not allow, an object Santokit does not manage depending on it) are refused before any
+   * connection changes: --force cannot help, so the message says what to fix instead.
+   */
+  private refusalGate(run: PipelineRun, planned: Array<{ connection: string; plan: SchemaPlan }>, plans: PlannedConnection[], states: Map<string, ConnectionReleaseState>): void {
+    const refused = planned.flatMap((p) => {
+      const steps = blockedSteps(p.plan, { force: true });
+      return steps.length > 0 ? [{ connection: p.connection, steps }] : [];
+    });
+    if (refused.length === 0) return;
+    const lines = refused.flatMap((r) => r.steps.map((s) => `  - connection ${r.connection}: step ${s.number} (${s.description}): ${s.hazards.map((h) => `${h.kind}: ${h.message}`).join('; ')}`));
+    const kinds = new Set(refused.flatMap((r) => r.steps.flatMap((s) => s.hazards.map((h) => h.kind))));
+    const fixes = [
+      ...(kinds.has('cannot_apply') ? ['fix the data each reason names (remove the duplicates, fill the NULLs, correct the values), or change the declaration'] : []),
+      ...(kinds.has('untrackable_dependencies') ? ['drop (or change) the object that depends on it, or keep the declaration as it was'] : []),
+    ];
+    const hint = `${fixes.join('; ')}; then apply the same release again. Force does not help: Postgres refuses these steps either way`;
+    for (const r of refused) {
+      const message = `${r.steps.length} step(s) refused: ${r.steps.map((s) => `step ${s.number} (${s.description})`).join(', ')}`;
+      this.step(run, { name: 'plan', connection: r.connection, state: 'Failed', reason: PipelineReason.PlanRefused, message });
+      const first = r.steps[0]!;
+      states.set(r.connection, { ...states.get(r.connection)!, state: 'Failed', reason: PipelineReason.PlanRefused, message: statusMessage(`${message}: ${first.hazards.map((h) => h.message).join('; ')}`), failedStep: `step ${first.number} (${first.description})` });
+    }
+    const names = refused.map((r) => r.connection);
+    const err = new PipelineError(
+      `the plan of connection${names.length === 1 ? '' : 's'} ${names.join(', ')} has steps the database would refuse; nothing was applied on any connection:\n${lines.join('\n')}\nwhat to do: ${hint}`,
+      PipelineReason.PlanRefused,
+      { plans },
+      hint,
+    );
+    throw withConnection(err, names[0]!);
   }
 
   /** Drops INVALID indexes (an interrupted CREATE INDEX CONCURRENTLY) on the managed tables, so the plan builds them again. */

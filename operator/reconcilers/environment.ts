@@ -100,7 +100,10 @@ export class EnvironmentReconciler implements Reconciler {
         if (desired && desired !== status.currentRelease) {
           // A request already decided this very spec: do not run it again as an apply.
           const decided = status.lastRequest && status.lastRequest.release === desired && status.lastRequest.generation === generation;
-          if (decided && status.lastRequest?.outcome === 'Failed' && !status.lastRequest.retryable) {
+          // A failed request of stk is answered: stk puts the pointer back, and the spec must not re-run
+          // it at once in the meantime (in another mode, say transactional for a two-phase request).
+          const answeredToStk = !status.lastRequest?.id.startsWith(SPEC_REQUEST);
+          if (decided && status.lastRequest?.outcome === 'Failed' && (!status.lastRequest.retryable || answeredToStk)) {
             // The spec named a Release that was not there yet (applied after the Environment): once
             // it exists (watchReleases enqueues us), the request runs again.
             const arrived = status.lastRequest.reason === PipelineReason.ReleaseNotFound && (await this.client.find(Kinds.Release, desired, obj.metadata.namespace)) !== undefined;

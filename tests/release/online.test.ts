@@ -183,14 +183,30 @@ tables:
       expect((await checkDrift(db.sql, v2)).differences).toEqual([]);
       expect(await readReleaseAt(db.sql, 'main')).toMatchObject({ releaseId: 'rel-00000000000000a2', mode: 'online' });
 
-      // A unique key over duplicates: the concurrent build fails and leaves an INVALID index.
+      // A unique key over duplicates is refused at plan time, before anything is built.
       const v3 = declare(v2Text.replace('email: { type: string, nullable: false }', 'email: { type: string, nullable: false, unique: true }'));
-      const failed = await applyPlanOnline(db.sql, await planLiveSchemaChanges(db.sql, { declared: v3, previous: v2, connection: 'main' }), { releaseId: 'rel-00000000000000a3' }).catch((e: unknown) => e);
-      expect(isSantokitError(failed) && failed.reason).toBe('SchemaApplyFailed');
-      expect(await findInvalidIndexes(db.sql, ['users'])).toEqual([{ table: 'users', index: 'users_email_key' }]);
-
-      // Data fixed: the leftover is dropped before planning (as the pipeline does) and built again.
+      const refused = await applyPlanOnline(db.sql, await planLiveSchemaChanges(db.sql, { declared: v3, previous: v2, connection: 'main' }), { releaseId: 'rel-00000000000000a3' }).catch((e: unknown) => e);
+      expect(isSantokitError(refused) && refused.reason).toBe('PlanRefused');
+      expect(await findInvalidIndexes(db.sql, ['users'])).toEqual([]);
       await db.sql`DELETE FROM users WHERE id = 'u2'`;
+
+      // A concurrent build interrupted half-way leaves an INVALID index: a writer's open transaction
+      // holds ROW EXCLUSIVE on users, so the build (its catalog entry already committed) times out
+      // waiting for it.
+      const writer = await db.sql.reserve();
+      try {
+        await writer`BEGIN`;
+        await writer`LOCK TABLE users IN ROW EXCLUSIVE MODE`;
+        const failed = await applyPlanOnline(db.sql, await planLiveSchemaChanges(db.sql, { declared: v3, previous: v2, connection: 'main' }), { releaseId: 'rel-00000000000000a3', lockTimeoutMs: 200, lockRetries: 1 }).catch((e: unknown) => e);
+        expect(isSantokitError(failed) && failed.reason).toBe('LockTimeout');
+        expect(await findInvalidIndexes(db.sql, ['users'])).toEqual([{ table: 'users', index: 'users_email_key' }]);
+        await writer`COMMIT`;
+      } finally {
+        await writer`ROLLBACK`.catch(() => {});
+        writer.release();
+      }
+
+      // The leftover is dropped before planning (as the pipeline does) and built again.
       expect(await dropInvalidIndexes(db.sql, ['orders', 'users'])).toEqual(['users_email_key']);
       await applyPlanOnline(db.sql, await planLiveSchemaChanges(db.sql, { declared: v3, previous: v2, connection: 'main' }), { releaseId: 'rel-00000000000000a3' });
       expect((await checkDrift(db.sql, v3)).differences).toEqual([]);

@@ -102,15 +102,60 @@ const preparedIn = async (sql: postgres.Sql) => (await sql<{ gid: string }[]>`SE
 
 // Each case sets up its own operator, project and databases through stk: slow on a loaded machine.
 describe('release pipeline: never stuck after a partial failure', { timeout: 300_000 }, () => {
-  it('a unique key over duplicates on main: analytics commits, main fails; after the data is fixed the same apply finishes without --force', async () => {
-    const s = await setup('partial');
+  it('a unique key over duplicates on main is refused before any connection changes, naming main and what to fix (no --force); once the data is fixed the same apply finishes', async () => {
+    const s = await setup('refused');
     try {
       const v1Release = (await s.env()).status!.currentRelease!;
       await s.main.sql`INSERT INTO users (id, email) VALUES ('u1', 'a@example.com'), ('u2', 'a@example.com')`;
+      const refused = await stk(['apply', ...s.target, '--ref', s.v2, '--repo', s.repo.dir]);
+      expectExit(refused, 2);
+      expect(refused.stderr).toContain('PlanRefused');
+      expect(refused.stderr).toMatch(/connection main: step 1 \(add unique constraint users_email_key[^\n]*cannot_apply: users \(email\) already holds duplicate values/);
+      expect(refused.stderr).toMatch(/nothing was applied on any connection/);
+      expect(refused.stderr).toMatch(/what to do: fix the data/);
+      expect(refused.stderr).not.toMatch(/--force|re-run with force/i);
+      // planned everywhere before anything applied: analytics is untouched
+      expect(await hasColumn(s.analytics.sql, 'events', 'at')).toBe(false);
+      expect(await hasConstraint(s.main.sql, 'users_email_key')).toBe(false);
+      expect(await releaseAt(s.analytics.sql, 'analytics')).toMatchObject({ release_id: v1Release });
+      expect(await releaseAt(s.main.sql, 'main')).toMatchObject({ release_id: v1Release });
+      const env = await s.env();
+      expect(env.status?.currentRelease).toBe(v1Release);
+      expect(env.status?.connections).toEqual([
+        expect.objectContaining({ name: 'analytics', release: v1Release, state: 'Behind' }),
+        expect.objectContaining({ name: 'main', release: v1Release, state: 'Failed', reason: 'PlanRefused', failedStep: expect.stringMatching(/^step 1 \(add unique constraint users_email_key/) }),
+      ]);
+      expect(env.status?.lastRequest).toMatchObject({ outcome: 'Failed', reason: 'PlanRefused', connection: 'main', retryable: false });
+      expect(env.status?.lastRequest?.message).not.toMatch(/--force/);
+
+      await s.main.sql`DELETE FROM users WHERE id = 'u2'`;
+      const retried = await stk(['apply', ...s.target, '--ref', s.v2, '--repo', s.repo.dir]);
+      expectExit(retried);
+      expect(retried.stdout).toMatch(/^apply analytics: succeeded/m);
+      expect(retried.stdout).toMatch(/^apply main: succeeded/m);
+      expect(await hasColumn(s.analytics.sql, 'events', 'at')).toBe(true);
+      expect(await hasConstraint(s.main.sql, 'users_email_key')).toBe(true);
+      const v2Release = releaseIdOf(retried.stdout)!;
+      expect((await s.env()).status?.currentRelease).toBe(v2Release);
+    } finally {
+      await s.cleanup();
+    }
+  });
+
+  it('a lock held on main makes its DDL time out after analytics committed; once the lock is released the same apply finishes without --force', async () => {
+    const s = await setup('partial');
+    const holder = await s.main.sql.reserve();
+    try {
+      const v1Release = (await s.env()).status!.currentRelease!;
+      // Reads keep working, but main's ALTER TABLE waits for this lock until its lock_timeout
+      // (DEFAULT_LOCK_TIMEOUT_MS, 5 s): a genuine apply-time failure after analytics committed.
+      await holder`BEGIN`;
+      await holder`LOCK TABLE users IN ACCESS SHARE MODE`;
       const failed = await stk(['apply', ...s.target, '--ref', s.v2, '--repo', s.repo.dir]);
-      expectExit(failed, 2);
-      expect(failed.stderr).toContain('SchemaApplyFailed');
+      expectExit(failed, 3);
+      expect(failed.stderr).toContain('LockTimeout');
       expect(failed.stderr).toMatch(/connection main: step 1 \(add unique constraint users_email_key/);
+      expect(failed.stderr).not.toMatch(/--force/);
       // analytics committed, main has nothing of the release; the old release keeps serving
       expect(await hasColumn(s.analytics.sql, 'events', 'at')).toBe(true);
       expect(await hasConstraint(s.main.sql, 'users_email_key')).toBe(false);
@@ -120,11 +165,11 @@ describe('release pipeline: never stuck after a partial failure', { timeout: 300
       expect(v2Release).not.toBe(v1Release);
       expect(env.status?.connections).toEqual([
         { name: 'analytics', release: v2Release, mode: 'transactional', state: 'AtTarget' },
-        expect.objectContaining({ name: 'main', release: v1Release, state: 'Failed', reason: 'SchemaApplyFailed', failedStep: expect.stringMatching(/^step 1 \(add unique constraint users_email_key/) }),
+        expect.objectContaining({ name: 'main', release: v1Release, state: 'Failed', reason: 'LockTimeout', failedStep: expect.stringMatching(/^step 1 \(add unique constraint users_email_key/) }),
       ]);
       expect(failed.stdout).toMatch(new RegExp(`^connection analytics: at ${v2Release} \\(at the release\\)$`, 'm'));
-      expect(failed.stdout).toMatch(new RegExp(`^connection main: at ${v1Release} \\(failed\\): step 1 \\(add unique constraint users_email_key .*\\(SchemaApplyFailed\\)$`, 'm'));
-      expect(env.status?.lastRequest).toMatchObject({ outcome: 'Failed', reason: 'SchemaApplyFailed', connection: 'main' });
+      expect(failed.stdout).toMatch(new RegExp(`^connection main: at ${v1Release} \\(failed\\): step 1 \\(add unique constraint users_email_key .*\\(LockTimeout\\)$`, 'm'));
+      expect(env.status?.lastRequest).toMatchObject({ outcome: 'Failed', reason: 'LockTimeout', connection: 'main' });
       expect(await releaseAt(s.analytics.sql, 'analytics')).toMatchObject({ release_id: v2Release });
       expect(await releaseAt(s.main.sql, 'main')).toMatchObject({ release_id: v1Release });
       // drift judges analytics by the release it is at: nothing drifted
@@ -132,7 +177,7 @@ describe('release pipeline: never stuck after a partial failure', { timeout: 300
       expectExit(drift);
       expect(JSON.parse(drift.stdout)).toMatchObject({ drifted: false, differences: [] });
 
-      await s.main.sql`DELETE FROM users WHERE id = 'u2'`;
+      await holder`COMMIT`;
       const retried = await stk(['apply', ...s.target, '--ref', s.v2, '--repo', s.repo.dir]);
       expectExit(retried);
       expect(releaseIdOf(retried.stdout)).toBe(v2Release);
@@ -153,6 +198,8 @@ describe('release pipeline: never stuck after a partial failure', { timeout: 300
       expectExit(await stk(['apply', ...s.target, '--ref', s.v2, '--repo', s.repo.dir]));
       expect([await appliedCount(s.analytics.sql, v2Release), await appliedCount(s.main.sql, v2Release)]).toEqual(counts);
     } finally {
+      await holder`ROLLBACK`.catch(() => {});
+      holder.release();
       await s.cleanup();
     }
   });
@@ -194,21 +241,33 @@ describe('release pipeline: never stuck after a partial failure', { timeout: 300
 
   it('two-phase: a failure on one connection changes none of them', async () => {
     const s = await setup('twophase-fail');
+    const holder = await s.main.sql.reserve();
     try {
       const v1Release = (await s.env()).status!.currentRelease!;
+      // Refused at plan time: nothing is prepared anywhere.
       await s.main.sql`INSERT INTO users (id, email) VALUES ('u1', 'a@example.com'), ('u2', 'a@example.com')`;
+      const refused = await stk(['apply', ...s.target, '--ref', s.v2, '--repo', s.repo.dir, '--mode', 'two-phase']);
+      expectExit(refused, 2);
+      expect(refused.stderr).toContain('PlanRefused');
+      expect(await hasColumn(s.analytics.sql, 'events', 'at')).toBe(false);
+      await s.main.sql`DELETE FROM users WHERE id = 'u2'`;
+
+      // An apply-time failure on main after analytics prepared: analytics' transaction is rolled back.
+      await holder`BEGIN`;
+      await holder`LOCK TABLE users IN ACCESS SHARE MODE`;
       const failed = await stk(['apply', ...s.target, '--ref', s.v2, '--repo', s.repo.dir, '--mode', 'two-phase']);
-      expectExit(failed, 2);
-      expect(failed.stderr).toContain('SchemaApplyFailed');
+      expectExit(failed, 3);
+      expect(failed.stderr).toContain('LockTimeout');
       expect(await hasColumn(s.analytics.sql, 'events', 'at')).toBe(false);
       expect(await preparedIn(s.analytics.sql)).toEqual([]);
       expect(await preparedIn(s.main.sql)).toEqual([]);
+      expect(await releaseAt(s.analytics.sql, 'analytics')).toMatchObject({ release_id: v1Release });
       const env = await s.env();
       expect(env.status?.connections).toEqual([
         expect.objectContaining({ name: 'analytics', release: v1Release, state: 'Behind' }),
-        expect.objectContaining({ name: 'main', release: v1Release, state: 'Failed', reason: 'SchemaApplyFailed' }),
+        expect.objectContaining({ name: 'main', release: v1Release, state: 'Failed', reason: 'LockTimeout' }),
       ]);
-      await s.main.sql`DELETE FROM users WHERE id = 'u2'`;
+      await holder`COMMIT`;
       const ok = await stk(['apply', ...s.target, '--ref', s.v2, '--repo', s.repo.dir, '--mode', 'two-phase']);
       expectExit(ok);
       const v2Release = releaseIdOf(ok.stdout)!;
@@ -216,6 +275,8 @@ describe('release pipeline: never stuck after a partial failure', { timeout: 300
       expect(await releaseAt(s.main.sql, 'main')).toEqual({ release_id: v2Release, mode: 'two-phase' });
       expect(await hasColumn(s.analytics.sql, 'events', 'at')).toBe(true);
     } finally {
+      await holder`ROLLBACK`.catch(() => {});
+      holder.release();
       await s.cleanup();
     }
   });
@@ -272,7 +333,7 @@ describe('release pipeline: never stuck after a partial failure', { timeout: 300
     }
   });
 
-  it('GitOps: spec.release with spec.applyMode online; a failure on main is Stalled naming it, and retried until the data is fixed', async () => {
+  it('GitOps: spec.release with spec.applyMode online; a refusal on main is Stalled naming it, and retried until the data is fixed', async () => {
     const s = await setup('gitops', { SANTOKIT_DRIFT_INTERVAL: '5' });
     try {
       const v1Release = (await s.env()).status!.currentRelease!;
@@ -291,20 +352,24 @@ describe('release pipeline: never stuck after a partial failure', { timeout: 300
         },
         { timeoutMs: 120_000, what: 'the environment to stall on main' },
       );
-      expect(stalled.c.reason).toBe('SchemaApplyFailed:main');
+      // Refused at plan time, before any connection changed: analytics is untouched, nothing was built on main.
+      expect(stalled.c.reason).toBe('PlanRefused:main');
+      expect(stalled.c.message).toMatch(/connection main: step 1 \(add unique constraint users_email_key[^\n]*duplicate values/);
+      expect(stalled.c.message).not.toMatch(/--force/);
       expect(stalled.env.status?.currentRelease).toBe(v1Release);
       expect(stalled.env.status?.connections).toEqual([
-        { name: 'analytics', release: built.id, mode: 'online', state: 'AtTarget' },
-        expect.objectContaining({ name: 'main', release: v1Release, state: 'Failed', reason: 'SchemaApplyFailed', failedStep: expect.stringMatching(/^step 1 /) }),
+        expect.objectContaining({ name: 'analytics', release: v1Release, state: 'Behind' }),
+        expect.objectContaining({ name: 'main', release: v1Release, state: 'Failed', reason: 'PlanRefused', failedStep: expect.stringMatching(/^step 1 /) }),
       ]);
-      // the interrupted concurrent build left an INVALID index behind
-      expect(await findInvalidIndexes(s.main.sql, ['users'])).toEqual([{ table: 'users', index: 'users_email_key' }]);
+      expect(await hasColumn(s.analytics.sql, 'events', 'at')).toBe(false);
+      expect(await findInvalidIndexes(s.main.sql, ['users'])).toEqual([]);
 
-      // Data fixed: no spec change needed; the next retry drops the invalid index, builds it again and serves the release.
+      // Data fixed: no spec change needed; the next retry (every drift interval) applies and serves the release.
       await s.main.sql`DELETE FROM users WHERE id = 'u2'`;
       await eventually(async () => ((await s.env()).status?.currentRelease === built.id ? true : undefined), { timeoutMs: 120_000, what: 'the release to be served' });
       expect(await findInvalidIndexes(s.main.sql, ['users'])).toEqual([]);
       expect(await hasConstraint(s.main.sql, 'users_email_key')).toBe(true);
+      expect(await releaseAt(s.analytics.sql, 'analytics')).toEqual({ release_id: built.id, mode: 'online' });
       expect(await releaseAt(s.main.sql, 'main')).toEqual({ release_id: built.id, mode: 'online' });
       expect((await s.env()).status?.conditions?.find((x) => x.type === 'Ready')).toMatchObject({ status: 'True' });
     } finally {
