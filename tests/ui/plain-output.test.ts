@@ -64,11 +64,13 @@ plan main: 1 step(s)
        CONSTRAINT "users_pkey" PRIMARY KEY ("id"),
        CONSTRAINT "users_email_key" UNIQUE ("email")
      );
+  mode: transactional — every step in one transaction; each lock is held until it commits; about 23 locks
 plan main: succeeded: 1 step(s)
 apply main: succeeded: 1 statement(s) in one transaction
 drift: succeeded: databases match the release
 permissions: succeeded: snapshot santokit-permissions-<rel1>
 release: succeeded: apply: now serving <rel1>
+connection main: at <rel1> (at the release)
 releaseId=<rel1>
 `;
 
@@ -86,8 +88,10 @@ plan main: 2 step(s)
      ~ access_exclusive_lock: blocks every read and write of users while it runs (ACCESS EXCLUSIVE)
      ALTER TABLE "public"."users" DROP COLUMN "age";
   blocked: steps 1, 2 need force or allowed hazards (deletes_data)
+  mode: transactional — every step in one transaction; each lock is held until it commits; about 20 locks
 plan main: succeeded: 2 step(s), destructive
 plan: failed (DestructiveChange): 2 destructive step(s)
+connection main: at <rel3> (not at the release yet)
 `;
 
 const GOLDEN_REFUSED_STDERR = `stk: apply of <rel2> failed (DestructiveChange): the plan has destructive steps; nothing was applied. Re-run with --force to apply them:
