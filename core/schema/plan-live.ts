@@ -94,7 +94,10 @@ const CAST_PROBE_TIMEOUT_MS = 10_000;
 
 /** A rollback that carries the probe's result out of `begin`. */
 class RolledBack {
-  constructor(readonly reason: string | undefined) {}
+  readonly reason: string | undefined;
+  constructor(reason: string | undefined) {
+    this.reason = reason;
+  }
 }
 
 interface Transactional {
