@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, stk } from '../support/cluster.ts';
 import type { OperatorProcess } from '../support/cluster.ts';
-import { call, callRaw, createApiKey, createDataplaneProject, dataOf, expectError, startBridge, startDataplaneOperator, waitBridgeReady, type ApiKey, type BridgeProcess, type DataplaneProject } from './support.ts';
+import { call, callRaw, createApiKey, createDataplaneProject, dataOf, expectError, startBridge, startDataplaneOperator, waitBridgeReady, waitServable, type ApiKey, type BridgeProcess, type DataplaneProject } from './support.ts';
 
 /**
  * `POST /call` end to end (OPERATOR-001's last check and the query surface): the operator and the
@@ -60,6 +60,7 @@ describe('POST /call', () => {
     await p.apply('dev', { 'schema/app.yaml': schema, 'config/permissions.yaml': permissions });
     admin = await createApiKey(p.project, 'dev', ['admin'], undefined, bridge);
     await waitBridgeReady(bridge);
+    await waitServable(bridge, admin.apiKey, 'db/users/select');
   });
 
   afterAll(async () => {

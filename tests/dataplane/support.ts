@@ -149,6 +149,15 @@ export interface DataplaneProject {
   drop(): Promise<void>;
 }
 
+/**
+ * Waits until `path` answers something other than 503 for `apiKey`: the data plane serves an
+ * environment once its release is loaded and the operator's data-plane credential for each
+ * connection has reached it (until then a call is 503 ConnectionUnavailable, by design).
+ */
+export async function waitServable(bridge: BridgeProcess, apiKey: string, path: string, timeoutMs = 60_000): Promise<void> {
+  await eventually(async () => ((await call(bridge, apiKey, path, { limit: 1 })).status === 503 ? undefined : true), { timeoutMs, what: `the bridge to serve ${path}` });
+}
+
 export async function createDataplaneProject(prefix: string, envs: string[]): Promise<DataplaneProject> {
   const project = uniqueName(prefix);
   expectExit(await stk(['project', 'create', project]));
