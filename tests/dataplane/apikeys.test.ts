@@ -2,26 +2,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Kinds } from '../../core/api/resources.ts';
 import type { KubeObject } from '../../core/kube/client.ts';
 import { adminClient, eventually, kubectl, stk, type OperatorProcess, expectExit } from '../support/cluster.ts';
-import { call, createApiKey, createDataplaneProject, dataOf, expectError, startBridge, startDataplaneOperator, waitBridgeReady, type BridgeProcess, type DataplaneProject } from './support.ts';
+import { call, createApiKey, createDataplaneProject, dataOf, expectError, startBridge, startDataplaneOperator, waitBridgeReady, type BridgeProcess, type DataplaneProject, notesApp } from './support.ts';
 
 /** Flow 02: API keys created, listed, used, rotated and revoked as a user would, enforced by the data plane. */
 
 const client = await adminClient();
 
-const files = {
-  'schema/app.yaml': `version: 1
-tables:
-  notes:
-    id: { generate: ulid }
-    columns:
-      body: { type: string }
-`,
-  'config/permissions.yaml': `tables:
-  notes:
-    select: { roles: [reader, admin] }
-    insert: { roles: [admin] }
-`,
-};
+const files = notesApp({ select: ['reader', 'admin'], insert: ['admin'] });
 
 interface ListedKey {
   keyId: string;

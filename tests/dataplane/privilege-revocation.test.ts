@@ -5,7 +5,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminKubeconfig, eventually, freePort, stk, expectExit, type OperatorProcess } from '../support/cluster.ts';
-import { call, createApiKey, createDataplaneProject, expectError, startBridge, startDataplaneOperator, waitBridgeReady, type BridgeProcess, type DataplaneProject } from './support.ts';
+import { call, createApiKey, createDataplaneProject, expectError, startBridge, startDataplaneOperator, waitBridgeReady, type BridgeProcess, type DataplaneProject, notesApp } from './support.ts';
 
 /**
  * Revocation fails closed: the data plane reaches the API server through a TCP proxy the test can
@@ -14,19 +14,7 @@ import { call, createApiKey, createDataplaneProject, expectError, startBridge, s
  * back, the revocation made during the outage holds.
  */
 
-const files = {
-  'schema/app.yaml': `version: 1
-tables:
-  notes:
-    id: { generate: ulid }
-    columns:
-      body: { type: string }
-`,
-  'config/permissions.yaml': `tables:
-  notes:
-    select: { roles: [reader] }
-`,
-};
+const files = notesApp({ select: ['reader'] });
 
 /** A TCP proxy to the API server that can be cut (every connection dropped, new ones refused) and restored. */
 class CuttableProxy {

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Kinds, type Connection } from '../../core/api/resources.ts';
 import type { KubeObject } from '../../core/kube/client.ts';
 import { adminClient, eventually, stk, expectExit, type OperatorProcess } from '../support/cluster.ts';
-import { call, createApiKey, createDataplaneProject, dataOf, startBridge, startDataplaneOperator, waitBridgeReady, type BridgeProcess, type DataplaneProject } from './support.ts';
+import { call, createApiKey, createDataplaneProject, dataOf, startBridge, startDataplaneOperator, waitBridgeReady, type BridgeProcess, type DataplaneProject, notesApp } from './support.ts';
 
 /**
  * The data plane's database role (the second wall behind the permission model): the operator
@@ -14,20 +14,7 @@ import { call, createApiKey, createDataplaneProject, dataOf, startBridge, startD
 
 const client = await adminClient();
 
-const files = {
-  'schema/app.yaml': `version: 1
-tables:
-  notes:
-    id: { generate: ulid }
-    columns:
-      body: { type: string }
-`,
-  'config/permissions.yaml': `tables:
-  notes:
-    select: { roles: [admin] }
-    insert: { roles: [admin] }
-`,
-};
+const files = notesApp({ select: ['admin'], insert: ['admin'] });
 
 type SecretObject = KubeObject & { data?: Record<string, string> };
 

@@ -158,6 +158,15 @@ export async function waitServable(bridge: BridgeProcess, apiKey: string, path: 
   await eventually(async () => ((await call(bridge, apiKey, path, { limit: 1 })).status === 503 ? undefined : true), { timeoutMs, what: `the bridge to serve ${path}` });
 }
 
+/** The repository files of a one-table app (`notes`, with a text `body`) whose table has these rules, e.g. `{ select: ['admin'] }`. */
+export function notesApp(rules: Partial<Record<'select' | 'insert' | 'update' | 'delete', string[]>>): Record<string, string> {
+  const lines = Object.entries(rules).map(([op, roles]) => `    ${op}: { roles: [${roles!.join(', ')}] }\n`);
+  return {
+    'schema/app.yaml': 'version: 1\ntables:\n  notes:\n    id: { generate: ulid }\n    columns:\n      body: { type: string }\n',
+    'config/permissions.yaml': `tables:\n  notes:\n${lines.join('')}`,
+  };
+}
+
 export async function createDataplaneProject(prefix: string, envs: string[]): Promise<DataplaneProject> {
   const project = uniqueName(prefix);
   expectExit(await stk(['project', 'create', project]));
