@@ -1,9 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { expect } from 'vitest';
-import { adminKubeconfig, eventually, freePort, repoRoot, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess, expectExit } from '../support/cluster.ts';
+import { adminClient, adminKubeconfig, eventually, freePort, repoRoot, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess, expectExit } from '../support/cluster.ts';
 import { createTestRepo, type TestRepo } from '../support/git-repo.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
+import { Kinds } from '../../core/api/resources.ts';
 
 /**
  * Helpers for data-plane tests: the real `santokit-operator bridge` process, calls over HTTP with
@@ -167,6 +168,24 @@ export function notesApp(rules: Partial<Record<'select' | 'insert' | 'update' | 
   };
 }
 
+/**
+ * Waits until the operator has handed the data plane its credential for every connection of `env`
+ * (the Connection's DataPlaneCredential condition): until then the data plane answers that
+ * environment's calls 503 ConnectionUnavailable, by design.
+ */
+async function dataPlaneCredentialReady(namespace: string, env: string): Promise<void> {
+  const client = await adminClient();
+  type Conn = { spec: { environment: string }; status?: { conditions?: Array<{ type: string; status: string }> } };
+  await eventually(
+    async () => {
+      const { items } = await client.list<Conn & { metadata: { name: string } }>(Kinds.Connection, { namespace });
+      const ours = items.filter((c) => c.spec.environment === env);
+      return ours.length > 0 && ours.every((c) => c.status?.conditions?.some((k) => k.type === 'DataPlaneCredential' && k.status === 'True')) ? true : undefined;
+    },
+    { timeoutMs: 60_000, what: `the data-plane credential of ${namespace}/${env}` },
+  );
+}
+
 export async function createDataplaneProject(prefix: string, envs: string[]): Promise<DataplaneProject> {
   const project = uniqueName(prefix);
   expectExit(await stk(['project', 'create', project]));
@@ -183,6 +202,7 @@ export async function createDataplaneProject(prefix: string, envs: string[]): Pr
     expectExit(res);
     const id = /^releaseId=(rel-[0-9a-f]{16})$/m.exec(res.stdout)?.[1];
     expect(id).toBeDefined();
+    await dataPlaneCredentialReady(`stk-${project}`, env);
     return id!;
   };
   return {
