@@ -178,11 +178,24 @@ describe('the chart on a real node', () => {
       const started = pod.status.containerStatuses?.[0]?.state.running?.startedAt;
       figure(`start-up ${pod.metadata.name}`, `created→ready ${msBetween(pod.metadata.creationTimestamp, ready)} ms, container start→ready ${msBetween(started, ready)} ms (1 s resolution)`);
     }
-    const summary = await kubectl(['get', '--raw', `/api/v1/nodes/${cluster.nodeName}/proxy/stats/summary`]);
-    expectExit(summary);
-    const stats = JSON.parse(summary.stdout) as { pods: Array<{ podRef: { name: string; namespace: string }; memory?: { workingSetBytes?: number } }> };
-    for (const p of stats.pods.filter((x) => x.podRef.namespace === namespace)) {
-      figure(`memory ${p.podRef.name}`, `${((p.memory?.workingSetBytes ?? 0) / 2 ** 20).toFixed(0)} MiB working set`);
+    // The kubelet fills in a new container's stats at its next housekeeping (~10 s): read until
+    // every pod of the release has a working set, then print it; a pod still without one says so.
+    type Summary = { pods: Array<{ podRef: { name: string; namespace: string }; memory?: { workingSetBytes?: number } }> };
+    const podNames = [...operators, ...bridges].map((p) => p.metadata.name);
+    let stats: Summary = { pods: [] };
+    const memoryOf = (name: string) => stats.pods.find((x) => x.podRef.namespace === namespace && x.podRef.name === name)?.memory?.workingSetBytes ?? 0;
+    await eventually(
+      async () => {
+        const summary = await kubectl(['get', '--raw', `/api/v1/nodes/${cluster.nodeName}/proxy/stats/summary`]);
+        expectExit(summary);
+        stats = JSON.parse(summary.stdout) as Summary;
+        return podNames.every((name) => memoryOf(name) > 0) ? true : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 2_000, what: 'the kubelet to report every pod\'s memory' },
+    ).catch(() => undefined);
+    for (const name of podNames) {
+      const bytes = memoryOf(name);
+      figure(`memory ${name}`, bytes > 0 ? `${(bytes / 2 ** 20).toFixed(0)} MiB working set` : 'not reported by the kubelet within 60 s');
     }
   });
 
