@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { makeSealingKeyPair } from '../operator/bootstrap.ts';
-import { connectionBinding, connectionBindings, connectionObjectName, seal, sealingBinding, unseal } from './sealing.ts';
+import { connectionBinding, connectionBindings, connectionObjectName, seal, sealingBinding, unseal, makeSealingKeyPair } from './sealing.ts';
 
 describe('sealing', () => {
   const { keyPem, certPem } = makeSealingKeyPair();

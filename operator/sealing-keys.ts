@@ -2,8 +2,8 @@ import type { Logger } from 'pino';
 import { Kinds, type Connection, type SealedValue } from '../core/api/resources.ts';
 import { ConflictError, UnavailableError, ValidationError } from '../core/errors.ts';
 import { KubeClient, type KubeObject } from '../core/kube/client.ts';
-import { sealingKeyId, unseal } from '../core/sealing.ts';
-import { makeSealingKeyPair, SEALING_SECRET, writeSealingCertificate } from './bootstrap.ts';
+import { makeSealingKeyPair, sealingKeyId, unseal } from '../core/sealing.ts';
+import { SEALING_SECRET, writeSealingCertificate } from './bootstrap.ts';
 
 /**
  * The operator's sealing keys. The Secret `santokit-sealing-key` holds the current pair
