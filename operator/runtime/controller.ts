@@ -61,11 +61,6 @@ export class Controller {
 
   enqueue(key: string): void {
     this.queue.add(key);
-    this.recordDepth();
-  }
-
-  private recordDepth(): void {
-    this.metrics.queueDepth.set({ controller: this.name }, this.queue.depth);
   }
 
   start(): void {
@@ -86,7 +81,6 @@ export class Controller {
     for (;;) {
       const key = await this.queue.get();
       if (key === undefined) return;
-      this.recordDepth();
       try {
         await this.reconcileKey(key);
       } finally {

@@ -23,20 +23,23 @@ export class OperatorMetrics {
     buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [this.registry],
   });
+  private readonly depthOf = new Map<string, () => number>();
+  // Both depth gauges are read at scrape time: delayed adds and re-adds after processing change the depth too.
   readonly queueDepth = new Gauge({
     name: 'santokit_workqueue_depth',
     help: 'Keys waiting in the work queue, by controller',
     labelNames: ['controller'] as const,
     registers: [this.registry],
+    collect: () => {
+      for (const [controller, depth] of this.depthOf) this.queueDepth.set({ controller }, depth());
+    },
   });
   // controller-runtime's work-queue figures, under its names, labelled by controller (`name`).
-  private readonly depthOf = new Map<string, () => number>();
   readonly workqueueDepth = new Gauge({
     name: 'workqueue_depth',
     help: 'Current depth of the work queue',
     labelNames: ['name'] as const,
     registers: [this.registry],
-    // Read at scrape time: delayed adds and re-adds after processing change the depth too.
     collect: () => {
       for (const [name, depth] of this.depthOf) this.workqueueDepth.set({ name }, depth());
     },
