@@ -133,6 +133,9 @@ async function runManager(config: OperatorConfig): Promise<number> {
       : undefined,
     shutdownTimeoutMs: config.shutdownTimeoutSeconds * 1000,
     resyncMs: config.resyncSeconds * 1000,
+    // Releases are the one kind that grows without bound (one per apply) and carries a large spec:
+    // the release and environment controllers only map their keys; the pipeline GETs the one it applies.
+    metadataOnly: [Kinds.Release],
   });
   const events = new EventRecorder(client, 'santokit-operator', log);
   manager.addController(new ProjectReconciler(client, events, projectGrantsOf(config)));

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
+import { createInterface } from 'node:readline';
 import type { KubeConfig } from '@kubernetes/client-node';
 import {
   ConflictError,
@@ -12,13 +13,14 @@ import {
   ValidationError,
 } from '../errors.ts';
 import { apiVersionOf, type KindInfo } from '../api/resources.ts';
-import { kubeconfigHint, kubeconfigSource, LiteKubeConfig, loadLiteKubeConfig, type KubeConfigLike } from './kubeconfig.ts';
+import { kubeconfigHint, kubeconfigSource, loadLiteKubeConfig, type KubeConfigLike } from './kubeconfig.ts';
 
 /**
  * The one Kubernetes client wrapper. client-node provides kubeconfig loading, authentication
- * and TLS (`applyToHTTPSOptions`) and the watch stream; this wrapper speaks REST paths directly
- * so every kind, subresource and patch type goes through one code path, and maps API errors
- * (by status code and Status reason, never by message text) onto the Santokit error hierarchy.
+ * and TLS (`applyToHTTPSOptions`) where the lite reader cannot; this wrapper speaks REST paths
+ * directly, watches included, so every kind, subresource, patch type and `Accept` (metadata-only
+ * lists and watches) goes through one code path, and maps API errors (by status code and Status
+ * reason, never by message text) onto the Santokit error hierarchy.
  */
 
 export interface KubeObject {
@@ -26,6 +28,27 @@ export interface KubeObject {
   kind?: string;
   metadata: { name: string; namespace?: string; resourceVersion?: string; uid?: string; [k: string]: unknown };
   [k: string]: unknown;
+}
+
+/** What a metadata-only list or watch holds of an object: its kind and its metadata, no spec or status. */
+export type PartialObject = {
+  apiVersion?: string;
+  kind?: string;
+  metadata: KubeObject['metadata'];
+};
+
+/**
+ * `Accept` values that make the API server answer with PartialObjectMetadata(List): only each
+ * object's metadata goes over the wire and into memory, whatever the size of its spec.
+ */
+export const METADATA_ONLY_LIST = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1';
+export const METADATA_ONLY = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1';
+
+export interface WatchOptions {
+  /** only metadata (PartialObjectMetadata) in each event */
+  metadataOnly?: boolean;
+  /** how long to wait for the response headers (the stream itself has no inactivity timeout: callers notice stalls) */
+  connectTimeoutMs?: number;
 }
 
 export interface ListResult<T> {
@@ -57,7 +80,6 @@ interface ApiStatus {
 export class KubeClient {
   readonly config: KubeConfigLike;
   private readonly server: URL;
-  private watchConfig: Promise<KubeConfig> | undefined;
 
   constructor(config: KubeConfigLike) {
     this.config = config;
@@ -70,7 +92,7 @@ export class KubeClient {
    * Loads a kubeconfig from a path, KUBECONFIG or ~/.kube/config (else the in-cluster service
    * account). A plain one-file kubeconfig (server, CA, token or client certificate) is read
    * directly; client-node, which costs about a second to import, is loaded only for what needs it
-   * (exec plugins, auth providers, several files, in-cluster, and watches). No kubeconfig at all
+   * (exec plugins, auth providers, several files, in-cluster). No kubeconfig at all
    * outside a cluster is an error naming --kubeconfig/KUBECONFIG, never a guessed localhost.
    */
   static async load(options: KubeClientOptions = {}): Promise<KubeClient> {
@@ -118,20 +140,32 @@ export class KubeClient {
 
   /** Lists every page of a collection; `namespace` undefined lists across namespaces. */
   async list<T extends KubeObject>(kind: KindInfo, options: { namespace?: string; labelSelector?: string } = {}): Promise<ListResult<T>> {
+    return this.listPages<T>(kind, options, false);
+  }
+
+  /**
+   * Lists only the metadata of every object of a collection (PartialObjectMetadataList): the API
+   * server never sends spec or status, so neither is parsed or held, whatever their size. Items
+   * carry the kind's apiVersion and kind.
+   */
+  async listMetadata(kind: KindInfo, options: { namespace?: string; labelSelector?: string } = {}): Promise<ListResult<PartialObject>> {
+    return this.listPages<PartialObject>(kind, options, true);
+  }
+
+  private async listPages<T extends PartialObject>(kind: KindInfo, options: { namespace?: string; labelSelector?: string }, metadataOnly: boolean): Promise<ListResult<T>> {
     const items: T[] = [];
     let continueToken: string | undefined;
     let resourceVersion = '';
+    const apiVersion = apiVersionOf(kind);
     do {
       const query: Record<string, string> = { limit: '500' };
       if (options.labelSelector) query.labelSelector = options.labelSelector;
       if (continueToken) query.continue = continueToken;
-      const page = await this.request<{ items: T[]; metadata: { resourceVersion: string; continue?: string } }>(
-        'GET',
-        KubeClient.path(kind, options.namespace),
-        { query },
-      );
-      const apiVersion = apiVersionOf(kind);
-      for (const item of page.items) items.push({ ...item, apiVersion, kind: kind.kind });
+      const page = await this.request<{ items: T[]; metadata: { resourceVersion: string; continue?: string } }>('GET', KubeClient.path(kind, options.namespace), {
+        query,
+        ...(metadataOnly ? { accept: METADATA_ONLY_LIST } : {}),
+      });
+      for (const item of page.items) items.push(metadataOnly ? ({ apiVersion, kind: kind.kind, metadata: item.metadata } as T) : { ...item, apiVersion, kind: kind.kind });
       resourceVersion = page.metadata.resourceVersion;
       continueToken = page.metadata.continue || undefined;
     } while (continueToken);
@@ -194,25 +228,87 @@ export class KubeClient {
   }
 
   /**
-   * Starts a watch; `onEvent` receives each event, `onDone` the end of the stream (undefined
-   * when the server closed it normally). Returns the AbortController that stops it.
+   * Starts a watch; `onEvent` receives each event, `onDone` the end of the stream once (undefined
+   * when the server closed it normally, else the error: a non-200 answer is mapped like any
+   * request's). Resolves with the AbortController that stops it once the answer has begun (or
+   * failed). The stream goes through the same TLS and credentials as every request, and may ask
+   * for metadata only.
    */
   async watch(
     path: string,
     query: Record<string, string | number | boolean | undefined>,
     onEvent: (type: string, object: KubeObject) => void,
     onDone: (err: unknown) => void,
+    options: WatchOptions = {},
   ): Promise<AbortController> {
-    const { Watch } = await import('@kubernetes/client-node');
-    this.watchConfig ??= this.config instanceof LiteKubeConfig ? loadFullKubeConfig(this.config.source) : Promise.resolve(this.config as KubeConfig);
-    return new Watch(await this.watchConfig).watch(path, query, onEvent, onDone);
+    const url = new URL(path, this.server);
+    url.searchParams.set('watch', 'true');
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, String(v));
+    const requestOptions: https.RequestOptions = {
+      method: 'GET',
+      protocol: url.protocol,
+      hostname: url.hostname,
+      port: url.port,
+      path: `${url.pathname}${url.search}`,
+      headers: { Accept: options.metadataOnly ? METADATA_ONLY : 'application/json' },
+    };
+    const controller = new AbortController();
+    let finished = false;
+    const done = (err: unknown) => {
+      if (finished) return;
+      finished = true;
+      controller.abort();
+      onDone(err);
+    };
+    try {
+      await this.config.applyToHTTPSOptions(requestOptions);
+    } catch (err) {
+      done(err);
+      return controller;
+    }
+    const transport = url.protocol === 'http:' ? http : https;
+    const connectTimeoutMs = options.connectTimeoutMs ?? 30_000;
+    await new Promise<void>((started) => {
+      const req = transport.request({ ...requestOptions, signal: controller.signal }, (res) => {
+        req.setTimeout(0);
+        started();
+        if (res.statusCode !== 200) {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => done(errorFromResponse(res.statusCode ?? 0, Buffer.concat(chunks).toString('utf8'), 'WATCH', url.pathname)));
+          res.on('error', (err) => done(err));
+          return;
+        }
+        const lines = createInterface({ input: res, crlfDelay: Infinity });
+        lines.on('line', (line) => {
+          if (finished || line === '') return;
+          let event: { type?: string; object?: KubeObject };
+          try {
+            event = JSON.parse(line) as { type?: string; object?: KubeObject };
+          } catch {
+            return;
+          }
+          if (event.type && event.object) onEvent(event.type, event.object);
+        });
+        lines.on('close', () => done(undefined));
+        res.on('error', (err) => done(controller.signal.aborted ? undefined : err));
+      });
+      req.setTimeout(connectTimeoutMs, () => req.destroy(Object.assign(new Error(`no answer within ${connectTimeoutMs} ms`), { code: 'ETIMEDOUT' })));
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        started();
+        if (controller.signal.aborted) return done(undefined);
+        done(new UnavailableError(`cannot reach the Kubernetes API server (WATCH ${url.pathname}): ${err.code ?? err.message}`, { cause: err, reason: 'ClusterUnreachable' }));
+      });
+      req.end();
+    });
+    return controller;
   }
 
   /** One REST call. Errors come back as SantokitErrors. */
   async request<T>(
     method: string,
     path: string,
-    options: { body?: unknown; query?: Record<string, string>; contentType?: string; timeoutMs?: number } = {},
+    options: { body?: unknown; query?: Record<string, string>; contentType?: string; timeoutMs?: number; accept?: string } = {},
   ): Promise<T> {
     const url = new URL(path, this.server);
     for (const [k, v] of Object.entries(options.query ?? {})) url.searchParams.set(k, v);
@@ -222,7 +318,7 @@ export class KubeClient {
       hostname: url.hostname,
       port: url.port,
       path: `${url.pathname}${url.search}`,
-      headers: { Accept: 'application/json' },
+      headers: { Accept: options.accept ?? 'application/json' },
     };
     await this.config.applyToHTTPSOptions(requestOptions);
     const payload = options.body === undefined ? undefined : JSON.stringify(options.body);

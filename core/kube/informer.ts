@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import type { KindInfo } from '../api/resources.ts';
+import { apiVersionOf, type KindInfo } from '../api/resources.ts';
 import { KubeClient, type KubeObject } from './client.ts';
 
 /**
@@ -12,6 +12,11 @@ import { KubeClient, type KubeObject } from './client.ts';
  *
  * Events: `upsert(obj)`, `delete(obj)`, `synced()`, `error(err)`, `relist()` and
  * `watchRestart(reason)` (the last three informational only; reasons: closed, error, expired, stalled).
+ *
+ * Cached objects never hold `metadata.managedFields` (nothing reads them from a cache, and they
+ * can outweigh the rest of the metadata). With `metadataOnly` the cache holds only each object's
+ * metadata (PartialObjectMetadata lists and watches): what a consumer needs when it only maps
+ * keys, and fetches the full object (a GET) when it needs the spec.
  */
 export interface InformerOptions {
   namespace?: string;
@@ -25,6 +30,8 @@ export interface InformerOptions {
    * Secrets (their values are then never held in memory).
    */
   transform?: (obj: KubeObject) => KubeObject;
+  /** cache only metadata: the list and the watch ask the API server for PartialObjectMetadata */
+  metadataOnly?: boolean;
 }
 
 export class Informer<T extends KubeObject = KubeObject> extends EventEmitter {
@@ -111,15 +118,16 @@ export class Informer<T extends KubeObject = KubeObject> extends EventEmitter {
     const gen = ++this.generation;
     this.emit('relist');
     try {
-      const { items, resourceVersion } = await this.client.list<T>(this.kind, {
+      const scope = {
         ...(this.options.namespace ? { namespace: this.options.namespace } : {}),
         ...(this.options.labelSelector ? { labelSelector: this.options.labelSelector } : {}),
-      });
+      };
+      const { items, resourceVersion } = this.options.metadataOnly ? await this.client.listMetadata(this.kind, scope) : await this.client.list<T>(this.kind, scope);
       if (gen !== this.generation || this.stopped) return;
       this.failing = undefined;
       const seen = new Set<string>();
       for (const listed of items) {
-        const item = (this.options.transform ? this.options.transform(listed) : listed) as T;
+        const item = this.cacheable(listed as KubeObject);
         const key = objectKey(item);
         seen.add(key);
         const old = this.store.get(key);
@@ -171,13 +179,13 @@ export class Informer<T extends KubeObject = KubeObject> extends EventEmitter {
         const rv = obj.metadata?.resourceVersion;
         if (rv) this.resourceVersion = rv;
         if (type === 'BOOKMARK') return;
-        const seen = this.options.transform ? this.options.transform(obj) : obj;
+        const seen = this.cacheable(obj);
         const key = objectKey(seen);
         if (type === 'DELETED') {
           this.store.delete(key);
           this.emit('delete', seen);
         } else {
-          this.store.set(key, seen as T);
+          this.store.set(key, seen);
           this.emit('upsert', seen);
         }
       },
@@ -188,7 +196,17 @@ export class Informer<T extends KubeObject = KubeObject> extends EventEmitter {
         // A normal close (server-side timeout) resumes from the last resource version.
         this.scheduleRestart(needsRelist || Boolean(err));
       },
+      { metadataOnly: Boolean(this.options.metadataOnly) },
     );
+  }
+
+  /** What is kept of a listed or watched object: no managedFields; with metadataOnly, the kind and metadata only. */
+  private cacheable(obj: KubeObject): T {
+    const { managedFields: _dropped, ...metadata } = obj.metadata;
+    const kept: KubeObject = this.options.metadataOnly
+      ? { apiVersion: apiVersionOf(this.kind), kind: this.kind.kind, metadata }
+      : { ...obj, apiVersion: obj.apiVersion ?? apiVersionOf(this.kind), kind: obj.kind ?? this.kind.kind, metadata };
+    return (this.options.transform ? this.options.transform(kept) : kept) as T;
   }
 
   private restart(relist: boolean): void {

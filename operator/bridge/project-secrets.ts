@@ -29,6 +29,8 @@ export interface ProjectSecretsOptions {
   readonly labelSelector?: string;
   /** what the cache keeps of each Secret (e.g. only its metadata) */
   readonly transform?: (obj: KubeObject) => KubeObject;
+  /** list and watch metadata only: the values never reach this process */
+  readonly metadataOnly?: boolean;
   readonly resyncMs: number;
   /** a watch without any event or bookmark this long is restarted (a hung connection) */
   readonly stallAfterMs?: number;
@@ -76,6 +78,7 @@ export class ProjectSecrets extends EventEmitter {
       namespace,
       ...(this.options.labelSelector === undefined ? {} : { labelSelector: this.options.labelSelector }),
       ...(this.options.transform === undefined ? {} : { transform: this.options.transform }),
+      ...(this.options.metadataOnly ? { metadataOnly: true } : {}),
       resyncMs: this.options.resyncMs,
       // The API server closes each watch within a minute and the informer resumes it, so a
       // watch that says nothing for longer is hung: noticed (and counted as failing) quickly.

@@ -8,8 +8,8 @@ import { referencedSecrets } from './host-config.ts';
 /**
  * Watches the Secrets InfraHosts name, so that creating or fixing one (a missing token, SSH key or
  * Tailscale auth key: `config_invalid`) reconciles the hosts that name it at once instead of at
- * the next periodic resync. Only the Secrets' metadata is kept: their values never enter this
- * cache. InfraHosts live in project namespaces, and the operator may list Secrets only there (the
+ * the next periodic resync. Only the Secrets' metadata is listed and watched: their values never
+ * reach this process. InfraHosts live in project namespaces, and the operator may list Secrets only there (the
  * RoleBinding ProjectReconciler creates), so there is one watch per project namespace.
  */
 
@@ -39,7 +39,7 @@ export class SecretWatch {
 
   constructor(client: KubeClient, projects: Informer<Project & KubeObject>, log: Logger, hosts: () => readonly Obj[], enqueue: (key: string) => void) {
     // No periodic re-emit: the InfraHosts have their own resync.
-    this.#secrets = new ProjectSecrets(client, projects, log, { transform: secretMetadata, resyncMs: 24 * 3_600_000 });
+    this.#secrets = new ProjectSecrets(client, projects, log, { metadataOnly: true, transform: secretMetadata, resyncMs: 24 * 3_600_000 });
     const onChange = (secret: KubeObject) => {
       for (const key of hostsNamingSecret(hosts(), secret)) enqueue(key);
     };

@@ -15,6 +15,11 @@ export interface ManagerOptions {
   leaderElection: LeaderElectionOptions | undefined;
   shutdownTimeoutMs: number;
   resyncMs: number;
+  /**
+   * Kinds whose shared informer caches metadata only (PartialObjectMetadata): every consumer of
+   * it maps keys or reads metadata, and a reconciler GETs the object it works on anyway.
+   */
+  metadataOnly?: readonly KindInfo[];
 }
 
 /**
@@ -49,12 +54,13 @@ export class Manager {
     return this.leading;
   }
 
-  /** The shared informer of a kind (created on first use). */
+  /** The shared informer of a kind (created on first use); metadata only for the kinds in `metadataOnly`. */
   informer<T extends KubeObject = KubeObject>(kind: KindInfo): Informer<T> {
     const id = `${kind.group}/${kind.plural}`;
     let inf = this.informers.get(id);
     if (!inf) {
-      inf = new Informer(this.options.client, kind, this.options.log.child({ informer: kind.plural }), { resyncMs: this.options.resyncMs });
+      const metadataOnly = (this.options.metadataOnly ?? []).some((k) => k.group === kind.group && k.plural === kind.plural);
+      inf = new Informer(this.options.client, kind, this.options.log.child({ informer: kind.plural }), { resyncMs: this.options.resyncMs, metadataOnly });
       inf.on('error', (err) => this.options.log.debug({ err, kind: kind.kind }, 'watch interrupted; resuming'));
       inf.on('relist', () => this.metrics.informerRelists.inc({ kind: kind.kind }));
       inf.on('watchRestart', (reason: string) => this.metrics.informerWatchRestarts.inc({ kind: kind.kind, reason }));
