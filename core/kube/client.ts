@@ -290,8 +290,11 @@ export class KubeClient {
           }
           if (event.type && event.object) onEvent(event.type, event.object);
         });
+        const failed = (err: unknown) => done(controller.signal.aborted ? undefined : err);
+        lines.on('error', failed);
+        res.on('error', failed);
+        // After an error, readline closes too: done() only reports the first outcome.
         lines.on('close', () => done(undefined));
-        res.on('error', (err) => done(controller.signal.aborted ? undefined : err));
       });
       req.setTimeout(connectTimeoutMs, () => req.destroy(Object.assign(new Error(`no answer within ${connectTimeoutMs} ms`), { code: 'ETIMEDOUT' })));
       req.on('error', (err: NodeJS.ErrnoException) => {
