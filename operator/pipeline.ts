@@ -43,6 +43,7 @@ import { redactSecrets } from '../core/redact.ts';
 import { type Databases, databaseError, unsupportedPostgres } from './databases.ts';
 import type { EventRecorder } from './runtime/events.ts';
 import { FIELD_MANAGER } from './runtime/skeleton.ts';
+import { fetchRelease } from './release-store.ts';
 
 /** Reasons a pipeline run fails with (condition reasons, CLI messages). */
 export const PipelineReason = {
@@ -218,7 +219,7 @@ export class ReleasePipeline {
   }
 
   private findRelease(env: Env, id: string): Promise<Rel | undefined> {
-    return this.client.find<Rel>(Kinds.Release, id, env.metadata.namespace);
+    return fetchRelease(this.client, env.metadata.namespace!, id);
   }
 
   /** One pool per connection the release names; a missing Connection is terminal, an unreachable one retried. */

@@ -79,6 +79,16 @@ export class Informer<T extends KubeObject = KubeObject> extends EventEmitter {
     return [...this.store.values()];
   }
 
+  /** How many objects the cache holds. */
+  get size(): number {
+    return this.store.size;
+  }
+
+  /** True when the cache holds metadata only. */
+  get metadataOnly(): boolean {
+    return Boolean(this.options.metadataOnly);
+  }
+
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;

@@ -1,9 +1,10 @@
 import type postgres from 'postgres';
 import type { Logger } from 'pino';
-import type { Connection, Environment, Release } from '../../core/api/resources.ts';
-import { NotFoundError, UnavailableError } from '../../core/errors.ts';
-import type { KubeObject } from '../../core/kube/client.ts';
+import type { Connection, Environment } from '../../core/api/resources.ts';
+import { isSantokitError, NotFoundError, UnavailableError } from '../../core/errors.ts';
+import type { KubeClient, KubeObject, PartialObject } from '../../core/kube/client.ts';
 import type { Informer } from '../../core/kube/informer.ts';
+import { fetchRelease } from '../release-store.ts';
 import type { ConnectionPools } from './pools.ts';
 import { compileServedRelease, type ServedRelease } from './served-release.ts';
 
@@ -12,10 +13,15 @@ import { compileServedRelease, type ServedRelease } from './served-release.ts';
  * `status.currentRelease` names the Release to serve, its tables name connections, and each
  * Connection of that environment has a pool. A pointer move (apply, promote, rollback) is seen
  * as soon as the Environment's watch event arrives; the next request uses the new release.
+ *
+ * Releases are watched as metadata only. The full Release is fetched (one GET) for the release
+ * each environment serves and the one its spec asks for (the one it is about to serve, fetched
+ * while the operator applies it), and only its compiled form is kept, in a cache bounded by
+ * count and bytes: when it is over either bound, the least recently served releases no
+ * environment serves or asks for are evicted first. Releases in use are never evicted.
  */
 
 type Env = Environment & KubeObject;
-type Rel = Release & KubeObject;
 type Conn = Connection & KubeObject;
 
 export interface Serving {
@@ -24,25 +30,66 @@ export interface Serving {
   readonly release: ServedRelease;
 }
 
+/** Bounds of the compiled-release cache (releases in use are kept past them). */
+export interface ReleaseCacheLimits {
+  readonly maxEntries: number;
+  /** bytes of the releases' content as JSON, the measure of what their compiled forms hold */
+  readonly maxBytes: number;
+}
+
+export const defaultReleaseCacheLimits: ReleaseCacheLimits = { maxEntries: 64, maxBytes: 64 * 1024 * 1024 };
+
+/** First retry of a failed fetch; doubles up to the maximum. */
+const fetchRetryMs = { initial: 500, max: 30_000 };
+
+interface CacheEntry {
+  /** the served form, or why the release cannot be served (releases are immutable: both are final) */
+  readonly served: ServedRelease | Error;
+  readonly bytes: number;
+}
+
+/** What the cache holds, for /metrics. */
+export interface ReleaseCacheStats {
+  entries: number;
+  bytes: number;
+  /** entries some environment serves or asks for */
+  inUse: number;
+  evictions: number;
+  fetches: number;
+  fetchFailures: number;
+}
+
 export class ServingCatalog {
-  /** `namespace/release` → its served form (releases are immutable) or why it cannot be served */
-  private readonly compiled = new Map<string, ServedRelease | Error>();
+  /** `namespace/release` → compiled form; Map order is least recently used first */
+  private readonly compiled = new Map<string, CacheEntry>();
+  private bytes = 0;
+  /** `namespace/release` of the releases some environment serves or asks for (recomputed by warm) */
+  private inUse = new Set<string>();
+  /** fetches in flight */
+  private readonly loading = new Map<string, Promise<void>>();
+  /** `namespace/release` → why its last fetch failed and how often in a row */
+  private readonly failures = new Map<string, { message: string; count: number; retryAt: number }>();
+  private readonly counts = { evictions: 0, fetches: 0, fetchFailures: 0 };
   /** `namespace/environment/name` → Connection */
   private readonly connectionIndex = new Map<string, Conn>();
   /** `namespace/environment` → release id last logged as served */
   private readonly served = new Map<string, string>();
   private warmTimer: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
   /** Connection object → its pool, for the current object of each Connection */
   private opened = new WeakMap<Conn, Promise<postgres.Sql>>();
 
   constructor(
+    private readonly client: KubeClient,
     private readonly environments: Informer<Env>,
-    private readonly releases: Informer<Rel>,
+    private readonly releases: Informer<PartialObject & KubeObject>,
     private readonly connections: Informer<Conn>,
     private readonly pools: ConnectionPools,
     private readonly log: Logger,
+    private readonly limits: ReleaseCacheLimits = defaultReleaseCacheLimits,
   ) {
-    releases.on('delete', (r: Rel) => this.compiled.delete(`${r.metadata.namespace}/${r.metadata.name}`));
+    releases.on('delete', (r: PartialObject) => this.drop(`${r.metadata.namespace}/${r.metadata.name}`));
     connections.on('upsert', (c: Conn) => {
       for (const [key, existing] of this.connectionIndex) if (existing.metadata.name === c.metadata.name && existing.metadata.namespace === c.metadata.namespace) this.connectionIndex.delete(key);
       this.connectionIndex.set(connectionKey(c.metadata.namespace!, c.spec.environment, c.spec.name), c);
@@ -55,6 +102,7 @@ export class ServingCatalog {
     });
     environments.on('upsert', () => this.scheduleWarm());
     environments.on('delete', (e: Env) => this.served.delete(`${e.metadata.namespace}/${e.metadata.name}`));
+    // A Release an environment names may appear after the Environment (GitOps): fetch it then.
     releases.on('upsert', () => this.scheduleWarm());
   }
 
@@ -74,20 +122,91 @@ export class ServingCatalog {
     return { namespace, environment, release };
   }
 
+  /** The compiled release, or why it is not there (a fetch is then started). */
   private release(namespace: string, id: string): ServedRelease | Error {
+    const entry = this.compiled.get(`${namespace}/${id}`);
+    if (entry) return entry.served;
+    void this.load(namespace, id);
+    const failed = this.failures.get(`${namespace}/${id}`);
+    return new Error(failed ? `the release cannot be read yet (${failed.message})` : 'the release is not loaded yet');
+  }
+
+  /** Fetches and compiles one release (once at a time); a failed fetch is retried with backoff. */
+  private load(namespace: string, id: string): Promise<void> {
     const key = `${namespace}/${id}`;
-    const cached = this.compiled.get(key);
-    if (cached && !(cached instanceof Error)) return cached;
-    const obj = this.releases.get(key);
-    if (!obj) return new Error('the release is not loaded yet');
-    let served: ServedRelease | Error;
-    try {
-      served = compileServedRelease(id, obj.spec.schema, obj.spec.permissions);
-    } catch (err) {
-      served = err instanceof Error ? err : new Error(String(err));
+    if (this.stopped || this.compiled.has(key)) return Promise.resolve();
+    const failed = this.failures.get(key);
+    if (failed && failed.retryAt > Date.now()) return Promise.resolve();
+    let running = this.loading.get(key);
+    if (running) return running;
+    running = (async () => {
+      this.counts.fetches++;
+      let obj: Awaited<ReturnType<typeof fetchRelease>>;
+      try {
+        obj = await fetchRelease(this.client, namespace, id);
+      } catch (err) {
+        this.fetchFailed(key, isSantokitError(err) ? err.message : String(err));
+        return;
+      }
+      // Not there (yet): the Release's watch event starts another fetch once it exists.
+      if (!obj) return void this.failures.delete(key);
+      this.failures.delete(key);
+      // Deleted while we fetched (its watch event came first): nothing to keep.
+      if (this.stopped || (this.releases.synced && !this.releases.get(key))) return;
+      let served: ServedRelease | Error;
+      try {
+        served = compileServedRelease(id, obj.spec.schema, obj.spec.permissions);
+      } catch (err) {
+        served = err instanceof Error ? err : new Error(String(err));
+      }
+      const bytes = served instanceof Error ? 0 : contentBytes(obj.spec);
+      this.compiled.set(key, { served, bytes });
+      this.bytes += bytes;
+      this.evict();
+      this.scheduleWarm();
+    })().finally(() => this.loading.delete(key));
+    this.loading.set(key, running);
+    return running;
+  }
+
+  private fetchFailed(key: string, message: string): void {
+    this.counts.fetchFailures++;
+    const count = (this.failures.get(key)?.count ?? 0) + 1;
+    const delay = Math.min(fetchRetryMs.max, fetchRetryMs.initial * 2 ** (count - 1));
+    this.failures.set(key, { message, count, retryAt: Date.now() + delay });
+    this.log.warn({ release: key, retryInMs: delay, err: message }, 'cannot fetch a release yet');
+    if (!this.retryTimer && !this.stopped) {
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = undefined;
+        this.warm();
+      }, delay);
+      this.retryTimer.unref();
     }
-    this.compiled.set(key, served);
-    return served;
+  }
+
+  private drop(key: string): void {
+    const entry = this.compiled.get(key);
+    if (!entry) return;
+    this.compiled.delete(key);
+    this.bytes -= entry.bytes;
+  }
+
+  /** Over a bound: evict the least recently used releases no environment serves or asks for. */
+  private evict(): void {
+    if (this.compiled.size <= this.limits.maxEntries && this.bytes <= this.limits.maxBytes) return;
+    for (const key of [...this.compiled.keys()]) {
+      if (this.compiled.size <= this.limits.maxEntries && this.bytes <= this.limits.maxBytes) return;
+      if (this.inUse.has(key)) continue;
+      this.drop(key);
+      this.counts.evictions++;
+    }
+  }
+
+  /** What the compiled-release cache holds (read at each scrape). */
+  get cacheStats(): ReleaseCacheStats {
+    let inUse = 0;
+    for (const key of this.compiled.keys()) if (this.inUse.has(key)) inUse++;
+    return { entries: this.compiled.size, bytes: this.bytes, inUse, ...this.counts };
   }
 
   /** The pool of the connection a table of `serving` lives in. */
@@ -142,13 +261,35 @@ export class ServingCatalog {
     this.warmTimer.unref();
   }
 
-  /** Loads each served release, opens pools ahead of traffic, and logs pointer moves. */
+  /**
+   * Loads each served release and each release an environment's spec asks for, marks them in use
+   * (most recently used last), opens pools ahead of traffic, and logs pointer moves.
+   */
   private warm(): void {
+    if (this.stopped) return;
+    const inUse = new Set<string>();
+    for (const env of this.environments.list()) {
+      for (const id of [env.spec.release, env.status?.currentRelease]) {
+        if (!id) continue;
+        const key = `${env.metadata.namespace}/${id}`;
+        inUse.add(key);
+        const entry = this.compiled.get(key);
+        if (entry) {
+          this.compiled.delete(key);
+          this.compiled.set(key, entry);
+        } else if (this.releases.get(key)) {
+          void this.load(env.metadata.namespace!, id);
+        }
+      }
+    }
+    this.inUse = inUse;
+    this.evict();
     for (const env of this.environments.list()) {
       const current = env.status?.currentRelease;
       const where = `${env.metadata.namespace}/${env.metadata.name}`;
       if (!current) continue;
-      const release = this.release(env.metadata.namespace!, current);
+      const release = this.compiled.get(`${env.metadata.namespace}/${current}`)?.served;
+      if (!release) continue;
       if (release instanceof Error) continue;
       if (this.served.get(where) !== current) {
         this.log.info({ environment: where, release: current, previous: this.served.get(where) ?? null }, 'serving release');
@@ -164,9 +305,17 @@ export class ServingCatalog {
   }
 
   stop(): void {
+    this.stopped = true;
     if (this.warmTimer) clearTimeout(this.warmTimer);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
     this.warmTimer = undefined;
+    this.retryTimer = undefined;
   }
+}
+
+/** Bytes of a Release's content as JSON: what the cache bound counts. */
+function contentBytes(spec: { schema?: unknown; permissions?: unknown }): number {
+  return Buffer.byteLength(JSON.stringify(spec.schema ?? null)) + Buffer.byteLength(JSON.stringify(spec.permissions ?? null));
 }
 
 function connectionKey(namespace: string, environment: string, name: string): string {

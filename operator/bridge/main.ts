@@ -1,13 +1,15 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { API_KEY_SELECTOR } from '../../core/apikeys.ts';
-import { Kinds, type Connection, type Environment, type Project, type Release } from '../../core/api/resources.ts';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { Kinds, type Connection, type Environment, type Project } from '../../core/api/resources.ts';
 import { KubeClient, type KubeObject } from '../../core/kube/client.ts';
 import { Informer } from '../../core/kube/informer.ts';
 import { createLogger, type Logger } from '../../core/log.ts';
 import type { OperatorConfig } from '../config.ts';
 import { DATA_PLANE_CREDENTIAL_SELECTOR } from '../data-plane-role.ts';
-import { ServingCatalog } from './catalog.ts';
+import { registerInformerCacheGauge } from '../runtime/metrics.ts';
+import { defaultReleaseCacheLimits, ServingCatalog, type ReleaseCacheLimits } from './catalog.ts';
 import { ApiKeyAuthenticator, defaultAuthenticatorOptions } from './keys.ts';
 import { BridgeMetrics } from './metrics.ts';
 import { ConnectionPools, defaultPoolOptions, type PoolOptions } from './pools.ts';
@@ -17,8 +19,9 @@ import { createBridgeHandler, createProbeHandler } from './server.ts';
 
 /**
  * `santokit-operator bridge`: the data plane. Runs on every replica (no leader election): informers
- * of Environments, Releases, Connections and Projects, and per project namespace of API-key and
- * data-plane credential Secrets, keep what it serves current; one HTTP server answers `POST /call`
+ * of Environments, Connections and Projects, of Releases as metadata only (the catalog fetches
+ * the few it serves), and per project namespace of API-key and data-plane credential Secrets,
+ * keep what it serves current; one HTTP server answers `POST /call`
  * (and `/healthz`) on `--port`, another `/healthz`, `/readyz` and `/metrics` on `--health-port`,
  * which is never exposed (they name every tenant's environments, releases and connections).
  *
@@ -43,10 +46,11 @@ export interface BridgeOptions {
   readonly keys?: { readonly maxConcurrentVerifications: number; readonly maxQueuedVerifications: number };
   /** how long a namespace's API-key watch may fail before its keys are refused (fail closed) */
   readonly apiKeyMaxStalenessMs?: number;
+  /** bounds of the compiled-release cache */
+  readonly releaseCache?: ReleaseCacheLimits;
 }
 
 type Env = Environment & KubeObject;
-type Rel = Release & KubeObject;
 type Conn = Connection & KubeObject;
 
 export class Bridge {
@@ -62,13 +66,14 @@ export class Bridge {
 
   constructor(private readonly options: BridgeOptions) {
     const { client, log } = options;
-    const informer = <T extends KubeObject>(kind: (typeof Kinds)[keyof typeof Kinds], labelSelector?: string) => {
-      const inf = new Informer<T>(client, kind, log.child({ informer: kind.plural }), { resyncMs: options.resyncMs, ...(labelSelector ? { labelSelector } : {}) });
+    const informer = <T extends KubeObject>(kind: (typeof Kinds)[keyof typeof Kinds], metadataOnly = false) => {
+      const inf = new Informer<T>(client, kind, log.child({ informer: kind.plural }), { resyncMs: options.resyncMs, metadataOnly });
       inf.on('error', (err: unknown) => log.debug({ err, kind: kind.kind }, 'watch interrupted; resuming'));
       return inf;
     };
     this.environments = informer<Env>(Kinds.Environment);
-    const releases = informer<Rel>(Kinds.Release);
+    // Metadata only: the catalog fetches the releases environments serve or ask for, nothing else.
+    const releases = informer<KubeObject>(Kinds.Release, true);
     const connections = informer<Conn>(Kinds.Connection);
     const projects = informer<Project & KubeObject>(Kinds.Project);
     this.informers = [this.environments, releases, connections, projects] as Informer[];
@@ -78,7 +83,7 @@ export class Bridge {
     this.projectSecrets = [apiKeySecrets, credentials];
 
     this.pools = new ConnectionPools((namespace, name) => credentials.get(namespace, name), log.child({ component: 'pools' }), options.pool ?? defaultPoolOptions);
-    this.catalog = new ServingCatalog(this.environments, releases, connections, this.pools, log.child({ component: 'catalog' }));
+    this.catalog = new ServingCatalog(client, this.environments, releases, connections, this.pools, log.child({ component: 'catalog' }), options.releaseCache ?? defaultReleaseCacheLimits);
     this.keys = new ApiKeyAuthenticator(apiKeySecrets, client, log.child({ component: 'apikeys' }), {
       ...defaultAuthenticatorOptions,
       maxQueuedVerifications: 32,
@@ -86,6 +91,8 @@ export class Bridge {
       ...(options.apiKeyMaxStalenessMs === undefined ? {} : { maxStalenessMs: options.apiKeyMaxStalenessMs }),
     });
     const metrics = new BridgeMetrics(() => this.catalog.servedCount);
+    registerInformerCacheGauge(metrics.registry, () => this.informers);
+    registerReleaseCacheMetrics(metrics.registry, this.catalog);
 
     const handler = createBridgeHandler({
       authenticate: (presented) => this.keys.authenticate(presented),
@@ -181,6 +188,37 @@ export class Bridge {
     log.info('stopped');
     return 0;
   }
+}
+
+/** The compiled-release cache's figures on the data plane's /metrics, read at each scrape. */
+function registerReleaseCacheMetrics(registry: Registry, catalog: ServingCatalog): void {
+  const gauge = (name: string, help: string, read: (s: ServingCatalog['cacheStats']) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(read(catalog.cacheStats));
+      },
+    });
+  gauge('santokit_release_cache_entries', 'Compiled releases held (served, about to be served, or recently served)', (s) => s.entries);
+  gauge('santokit_release_cache_bytes', "Bytes of the held releases' content as JSON", (s) => s.bytes);
+  gauge('santokit_release_cache_in_use', 'Held releases some environment serves or asks for (never evicted)', (s) => s.inUse);
+  // Counters whose value lives in the catalog: set from it at each scrape.
+  const counter = (name: string, help: string, read: (s: ServingCatalog['cacheStats']) => number) => {
+    const c: Counter = new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        c.reset();
+        c.inc(read(catalog.cacheStats));
+      },
+    });
+  };
+  counter('santokit_release_cache_evictions_total', 'Compiled releases evicted to stay within the cache bounds', (s) => s.evictions);
+  counter('santokit_release_fetches_total', 'Full Releases fetched (GET) to be compiled', (s) => s.fetches);
+  counter('santokit_release_fetch_failures_total', 'Fetches of a Release that failed (retried with backoff)', (s) => s.fetchFailures);
 }
 
 /** Runs the data plane until SIGTERM or SIGINT; resolves with the process exit code. */

@@ -5,7 +5,7 @@ import type { KubeClient, KubeObject } from '../../core/kube/client.ts';
 import { Informer, objectKey } from '../../core/kube/informer.ts';
 import { Controller, type Reconciler, type WatchMapping } from './controller.ts';
 import { LeaderElector, type LeaderElectionOptions } from './leader.ts';
-import { OperatorMetrics } from './metrics.ts';
+import { OperatorMetrics, registerInformerCacheGauge } from './metrics.ts';
 
 export interface ManagerOptions {
   client: KubeClient;
@@ -42,6 +42,7 @@ export class Manager {
   private resolveDone!: (code: number) => void;
 
   constructor(private readonly options: ManagerOptions) {
+    registerInformerCacheGauge(this.metrics.registry, () => this.informers.values());
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
     if (options.leaderElection) this.elector = new LeaderElector(options.client, options.log.child({ component: 'leader-election' }), options.leaderElection);
   }

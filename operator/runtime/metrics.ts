@@ -1,5 +1,25 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Informer } from '../../core/kube/informer.ts';
 import type { QueueObserver } from './queue.ts';
+
+/**
+ * `santokit_informer_cached_objects{kind,content}`: the objects each informer holds, `content`
+ * saying whether whole objects (`full`) or only their metadata (`metadata`). Read at each scrape;
+ * shared by the operator and the data plane.
+ */
+export function registerInformerCacheGauge(registry: Registry, informers: () => Iterable<Informer>): Gauge {
+  const gauge: Gauge = new Gauge({
+    name: 'santokit_informer_cached_objects',
+    help: 'Objects held by the informers, by kind and content (full objects or metadata only)',
+    labelNames: ['kind', 'content'] as const,
+    registers: [registry],
+    collect: () => {
+      gauge.reset();
+      for (const inf of informers()) gauge.inc({ kind: inf.kind.kind, content: inf.metadataOnly ? 'metadata' : 'full' }, inf.size);
+    },
+  });
+  return gauge;
+}
 
 /** The operator's Prometheus metrics, in one registry served on /metrics. */
 export class OperatorMetrics {
