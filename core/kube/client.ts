@@ -161,11 +161,12 @@ export class KubeClient {
       const query: Record<string, string> = { limit: '500' };
       if (options.labelSelector) query.labelSelector = options.labelSelector;
       if (continueToken) query.continue = continueToken;
-      const page = await this.request<{ items: T[]; metadata: { resourceVersion: string; continue?: string } }>('GET', KubeClient.path(kind, options.namespace), {
+      const page = await this.request<{ items?: T[] | null; metadata: { resourceVersion: string; continue?: string } }>('GET', KubeClient.path(kind, options.namespace), {
         query,
         ...(metadataOnly ? { accept: METADATA_ONLY_LIST } : {}),
       });
-      for (const item of page.items) items.push(metadataOnly ? ({ apiVersion, kind: kind.kind, metadata: item.metadata } as T) : { ...item, apiVersion, kind: kind.kind });
+      // An empty PartialObjectMetadataList comes without `items`.
+      for (const item of page.items ?? []) items.push(metadataOnly ? ({ apiVersion, kind: kind.kind, metadata: item.metadata } as T) : { ...item, apiVersion, kind: kind.kind });
       resourceVersion = page.metadata.resourceVersion;
       continueToken = page.metadata.continue || undefined;
     } while (continueToken);
