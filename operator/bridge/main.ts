@@ -244,6 +244,7 @@ export async function runBridge(config: OperatorConfig): Promise<number> {
     },
     keys: { maxConcurrentVerifications: 2, maxQueuedVerifications: config.bridgeMaxQueuedVerifications },
     apiKeyMaxStalenessMs: config.apiKeyMaxStalenessSeconds * 1000,
+    releaseCache: { maxEntries: config.bridgeReleaseCacheEntries, maxBytes: config.bridgeReleaseCacheMegabytes * 1024 * 1024 },
   });
   const stopped = new Promise<number>((resolve) => {
     const onSignal = (signal: string) => {
