@@ -98,6 +98,11 @@ interface Proc {
   stop(): Promise<void>;
 }
 
+const children = new Set<ChildProcess>();
+// Never leave an operator or a data plane behind, however the bench ends.
+process.on('exit', () => children.forEach((c) => c.kill('SIGKILL')));
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(130));
+
 /** Starts `operator/main.js` of the build under test, as hack/demo.sh does; logs go to the state directory. */
 async function start(name: string, extra: string[]): Promise<Proc> {
   const probePort = await freePort();
@@ -108,7 +113,8 @@ async function start(name: string, extra: string[]): Promise<Proc> {
     env: { ...process.env, KUBECONFIG: kubeconfig },
     stdio: ['ignore', out, out],
   });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  children.add(child);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve(void children.delete(child))));
   return {
     child,
     probeUrl: `http://127.0.0.1:${probePort}`,
