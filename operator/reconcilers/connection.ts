@@ -20,6 +20,7 @@ import { ConnectionReason, describeTarget, probeDatabase, type Databases } from 
 import type { ReconcileContext, ReconcileRequest, Reconciler, WatchMapping } from '../runtime/controller.ts';
 import type { EventRecorder } from '../runtime/events.ts';
 import { FIELD_MANAGER, reconcileWithStatus } from '../runtime/skeleton.ts';
+import { fetchRelease } from '../release-store.ts';
 
 export const ReachableCondition = 'Reachable';
 export const DataPlaneCredentialCondition = 'DataPlaneCredential';
@@ -162,7 +163,7 @@ export class ConnectionReconciler implements Reconciler {
     const secretName = dataPlaneSecretName(conn.metadata.name);
     const env = await this.client.find<Environment & KubeObject>(Kinds.Environment, conn.spec.environment, namespace);
     const ids = [...new Set([env?.status?.currentRelease, env?.spec.release].filter((r): r is string => Boolean(r)))];
-    const releases = await Promise.all(ids.map((id) => this.client.find<Release & KubeObject>(Kinds.Release, id, namespace)));
+    const releases = await Promise.all(ids.map((id) => fetchRelease(this.client, namespace, id)));
     const tables = managedTablesOfReleases(releases, conn.spec.name);
     const role = dataPlaneRoleName(conn);
     const fingerprint = grantsFingerprint(role, tables);
