@@ -1,5 +1,5 @@
 import { markReady, markRetrying, setCondition } from '../../core/api/conditions.ts';
-import { Annotations, Kinds, type Connection, type ConnectionStatus, type Environment, type Release } from '../../core/api/resources.ts';
+import { Annotations, Kinds, type Connection, type ConnectionStatus, type Environment } from '../../core/api/resources.ts';
 import { asSantokitError, UnavailableError } from '../../core/errors.ts';
 import type { KubeClient, KubeObject } from '../../core/kube/client.ts';
 import type { Informer } from '../../core/kube/informer.ts';
