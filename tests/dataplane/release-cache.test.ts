@@ -100,6 +100,9 @@ describe('Releases are cached as metadata; only releases in use are compiled', (
       expect(sample(page, 'santokit_informer_cached_objects', 'kind="Release",content="metadata"')).toBe(inCluster);
       expect(sample(page, 'santokit_informer_cached_objects', 'kind="Release",content="full"')).toBeUndefined();
       expect(sample(page, 'santokit_release_cache_bytes')).toBeGreaterThan(0);
+      // prom-client's process and runtime figures, under their standard names.
+      expect(sample(page, 'process_resident_memory_bytes')).toBeGreaterThan(0);
+      expect(sample(page, 'nodejs_heap_size_used_bytes')).toBeGreaterThan(0);
       // Only releases in use were fetched: not our three others.
       const fetched = sample(page, 'santokit_release_fetches_total')!;
       expect(fetched).toBe(await releasesInUse());
