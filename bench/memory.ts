@@ -146,6 +146,15 @@ async function heapUsed(p: Proc): Promise<number> {
   return Number(line?.split(' ')[1] ?? NaN) / 1024 / 1024;
 }
 
+/** Sum of the operator's informer relists so far (each one lists a whole kind again). */
+async function relists(p: Proc): Promise<number> {
+  const page = await (await fetch(`${p.probeUrl}/metrics`)).text();
+  return page
+    .split('\n')
+    .filter((l) => l.startsWith('santokit_informer_relists_total{'))
+    .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+}
+
 /** How many Releases of the bench namespace the operator has reconciled (status.observedGeneration and Ready). */
 async function reconciledCount(): Promise<{ reconciled: number; total: number }> {
   let reconciled = 0;
@@ -187,7 +196,7 @@ if ((await existingReleases()) === 0) createReleases(0, 1);
 await client.patch(Kinds.Environment, 'prod', NAMESPACE, { status: { currentRelease: first.metadata.name } }, { subresource: 'status' });
 
 console.log(`# bench/memory: ${dist === path.join(root, 'dist') ? 'this checkout' : dist}, ${os.cpus().length} CPUs, settle ${settleSeconds}s, release ≈ ${(JSON.stringify(first).length / 1024).toFixed(1)} KiB of JSON`);
-const rows: Array<{ n: number; op: { rss: number; peak: number; heap: number }; dp: { rss: number; peak: number; heap: number } }> = [];
+const rows: Array<{ n: number; op: { rss: number; peak: number; heap: number; relists: number }; dp: { rss: number; peak: number; heap: number } }> = [];
 let operator = bootstrap;
 for (const n of counts) {
   const have = await existingReleases();
@@ -212,11 +221,11 @@ for (const n of counts) {
   await until('every Release reconciled', 30 * 60_000, async () => ((await reconciledCount()).reconciled >= n ? true : undefined), 2000);
   const readyIn = Date.now() - t0;
   await sleep(settleSeconds * 1000);
-  const op = { ...rss(operator.child.pid!), heap: await heapUsed(operator) };
+  const op = { ...rss(operator.child.pid!), heap: await heapUsed(operator), relists: await relists(operator) };
   const dp = { ...rss(dataPlane.child.pid!), heap: await heapUsed(dataPlane) };
   rows.push({ n, op, dp });
   console.log(
-    `${String(n).padStart(5)} Releases: operator RSS ${op.rss.toFixed(0)} MiB (peak ${op.peak.toFixed(0)}), heap used ${op.heap.toFixed(1)} MiB | data plane RSS ${dp.rss.toFixed(0)} MiB (peak ${dp.peak.toFixed(0)}), heap used ${dp.heap.toFixed(1)} MiB | ready and reconciled ${(readyIn / 1000).toFixed(1)} s after start`,
+    `${String(n).padStart(5)} Releases: operator RSS ${op.rss.toFixed(0)} MiB (peak ${op.peak.toFixed(0)}), heap used ${op.heap.toFixed(1)} MiB, ${op.relists} informer lists | data plane RSS ${dp.rss.toFixed(0)} MiB (peak ${dp.peak.toFixed(0)}), heap used ${dp.heap.toFixed(1)} MiB | ready and reconciled ${(readyIn / 1000).toFixed(1)} s after start`,
   );
   await dataPlane.stop();
 }
