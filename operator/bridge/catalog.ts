@@ -154,12 +154,17 @@ export class ServingCatalog {
       // Deleted while we fetched (its watch event came first): nothing to keep.
       if (this.stopped || (this.releases.synced && !this.releases.get(key))) return;
       let served: ServedRelease | Error;
+      let bytes = 0;
       try {
-        served = compileServedRelease(id, obj.spec.schema, obj.spec.permissions);
+        // The Release's content (schema and permissions) as the data plane serves it.
+        const content = { schema: obj.spec.schema, permissions: obj.spec.permissions };
+        served = compileServedRelease(id, content.schema, content.permissions);
+        bytes = contentBytes(content);
       } catch (err) {
+        // Reading the content may fail for a while (retryable): try again. Content that cannot be served is final.
+        if (isSantokitError(err) && err.retryable) return this.fetchFailed(key, err.message);
         served = err instanceof Error ? err : new Error(String(err));
       }
-      const bytes = served instanceof Error ? 0 : contentBytes(obj.spec);
       this.compiled.set(key, { served, bytes });
       this.bytes += bytes;
       this.evict();
