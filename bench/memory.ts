@@ -6,7 +6,7 @@
  * the operator has reconciled them all (each Release's status carries the operator's
  * observedGeneration and a Ready condition).
  *
- *   npm run build && nice -n 10 node_modules/.bin/node bench/memory.ts [--counts 10,1000,5000] [--dist <dir>] [--settle <s>]
+ *   npm run build && nice -n 10 node_modules/.bin/node bench/memory.ts [--counts 10,1000,5000] [--dist <dir>] [--settle <s>] [--node-options "<flags>"]
  *
  * `--dist` runs another build's `operator/main.js` (e.g. a copy of main's `dist/`, for the
  * before figures); the bench's own helpers always come from this checkout's `dist/`. It starts
@@ -36,6 +36,8 @@ const counts = flag('counts', '10,1000,5000')
   .sort((a, b) => a - b);
 const dist = path.resolve(flag('dist', path.join(root, 'dist')));
 const settleSeconds = Number(flag('settle', '30'));
+// NODE_OPTIONS of the operator and the data plane, e.g. the chart's heap caps: `--node-options "--max-old-space-size=128"`.
+const nodeOptions = flag('node-options', '');
 const PROJECT = 'bench';
 const NAMESPACE = `stk-${PROJECT}`;
 
@@ -110,7 +112,7 @@ async function start(name: string, extra: string[]): Promise<Proc> {
   const out = fs.openSync(log, 'w');
   const child = spawn(process.execPath, [path.join(dist, 'operator/main.js'), ...extra, '--bind-address', '127.0.0.1', '--health-port', String(probePort), '--log-level', 'info'], {
     cwd: root,
-    env: { ...process.env, KUBECONFIG: kubeconfig },
+    env: { ...process.env, KUBECONFIG: kubeconfig, NODE_OPTIONS: nodeOptions },
     stdio: ['ignore', out, out],
   });
   children.add(child);
@@ -195,7 +197,7 @@ if (!(await client.find(Kinds.Environment, 'prod', NAMESPACE))) await client.cre
 if ((await existingReleases()) === 0) createReleases(0, 1);
 await client.patch(Kinds.Environment, 'prod', NAMESPACE, { status: { currentRelease: first.metadata.name } }, { subresource: 'status' });
 
-console.log(`# bench/memory: ${dist === path.join(root, 'dist') ? 'this checkout' : dist}, ${os.cpus().length} CPUs, settle ${settleSeconds}s, release ≈ ${(JSON.stringify(first).length / 1024).toFixed(1)} KiB of JSON`);
+console.log(`# bench/memory: ${dist === path.join(root, 'dist') ? 'this checkout' : dist}, ${os.cpus().length} CPUs, settle ${settleSeconds}s, NODE_OPTIONS "${nodeOptions}", release ≈ ${(JSON.stringify(first).length / 1024).toFixed(1)} KiB of JSON`);
 const rows: Array<{ n: number; op: { rss: number; peak: number; heap: number; relists: number }; dp: { rss: number; peak: number; heap: number } }> = [];
 let operator = bootstrap;
 for (const n of counts) {
