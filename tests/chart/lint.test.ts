@@ -13,7 +13,7 @@ import { chartDir, findObject, helm, renderChart, type RenderedObject } from './
 interface Container {
   name: string;
   args: string[];
-  env?: Array<{ name: string; valueFrom?: unknown }>;
+  env?: Array<{ name: string; value?: string; valueFrom?: unknown }>;
   ports: Array<{ name: string; containerPort: number }>;
   startupProbe?: { httpGet: { path: string; port: string } };
   livenessProbe: { httpGet: { path: string; port: string } };
@@ -123,6 +123,18 @@ describe('chart defaults', () => {
       });
       expect(pod.containers[0]!.resources.requests).toMatchObject({ cpu: expect.any(String), memory: expect.any(String) });
       expect(pod.containers[0]!.resources.limits).toMatchObject({ memory: expect.any(String) });
+    }
+  });
+
+  it("caps each container's V8 heap (NODE_OPTIONS) at about half its memory limit", () => {
+    const mib = (q: string) => Number(/^(\d+)Mi$/.exec(q)?.[1] ?? NaN);
+    for (const d of [operator, bridge]) {
+      const c = d.spec.template.spec.containers[0]!;
+      const cap = Number(/^--max-old-space-size=(\d+)$/.exec(c.env?.find((e) => e.name === 'NODE_OPTIONS')?.value ?? '')?.[1] ?? NaN);
+      const limit = mib(c.resources.limits.memory!);
+      expect(cap, d.metadata.name).toBeGreaterThanOrEqual(limit * 0.4);
+      expect(cap, d.metadata.name).toBeLessThanOrEqual(limit * 0.6);
+      expect(mib(c.resources.requests.memory!), d.metadata.name).toBeLessThan(limit);
     }
   });
 
