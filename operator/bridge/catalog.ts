@@ -119,7 +119,17 @@ export class ServingCatalog {
     if (!current) throw new NotFoundError(`environment ${environment} has no release yet`, { reason: 'NoCurrentRelease', hint: 'apply one with `stk apply`' });
     const release = this.release(namespace, current);
     if (release instanceof Error) throw new UnavailableError(`release ${current} of environment ${environment} cannot be served: ${release.message}`, { reason: 'ReleaseNotLoaded' });
+    // A pointer move is logged before the first call it answers (warm logs it too, a moment later, if no call comes).
+    this.noteServed(`${namespace}/${environment}`, current);
     return { namespace, environment, release };
+  }
+
+  /** Logs `serving release` once per pointer move of an environment (`namespace/environment`). */
+  private noteServed(where: string, release: string): void {
+    const previous = this.served.get(where);
+    if (previous === release) return;
+    this.log.info({ environment: where, release, previous: previous ?? null }, 'serving release');
+    this.served.set(where, release);
   }
 
   /** The compiled release, or why it is not there (a fetch is then started). */
@@ -296,10 +306,7 @@ export class ServingCatalog {
       const release = this.compiled.get(`${env.metadata.namespace}/${current}`)?.served;
       if (!release) continue;
       if (release instanceof Error) continue;
-      if (this.served.get(where) !== current) {
-        this.log.info({ environment: where, release: current, previous: this.served.get(where) ?? null }, 'serving release');
-        this.served.set(where, current);
-      }
+      this.noteServed(where, current);
       for (const name of release.connections) {
         const conn = this.connectionIndex.get(connectionKey(env.metadata.namespace!, env.metadata.name, name));
         if (conn && !this.pools.has(conn)) {
