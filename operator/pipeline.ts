@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib';
 import type postgres from 'postgres';
 import {
   API_VERSION,
@@ -38,6 +39,7 @@ import {
   type SchemaPlan,
 } from '../core/schema/index.ts';
 import { canonicalJson, hashSchema, schemaOf, sha256Hex, type SchemaIR } from '../core/schema/ir.ts';
+import { readReleaseContent, type ReleaseBody } from '../core/release/content.ts';
 import { findCondition, setCondition } from '../core/api/conditions.ts';
 import { redactSecrets } from '../core/redact.ts';
 import { type Databases, databaseError, unsupportedPostgres } from './databases.ts';
@@ -69,6 +71,8 @@ export const TEST_PAUSE_POINTS = ['two-phase-prepared'] as const;
 export type TestPausePoint = (typeof TEST_PAUSE_POINTS)[number];
 
 export const PERMISSIONS_CONFIGMAP_PREFIX = 'santokit-permissions-';
+/** A permission snapshot larger than this is stored gzip-compressed (`binaryData` `permissions.json.gz`). */
+const PERMISSIONS_INLINE_BYTES = 512 * 1024;
 
 /** The name of the ConfigMap holding a release's compiled permission snapshot. */
 export function permissionsConfigMapName(releaseId: string): string {
@@ -110,13 +114,16 @@ export class ReleasePipeline {
     private readonly options: { testPauseAt?: TestPausePoint | undefined } = {},
   ) {}
 
+  /** per run: release uid → its content, so a run reads each release once (dropped with the run) */
+  private readonly contents = new WeakMap<PipelineRun, Map<string, Promise<ReleaseBody>>>();
+
   /** Runs one request; fills status (steps, plans, drift, pointer) and throws a named error on failure. */
   async run(run: PipelineRun): Promise<{ plans?: PlannedConnection[]; drift?: string[] }> {
     const { env, status, request } = run;
     const release = await this.loadRelease(env, request.release);
-    const schema = releaseSchema(release);
+    // Read (a chunked release: fetched and verified) before anything else happens.
+    const { schema } = await this.contentOf(run, release);
     const current = status.currentRelease && status.currentRelease !== request.release ? await this.findRelease(env, status.currentRelease) : undefined;
-    const currentSchema = current ? releaseSchema(current) : {};
     status.steps = [];
 
     if (request.action === 'rollback') {
@@ -127,7 +134,7 @@ export class ReleasePipeline {
       return {};
     }
 
-    const pools = await this.connect(run, release);
+    const pools = await this.connect(run, schema);
     // In-doubt two-phase transactions of an earlier run are settled before anything reads the schema.
     await this.recoverPrepared(run, pools, release.metadata.name);
     const at = await this.releasesAt(pools);
@@ -221,10 +228,23 @@ export class ReleasePipeline {
     return this.client.find<Rel>(Kinds.Release, id, env.metadata.namespace);
   }
 
-  /** One pool per connection the release names; a missing Connection is terminal, an unreachable one retried. */
-  private async connect(run: PipelineRun, release: Rel): Promise<Map<string, postgres.Sql>> {
+  /**
+   * The schema and permissions of a release, read once per run: inline from the Release, chunked
+   * from its ConfigMaps (a missing chunk is retried, a digest mismatch refused; core/release/content.ts).
+   */
+  private contentOf(run: PipelineRun, release: Rel): Promise<ReleaseBody> {
+    let cache = this.contents.get(run);
+    if (!cache) this.contents.set(run, (cache = new Map()));
+    const key = release.metadata.uid ?? release.metadata.name;
+    let body = cache.get(key);
+    if (!body) cache.set(key, (body = readReleaseContent(this.client, release)));
+    return body;
+  }
+
+  /** One pool per connection the release's schema names; a missing Connection is terminal, an unreachable one retried. */
+  private async connect(run: PipelineRun, schema: Record<string, SchemaIR>): Promise<Map<string, postgres.Sql>> {
     const pools = new Map<string, postgres.Sql>();
-    const names = Object.keys(release.spec.schema).sort();
+    const names = Object.keys(schema).sort();
     const { items } = await this.client.list<Connection & KubeObject>(Kinds.Connection, { namespace: run.env.metadata.namespace });
     const missing = names.filter((n) => !items.some((c) => c.spec.environment === run.env.metadata.name && c.spec.name === n));
     if (missing.length > 0) {
@@ -296,7 +316,7 @@ export class ReleasePipeline {
       // A release recorded there but deleted since, or none recorded: the current release.
       rel ??= current;
       if (!rel) continue;
-      schemas[connection] = releaseSchema(rel)[connection] ?? schemaOf([]);
+      schemas[connection] = (await this.contentOf(run, rel)).schema[connection] ?? schemaOf([]);
       releases[connection] = rel.metadata.name;
     }
     return { schemas, releases };
@@ -445,7 +465,7 @@ export class ReleasePipeline {
     for (const releaseId of new Set(found.map((f) => f.releaseId))) {
       const mine = found.filter((f) => f.releaseId === releaseId);
       const rel = await this.findRelease(run.env, releaseId);
-      const names = rel ? Object.keys(rel.spec.schema) : [...pools.keys()];
+      const names = rel ? Object.keys((await this.contentOf(run, rel)).schema) : [...pools.keys()];
       let commit = rel !== undefined;
       for (const name of names) {
         if (mine.some((m) => m.connection === name)) continue;
@@ -510,7 +530,7 @@ export class ReleasePipeline {
     if (!id) return;
     const release = await this.loadRelease(run.env, id);
     const full: PipelineRun = { ...run, request: { id: 'periodic-drift', action: 'drift', release: id } };
-    const pools = await this.connect(full, release);
+    const pools = await this.connect(full, (await this.contentOf(full, release)).schema);
     const expected = await this.expectedSchemas(full, await this.releasesAt(pools), release, release);
     await this.recordDrift(full, pools, expected.schemas, id);
   }
@@ -549,6 +569,9 @@ export class ReleasePipeline {
 
   /** Stores the compiled permission snapshot the data plane enforces, owned by the Release. */
   private async snapshotPermissions(run: PipelineRun, release: Rel): Promise<void> {
+    const json = JSON.stringify((await this.contentOf(run, release)).permissions);
+    // A policy over many tables outgrows a ConfigMap (1 MiB): it is kept compressed then.
+    const payload = Buffer.byteLength(json) <= PERMISSIONS_INLINE_BYTES ? { data: { 'permissions.json': json } } : { binaryData: { 'permissions.json.gz': gzipSync(json).toString('base64') } };
     await this.client.apply(
       Kinds.ConfigMap,
       {
@@ -561,7 +584,7 @@ export class ReleasePipeline {
           ownerReferences: [{ apiVersion: API_VERSION, kind: 'Release', name: release.metadata.name, uid: release.metadata.uid! }],
         },
         immutable: true,
-        data: { 'permissions.json': JSON.stringify(release.spec.permissions) },
+        ...payload,
       },
       { fieldManager: FIELD_MANAGER, force: true },
     );
@@ -609,30 +632,6 @@ export function connectionOf(err: unknown): string | undefined {
 function statusMessage(message: string): string {
   const clean = redactSecrets(message);
   return clean.length > 2_000 ? `${clean.slice(0, 2_000)}…` : clean;
-}
-
-/**
- * A Release's schema IR per connection. A manifest applied with `kubectl apply` (client-side) loses
- * its null fields (a null means "delete" in the patch it computes), so they are put back: a column
- * with no default or identity, a table with no primary key, an index with no custom definition.
- */
-export function releaseSchema(rel: Release): Record<string, SchemaIR> {
-  const out: Record<string, SchemaIR> = {};
-  for (const [connection, raw] of Object.entries(rel.spec.schema as Record<string, SchemaIR>)) {
-    const tables: Record<string, SchemaIR['tables'][string]> = {};
-    for (const [name, t] of Object.entries(raw.tables ?? {})) {
-      tables[name] = {
-        ...t,
-        columns: (t.columns ?? []).map((c) => ({ ...c, default: c.default ?? null, identity: c.identity ?? null })),
-        primaryKey: t.primaryKey ?? null,
-        uniques: t.uniques ?? [],
-        indexes: (t.indexes ?? []).map((i) => ({ ...i, definition: i.definition ?? null })),
-        foreignKeys: t.foreignKeys ?? [],
-      };
-    }
-    out[connection] = { ...raw, tables };
-  }
-  return out;
 }
 
 function summarize(plan: SchemaPlan, mode: ApplyMode): PlannedConnection {

@@ -2,7 +2,8 @@ import type postgres from 'postgres';
 import type { Logger } from 'pino';
 import type { Connection, Environment, Release } from '../../core/api/resources.ts';
 import { NotFoundError, UnavailableError } from '../../core/errors.ts';
-import type { KubeObject } from '../../core/kube/client.ts';
+import type { KubeClient, KubeObject } from '../../core/kube/client.ts';
+import { inlineReleaseContent, readReleaseContent, type ReleaseBody } from '../../core/release/content.ts';
 import type { Informer } from '../../core/kube/informer.ts';
 import type { ConnectionPools } from './pools.ts';
 import { compileServedRelease, type ServedRelease } from './served-release.ts';
@@ -34,6 +35,8 @@ export class ServingCatalog {
   private warmTimer: NodeJS.Timeout | undefined;
   /** Connection object → its pool, for the current object of each Connection */
   private opened = new WeakMap<Conn, Promise<postgres.Sql>>();
+  /** `namespace/release` → reading the content of a chunked release (readChunked) */
+  private readonly chunked = new Map<string, { reading?: true; body?: ReleaseBody; error?: Error; at: number }>();
 
   constructor(
     private readonly environments: Informer<Env>,
@@ -41,8 +44,12 @@ export class ServingCatalog {
     private readonly connections: Informer<Conn>,
     private readonly pools: ConnectionPools,
     private readonly log: Logger,
+    private readonly client?: KubeClient,
   ) {
-    releases.on('delete', (r: Rel) => this.compiled.delete(`${r.metadata.namespace}/${r.metadata.name}`));
+    releases.on('delete', (r: Rel) => {
+      this.compiled.delete(`${r.metadata.namespace}/${r.metadata.name}`);
+      this.chunked.delete(`${r.metadata.namespace}/${r.metadata.name}`);
+    });
     connections.on('upsert', (c: Conn) => {
       for (const [key, existing] of this.connectionIndex) if (existing.metadata.name === c.metadata.name && existing.metadata.namespace === c.metadata.namespace) this.connectionIndex.delete(key);
       this.connectionIndex.set(connectionKey(c.metadata.namespace!, c.spec.environment, c.spec.name), c);
@@ -82,12 +89,40 @@ export class ServingCatalog {
     if (!obj) return new Error('the release is not loaded yet');
     let served: ServedRelease | Error;
     try {
-      served = compileServedRelease(id, obj.spec.schema, obj.spec.permissions);
+      const body = inlineReleaseContent(obj) ?? this.readChunked(key, obj);
+      if (body instanceof Error) return body;
+      served = compileServedRelease(id, body.schema, body.permissions);
     } catch (err) {
       served = err instanceof Error ? err : new Error(String(err));
     }
     this.compiled.set(key, served);
     return served;
+  }
+
+  /**
+   * A chunked release's content, read in the background from its ConfigMaps and verified
+   * (core/release/content.ts): an Error while it is being read, or for 5 s after a read failed
+   * (a chunk not applied yet), then tried again. Handed over once; the compiled form is cached.
+   */
+  private readChunked(key: string, obj: Rel): ReleaseBody | Error {
+    const state = this.chunked.get(key);
+    if (state?.body) {
+      this.chunked.delete(key);
+      return state.body;
+    }
+    if (state?.reading) return new Error('its content is being read from its chunk ConfigMaps');
+    if (state?.error && Date.now() - state.at < 5_000) return state.error;
+    if (!this.client) return new Error('this data plane cannot read chunked releases (no Kubernetes client)');
+    this.chunked.set(key, { reading: true, at: Date.now() });
+    readReleaseContent(this.client, obj).then(
+      (body) => this.chunked.set(key, { body, at: Date.now() }),
+      (err: unknown) => {
+        const error = err instanceof Error ? err : new Error(String(err));
+        this.log.warn({ release: key, reason: (err as { reason?: string }).reason }, 'cannot read a chunked release yet');
+        this.chunked.set(key, { error, at: Date.now() });
+      },
+    ).finally(() => this.scheduleWarm());
+    return new Error('its content is being read from its chunk ConfigMaps');
   }
 
   /** The pool of the connection a table of `serving` lives in. */

@@ -78,7 +78,7 @@ export class Bridge {
     this.projectSecrets = [apiKeySecrets, credentials];
 
     this.pools = new ConnectionPools((namespace, name) => credentials.get(namespace, name), log.child({ component: 'pools' }), options.pool ?? defaultPoolOptions);
-    this.catalog = new ServingCatalog(this.environments, releases, connections, this.pools, log.child({ component: 'catalog' }));
+    this.catalog = new ServingCatalog(this.environments, releases, connections, this.pools, log.child({ component: 'catalog' }), client);
     this.keys = new ApiKeyAuthenticator(apiKeySecrets, client, log.child({ component: 'apikeys' }), {
       ...defaultAuthenticatorOptions,
       maxQueuedVerifications: 32,
