@@ -1,7 +1,7 @@
 import { API_VERSION, type Connection, type Environment, type Project, type Release, type SecretKeyRef } from '../core/api/resources.ts';
 import type { KubeObject } from '../core/kube/client.ts';
 import type { BuiltRelease } from '../core/release/build.ts';
-import { encodeReleaseContent, INLINE_SPEC_LIMIT_BYTES, type ChunkConfigMap } from '../core/release/content.ts';
+import { encodeReleaseContent, type ChunkConfigMap, type EncodeOptions } from '../core/release/content.ts';
 
 /**
  * The objects stk writes, built in one place whether they go to the cluster or, with `--emit`, to
@@ -38,7 +38,7 @@ export interface ReleaseManifests {
  * else chunked (`spec.content` and immutable ConfigMaps; see core/release/content.ts). Either way
  * the same build gives the same id and the same bytes.
  */
-export function releaseManifest(built: BuiltRelease, namespace: string, github?: GitHubReporting, inlineLimit = INLINE_SPEC_LIMIT_BYTES): ReleaseManifests {
+export function releaseManifest(built: BuiltRelease, namespace: string, github?: GitHubReporting, options: EncodeOptions = {}): ReleaseManifests {
   const c = built.content;
   const head = { project: c.project, ref: c.ref, ...(c.repo ? { repo: c.repo } : {}), contentHash: built.contentHash };
   const metadata = { name: built.id, namespace, labels: { 'santokit.io/project': c.project } };
@@ -48,7 +48,7 @@ export function releaseManifest(built: BuiltRelease, namespace: string, github?:
     metadata,
     spec: { ...head, schema: c.schema, permissions: c.permissions as unknown as Record<string, unknown>, ...(github ? { github } : {}) },
   };
-  const encoded = encodeReleaseContent(built, namespace, Buffer.byteLength(JSON.stringify(inline.spec)), inlineLimit);
+  const encoded = encodeReleaseContent(built, namespace, Buffer.byteLength(JSON.stringify(inline.spec)), options);
   if (encoded.format === 'inline') return { release: inline, chunks: [] };
   return {
     release: { apiVersion: API_VERSION, kind: 'Release', metadata, spec: { ...head, content: encoded.content, ...(github ? { github } : {}) } },

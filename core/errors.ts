@@ -154,12 +154,11 @@ export class ObjectTooLargeError extends SantokitError {
   readonly status = 413;
   readonly exitCode = ExitCode.rejected;
   readonly retryable = false;
-  constructor(
-    message: string,
-    readonly details: { kind?: string; name?: string; sentBytes?: number; limitBytes?: number; limit?: string },
-    options: SantokitErrorOptions = {},
-  ) {
+  /** the object refused, the size sent and the limit, as far as the answer tells */
+  readonly details: { kind?: string; name?: string; sentBytes?: number; limitBytes?: number; limit?: string };
+  constructor(message: string, details: ObjectTooLargeError['details'], options: SantokitErrorOptions = {}) {
     super(message, 'ObjectTooLarge', options);
+    this.details = details;
   }
 }
 

@@ -98,19 +98,26 @@ export type EncodedContent =
   | { format: 'inline' }
   | { format: 'chunked'; content: ReleaseContentRef; chunks: ChunkConfigMap[] };
 
+/** The thresholds, for tests; the defaults are the format's. */
+export interface EncodeOptions {
+  inlineLimit?: number;
+  chunkBytes?: number;
+}
+
 /**
  * Decides the format of a release and encodes it. `inlineSpecBytes` is the size of the Release's
  * spec written inline; at or under `limit` it stays inline.
  */
-export function encodeReleaseContent(built: BuiltRelease, namespace: string, inlineSpecBytes: number, limit = INLINE_SPEC_LIMIT_BYTES): EncodedContent {
-  if (inlineSpecBytes <= limit) return { format: 'inline' };
+export function encodeReleaseContent(built: BuiltRelease, namespace: string, inlineSpecBytes: number, options: EncodeOptions = {}): EncodedContent {
+  const chunkBytes = options.chunkBytes ?? CHUNK_BYTES;
+  if (inlineSpecBytes <= (options.inlineLimit ?? INLINE_SPEC_LIMIT_BYTES)) return { format: 'inline' };
   const json = canonicalJson({ permissions: built.content.permissions, schema: built.content.schema });
   const jsonBytes = Buffer.byteLength(json);
   const compressed = gzipSync(json, { level: 9 });
-  const count = Math.ceil(compressed.length / CHUNK_BYTES);
+  const count = Math.ceil(compressed.length / chunkBytes);
   if (count > MAX_CHUNKS) {
     throw new ValidationError(
-      `release ${built.id} is too large to store: ${mib(compressed.length)} compressed (${mib(jsonBytes)} of schema and permissions) needs ${count} chunks of ${CHUNK_BYTES / 1024} KiB; at most ${MAX_CHUNKS} are allowed`,
+      `release ${built.id} is too large to store: ${mib(compressed.length)} compressed (${mib(jsonBytes)} of schema and permissions) needs ${count} chunks of ${chunkBytes / 1024} KiB; at most ${MAX_CHUNKS} are allowed`,
       [],
       { reason: 'ReleaseTooLarge', hint: 'split the application into several projects, or remove tables it does not need' },
     );
@@ -118,7 +125,7 @@ export function encodeReleaseContent(built: BuiltRelease, namespace: string, inl
   const chunks: ChunkConfigMap[] = [];
   const refs: ReleaseChunkRef[] = [];
   for (let n = 0; n < count; n++) {
-    const piece = compressed.subarray(n * CHUNK_BYTES, Math.min(compressed.length, (n + 1) * CHUNK_BYTES));
+    const piece = compressed.subarray(n * chunkBytes, Math.min(compressed.length, (n + 1) * chunkBytes));
     const name = chunkName(built.id, n);
     refs.push({ name, sha256: sha256(piece), size: piece.length });
     chunks.push({
@@ -160,7 +167,27 @@ export function inlineReleaseContent(release: Pick<Release, 'spec'>): ReleaseBod
     }
     out[connection] = { ...raw, tables };
   }
-  return { schema: out, permissions: (release.spec.permissions ?? { tables: {} }) as unknown as PermissionPolicy };
+  return { schema: out, permissions: withRuleNulls(release.spec.permissions ?? { tables: {} }) as unknown as PermissionPolicy };
+}
+
+/** A compiled rule without a condition has `condition: null`; put back where kubectl dropped it. */
+function withRuleNulls(policy: Record<string, unknown>): Record<string, unknown> {
+  const tables = policy.tables;
+  if (typeof tables !== 'object' || tables === null) return policy;
+  const out: Record<string, unknown> = {};
+  for (const [table, ops] of Object.entries(tables as Record<string, unknown>)) {
+    if (typeof ops !== 'object' || ops === null) {
+      out[table] = ops;
+      continue;
+    }
+    out[table] = Object.fromEntries(
+      Object.entries(ops as Record<string, unknown>).map(([op, rules]) => [
+        op,
+        Array.isArray(rules) ? rules.map((r: unknown) => (typeof r === 'object' && r !== null && !('condition' in r) ? { ...r, condition: null } : r)) : rules,
+      ]),
+    );
+  }
+  return { ...policy, tables: out };
 }
 
 /** A chunk as read from the cluster, its digest checked. */

@@ -257,6 +257,10 @@ describe('chart RBAC', () => {
     // The operator: Secrets by name and create/patch in project namespaces, never cluster-wide, never list.
     const opProject = await list(operatorAccount, projectNs);
     expect(opProject.get('secrets')).toEqual(['create', 'get', 'list', 'patch', 'watch']);
+    // ConfigMaps: chunks of large Releases read (get, in project namespaces) and owned (patch), snapshots written (create, patch).
+    expect(opProject.get('configmaps')).toEqual(['create', 'get', 'patch']);
+    expect(await can(operatorAccount, 'get', 'configmaps', '--namespace', 'default')).toBe('no');
+    expect(await can(operatorAccount, 'delete', 'configmaps', '--namespace', projectNs)).toBe('no');
     const opElsewhere = await list(operatorAccount, 'default');
     expect([...opElsewhere.keys()].filter((k) => k.startsWith('secrets'))).toEqual([]);
     expect(await can(operatorAccount, 'get', 'secrets', '--all-namespaces')).toBe('no');
@@ -284,6 +288,9 @@ describe('chart RBAC', () => {
     const dpProject = await list(bridgeAccount, projectNs);
     expect(dpProject.get('secrets')).toEqual(['list', 'patch', 'watch']);
     expect(dpProject.get('environments.santokit.io')).toEqual(['list', 'watch']);
+    expect(dpProject.get('configmaps')).toEqual(['get']);
+    expect(await can(bridgeAccount, 'get', 'configmaps', '--namespace', 'default')).toBe('no');
+    expect(await can(bridgeAccount, 'list', 'configmaps', '--namespace', projectNs)).toBe('no');
     const dpElsewhere = await list(bridgeAccount, 'default');
     expect([...dpElsewhere.keys()].filter((k) => k.startsWith('secrets'))).toEqual([]);
     expect(await can(bridgeAccount, 'list', 'secrets', '--all-namespaces')).toBe('no');
