@@ -345,8 +345,13 @@ function objectTooLarge(status: number, message: string, method: string, path: s
     limit = "the API server's request body limit";
   } else if (/request is too large/i.test(message)) {
     limit = "etcd's request limit (--max-request-bytes, 1.5 MiB unless the cluster sets it)";
-  } else if ((status === 422 || status === 400) && /Too long: must have at most \d+ bytes/.test(message)) {
-    limitBytes = numberAfter(message, /Too long: must have at most (\d+) bytes/);
+  } else if (/trying to send message larger than max/.test(message)) {
+    // the API server's gRPC client refuses to send etcd more than it may receive
+    limitBytes = numberAfter(message, /larger than max \(\d+ vs\. (\d+)\)/);
+    limit = "the API server's limit for one write to etcd";
+  } else if ((status === 422 || status === 400) && TOTAL_TOO_LONG.test(message)) {
+    // `[]` is the whole data of a ConfigMap or Secret; a single field over its maxLength is not a size problem
+    limitBytes = numberAfter(message, TOTAL_TOO_LONG);
     limit = /metadata\.annotations/.test(message) ? 'the limit of all annotations of an object' : 'the limit of the object\'s data';
   } else {
     return undefined;
@@ -361,6 +366,8 @@ function objectTooLarge(status: number, message: string, method: string, path: s
       : 'make the object smaller (split it into several objects); only a cluster you run yourself can raise the limit';
   return new ObjectTooLargeError(`${what} is too large for the cluster: ${sizes}`, { ...(sent?.kind ? { kind: sent.kind } : {}), ...(sent?.name ? { name: sent.name } : {}), ...(sent ? { sentBytes: sent.bytes } : {}), ...(limitBytes === undefined ? {} : { limitBytes }), limit }, { hint });
 }
+
+const TOTAL_TOO_LONG = /(?:\[\]|metadata\.annotations): Too long: (?:must have at most|may not be more than) (\d+) bytes/;
 
 function numberAfter(text: string, pattern: RegExp): number | undefined {
   const m = pattern.exec(text);

@@ -185,7 +185,7 @@ describe('large releases', { timeout: 180_000 }, () => {
     await eventually(async () => client.find(Kinds.Namespace, namespace), { what: `namespace ${namespace}` });
     const refusal = async (obj: KubeObject, kind: KindInfo): Promise<ObjectTooLargeError> => {
       const err = await client.create(kind, obj).then(() => undefined, (e: unknown) => e);
-      expect(err).toBeInstanceOf(ObjectTooLargeError);
+      expect(err, String(err)).toBeInstanceOf(ObjectTooLargeError);
       const e = err as ObjectTooLargeError;
       expect(e.message).not.toMatch(/etcdserver|request is too large|Too long|entity too large/i);
       expect(e.hint).toBeTruthy();
@@ -196,12 +196,14 @@ describe('large releases', { timeout: 180_000 }, () => {
     // over a ConfigMap's 1 MiB: the API server's validation
     const data = await refusal({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace }, data: { a: 'x'.repeat(1_100_000) } }, Kinds.ConfigMap);
     expect(data.message).toMatch(new RegExp(`^ConfigMap ${name} in namespace ${namespace} is too large for the cluster: 1\\.05 MiB \\(\\d+ bytes\\) sent; .* is 1\\.00 MiB \\(1048576 bytes\\)`));
-    // an inline Release of 2 MiB (what stk wrote before the chunked format): etcd's request limit
-    const big = chunkedRelease(project, 110);
-    const inline = { ...big.release, metadata: { ...big.release.metadata, name: uniqueName('rel') }, spec: { project, ref: big.built.content.ref, schema: { main: { tables: {}, padding: 'x'.repeat(2 * 1024 * 1024) } }, permissions: { tables: {} } } } as unknown as KubeObject;
-    const etcd = await refusal(inline, Kinds.Release);
-    expect(etcd.message).toMatch(/^Release rel-\S+ in namespace \S+ is too large for the cluster: 2\.\d+ MiB .* sent; etcd's request limit/);
+    // inline Releases of 1.7 and 2.5 MiB (what stk wrote before the chunked format): etcd's request limit, and the API server's for a write to etcd
+    const inline = (mib: number) => ({ apiVersion: 'santokit.io/v1alpha1', kind: 'Release', metadata: { name: uniqueName('rel'), namespace }, spec: { project, ref: 'a'.repeat(40), schema: { main: { tables: {}, padding: 'x'.repeat(Math.round(mib * 1024 * 1024)) } }, permissions: { tables: {} } } });
+    const etcd = await refusal(inline(1.7), Kinds.Release);
+    expect(etcd.message).toMatch(/^Release rel-\S+ in namespace \S+ is too large for the cluster: 1\.70 MiB .* sent; etcd's request limit/);
     expect(etcd.details).toMatchObject({ kind: 'Release' });
+    expect(etcd.hint).toMatch(/chunk ConfigMaps/);
+    const grpc = await refusal(inline(2.5), Kinds.Release);
+    expect(grpc.message).toMatch(/sent; the API server's limit for one write to etcd is 2\.00 MiB/);
     // over the API server's 3 MiB request body limit
     const body = await refusal({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: uniqueName('huge'), namespace }, data: { a: 'x'.repeat(3_300_000) } }, Kinds.ConfigMap);
     expect(body.message).toMatch(/request body limit/);
