@@ -1,3 +1,6 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import YAML from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { releaseManifest } from '../../cli/manifests.ts';
 import { Kinds, type Environment, type KindInfo, type Release } from '../../core/api/resources.ts';
@@ -7,6 +10,7 @@ import { buildRelease, type BuiltRelease } from '../../core/release/build.ts';
 import { CHUNK_DATA_KEY, type ChunkConfigMap } from '../../core/release/content.ts';
 import { call, createApiKey, createDataplaneProject, startBridge, waitServable, type BridgeProcess } from '../dataplane/support.ts';
 import { adminClient, eventually, expectExit, kubectl, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess } from '../support/cluster.ts';
+import { createTestRepo } from '../support/git-repo.ts';
 import { largeSchema } from '../support/large-schema.ts';
 
 /**
@@ -178,6 +182,46 @@ describe('large releases', { timeout: 180_000 }, () => {
     await eventually(async () => ((await Promise.all(chunks.map((c) => client.find(Kinds.ConfigMap, c.metadata.name, namespace)))).every((c) => c === undefined) ? true : undefined), {
       what: 'the garbage collector to delete the chunks',
     });
+  });
+
+  it('stk apply --emit writes a large release as the Release and its chunk ConfigMaps, byte-stable; applied server-side, it is verified and owned', async () => {
+    const project = uniqueName('lremit');
+    const namespace = `stk-${project}`;
+    const gitops = await createTestRepo('stk-gitops-large');
+    const source = await createTestRepo('stk-src-large');
+    const large = largeSchema(110, { seed: 5 });
+    const ref = await source.commit({ ...large.files, 'config/permissions.yaml': large.permissions }, 'large');
+    for (const args of [['project', 'create', project], ['env', 'create', '--project', project, 'dev'], ['connections', 'set', '--project', project, '--env', 'dev', '--name', 'main', '--secret-ref', 'db/url']]) {
+      expectExit(await stk([...args, '--emit', gitops.dir]));
+    }
+    const apply = ['apply', '--project', project, '--env', 'dev', '--ref', ref, '--repo', source.dir, '--emit', gitops.dir];
+    const first = await stk(apply);
+    expectExit(first);
+    const id = /^releaseId=(rel-[0-9a-f]{16})$/m.exec(first.stdout)![1]!;
+    const dir = path.join(gitops.dir, project, 'releases');
+    expect(fs.readdirSync(dir).sort()).toEqual([`${id}-0.yaml`, `${id}.yaml`]);
+    expect(first.stdout).toContain(`wrote ${path.join(project, 'releases', `${id}-0.yaml`)}`);
+    const release = YAML.parse(fs.readFileSync(path.join(dir, `${id}.yaml`), 'utf8')) as Rel;
+    expect(release.spec.content!.summary.connections).toEqual([{ name: 'main', tables: 110 }]);
+    const chunk = YAML.parse(fs.readFileSync(path.join(dir, `${id}-0.yaml`), 'utf8')) as ChunkConfigMap;
+    expect(chunk).toMatchObject({ kind: 'ConfigMap', immutable: true, metadata: { name: `${id}-0`, namespace, labels: { 'santokit.io/release': id } } });
+    const before = fs.readFileSync(path.join(dir, `${id}-0.yaml`));
+    const again = await stk(apply);
+    expectExit(again);
+    expect(again.stdout).toContain('nothing changed');
+    expect(fs.readFileSync(path.join(dir, `${id}-0.yaml`)).equals(before)).toBe(true);
+
+    // What a GitOps tool does with the directory: the namespace exists, then the files are applied server-side.
+    expectExit(await stk(['project', 'create', project]));
+    await eventually(async () => client.find(Kinds.Namespace, namespace), { what: `namespace ${namespace}` });
+    expectExit(await kubectl(['apply', '--server-side', '-f', dir]));
+    const created = await client.get<Rel>(Kinds.Release, id, namespace);
+    await eventually(async () => ((await client.get<Cm>(Kinds.ConfigMap, `${id}-0`, namespace)).metadata.ownerReferences?.some((o) => o.uid === created.metadata.uid) ? true : undefined), {
+      what: 'the operator to verify and own the applied chunk',
+    });
+    const shown = await stk(['release', 'show', id, '--project', project, '--json']);
+    expectExit(shown);
+    expect((JSON.parse(shown.stdout) as { tables: { main: string[] } }).tables.main).toEqual([...large.tables].sort());
   });
 
   it("the cluster's size refusals are one error naming the object, the size sent and the limit, never etcd's words", async () => {
