@@ -6,7 +6,7 @@
  * ConfigMaps), what main's inline format would have needed, the time of each step and whether it
  * succeeded, and the peak memory of stk and the operator. Figures are printed, never asserted.
  *
- *   npm run build && nice -n 10 node bench/release-size.ts [--tables 1000,10000] [--mode transactional|online]
+ *   npm run build && nice -n 10 node --experimental-transform-types bench/release-size.ts [--tables 1000,10000] [--mode transactional|online]
  *
  * SANTOKIT_STATE_DIR picks the control plane (default .santokit/bench-cluster; started if down).
  * `--tables 200` is a quick check.

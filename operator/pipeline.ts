@@ -506,14 +506,15 @@ export class ReleasePipeline {
     const { lines, fingerprint } = await this.driftOf(pools, schema);
     const { status, env } = run;
     const before = findCondition(status, 'Drifted')?.status;
-    status.drift = lines;
+    // Bounded: a large schema can drift in thousands of places, and the status must stay writable.
+    status.drift = lines.length > STATUS_DRIFT_LINES ? [...lines.slice(0, STATUS_DRIFT_LINES), `… ${lines.length - STATUS_DRIFT_LINES} more`] : lines;
     status.lastDriftCheck = nowIso();
     status.liveSchemaHash = fingerprint;
     const drifted = lines.length > 0;
     status.conditions = setCondition(
       status.conditions,
       drifted
-        ? { type: 'Drifted', status: 'True', reason: PipelineReason.SchemaDrift, message: `${lines.length} difference(s) from release ${releaseId}:\n${lines.join('\n')}` }
+        ? { type: 'Drifted', status: 'True', reason: PipelineReason.SchemaDrift, message: statusMessage(`${lines.length} difference(s) from release ${releaseId}:\n${lines.join('\n')}`) }
         : { type: 'Drifted', status: 'False', reason: 'NoDrift', message: `databases match release ${releaseId}` },
       env.metadata.generation,
     );
@@ -634,14 +635,32 @@ function statusMessage(message: string): string {
   return clean.length > 2_000 ? `${clean.slice(0, 2_000)}…` : clean;
 }
 
+/**
+ * A plan as recorded in the Environment's status (and printed by stk). A plan of thousands of
+ * tables would make the status larger than etcd takes (1.5 MiB), and the status write would fail:
+ * it keeps every destructive step and the first STATUS_PLAN_STEPS others, and the text's first
+ * STATUS_PLAN_TEXT_BYTES, saying how much was left out.
+ */
 function summarize(plan: SchemaPlan, mode: ApplyMode): PlannedConnection {
-  return {
-    connection: plan.connection,
-    mode,
-    text: renderPlan(plan) + renderMode(plan, mode),
-    steps: plan.steps.map((s) => ({ description: s.description, sql: s.sql, destructive: s.destructive, hazards: s.hazards.map((h) => h.kind) })),
-  };
+  const steps = plan.steps.map((s) => ({ description: s.description, sql: s.sql, destructive: s.destructive, hazards: s.hazards.map((h) => h.kind) }));
+  let others = 0;
+  const kept = steps.filter((s) => s.destructive || others++ < STATUS_PLAN_STEPS);
+  let text = renderPlan(plan) + renderMode(plan, mode);
+  if (text.length > STATUS_PLAN_TEXT_BYTES) {
+    const cut = text.lastIndexOf('\n', STATUS_PLAN_TEXT_BYTES);
+    const rest = text.slice(cut + 1).split('\n').filter(Boolean).length;
+    text = `${text.slice(0, cut + 1)}… ${rest} more line(s) not kept in status (${plan.steps.length} steps in all)\n`;
+  }
+  const omitted = steps.length - kept.length;
+  return { connection: plan.connection, mode, text, steps: kept, ...(omitted > 0 ? { omittedSteps: omitted } : {}) };
 }
+
+/** how many non-destructive steps of a plan the Environment's status keeps */
+const STATUS_PLAN_STEPS = 200;
+/** how much of a plan's text the Environment's status keeps */
+const STATUS_PLAN_TEXT_BYTES = 64 * 1024;
+/** how many drift lines the Environment's status keeps */
+const STATUS_DRIFT_LINES = 500;
 
 function nowIso(): string {
   return new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');

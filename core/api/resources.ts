@@ -148,6 +148,8 @@ export interface PlannedConnection {
   steps: Array<{ description: string; sql: string; destructive: boolean; hazards: string[] }>;
   /** the mode it will run in, and which statements run outside the transaction */
   mode?: ApplyMode;
+  /** steps left out of `steps` (and lines of `text`) to keep the Environment's status small; destructive steps are always kept */
+  omittedSteps?: number;
 }
 
 export interface RequestOutcome {
