@@ -200,7 +200,8 @@ function connectionLine(c: ConnectionReleaseState): string {
 
 function printPlans(outcome: RequestOutcome): void {
   for (const plan of outcome.plans ?? []) {
-    println(`plan ${plan.connection}: ${plan.steps.length === 0 ? 'no changes' : `${plan.steps.length} step(s)`}`);
+    const count = plan.steps.length + (plan.omittedSteps ?? 0);
+    println(`plan ${plan.connection}: ${count === 0 ? 'no changes' : `${count} step(s)`}`);
     for (const line of plan.text.split('\n').filter(Boolean)) println(`  ${line}`);
   }
 }
