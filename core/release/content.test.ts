@@ -1,10 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { releaseManifest } from '../../cli/manifests.ts';
-import type { Release } from '../api/resources.ts';
+import { API_VERSION, type Release } from '../api/resources.ts';
 import { UnavailableError, ValidationError } from '../errors.ts';
 import type { KubeClient, KubeObject } from '../kube/client.ts';
-import { buildRelease, releaseContentHash } from './build.ts';
-import { CHUNK_BYTES, CHUNK_DATA_KEY, ContentReason, decodeReleaseChunks, inlineReleaseContent, INLINE_SPEC_LIMIT_BYTES, readReleaseChunks, readReleaseContent, type ChunkConfigMap } from './content.ts';
+import { buildRelease, releaseContentHash, type BuiltRelease } from './build.ts';
+import { CHUNK_BYTES, CHUNK_DATA_KEY, ContentReason, decodeReleaseChunks, encodeReleaseContent, inlineReleaseContent, INLINE_SPEC_LIMIT_BYTES, readReleaseChunks, readReleaseContent, type ChunkConfigMap, type EncodeOptions } from './content.ts';
 
 type Rel = Release & KubeObject;
 
@@ -21,6 +20,16 @@ function snapshot(n: number, commit = 'c'.repeat(40)) {
     schemaFiles: [{ path: 'schema/app.yaml', text: `version: 1\ntables:\n${tables.join('\n')}\n` }],
     permissions: { path: 'config/permissions.yaml', text: `tables:\n${policy.join('\n')}\n` },
   };
+}
+
+/** The Release of a build in the format the thresholds choose, as stk writes it (cli/manifests.ts). */
+function releaseManifest(built: BuiltRelease, namespace: string, _github?: undefined, options: EncodeOptions = {}): { release: Rel; chunks: ChunkConfigMap[] } {
+  const head = { project: built.content.project, ref: built.content.ref, contentHash: built.contentHash };
+  const metadata = { name: built.id, namespace };
+  const inline: Rel = { apiVersion: API_VERSION, kind: 'Release', metadata, spec: { ...head, schema: built.content.schema, permissions: built.content.permissions as unknown as Record<string, unknown> } };
+  const encoded = encodeReleaseContent(built, namespace, Buffer.byteLength(JSON.stringify(inline.spec)), options);
+  if (encoded.format === 'inline') return { release: inline, chunks: [] };
+  return { release: { apiVersion: API_VERSION, kind: 'Release', metadata, spec: { ...head, content: encoded.content } }, chunks: encoded.chunks };
 }
 
 /** The API server as far as the reader uses it: `find` of ConfigMaps by name. */
