@@ -89,6 +89,8 @@ export class ServingCatalog {
     if (!obj) return new Error('the release is not loaded yet');
     let served: ServedRelease | Error;
     try {
+      // A chunked release read and found unservable is not read again for every request.
+      if (cached && obj.spec.content) return cached;
       const body = inlineReleaseContent(obj) ?? this.readChunked(key, obj);
       if (body instanceof Error) return body;
       served = compileServedRelease(id, body.schema, body.permissions);
