@@ -121,6 +121,7 @@ async function benchSize(tables: number): Promise<void> {
     }
     console.log(`operator peak RSS so far:        ${peakMiB(operator.child.pid!).toFixed(0)} MiB`);
   } finally {
+    await client.delete(Kinds.Project, project).catch(() => undefined);
     await db.drop().catch(() => undefined);
   }
 }

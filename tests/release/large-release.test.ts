@@ -45,6 +45,8 @@ describe('large releases', { timeout: 180_000 }, () => {
   let operator: OperatorProcess;
   let bridge: BridgeProcess | undefined;
   const drops: Array<() => Promise<void>> = [];
+  /** projects to delete afterwards: chunked releases left in the cluster would be read by every later operator */
+  const projects: string[] = [];
 
   beforeAll(async () => {
     operator = await startOperator({ leaseName: uniqueName('lease-large') });
@@ -53,6 +55,7 @@ describe('large releases', { timeout: 180_000 }, () => {
 
   afterAll(async () => {
     await bridge?.stop();
+    for (const project of projects.splice(0)) await client.delete(Kinds.Project, project);
     await operator?.stop();
     for (const drop of drops.splice(0)) await drop();
   });
@@ -60,6 +63,7 @@ describe('large releases', { timeout: 180_000 }, () => {
   it('a 1,000-table schema is released chunked through stk apply, summarized on the Release, and served', async () => {
     const p = await createDataplaneProject('large', ['dev']);
     drops.push(() => p.drop());
+    projects.push(p.project);
     const large = largeSchema(1000);
     const id = await p.apply('dev', { ...large.files, 'config/permissions.yaml': large.permissions }, ['--timeout', '150']);
 
@@ -104,6 +108,7 @@ describe('large releases', { timeout: 180_000 }, () => {
   it('chunks applied after the Release (GitOps order): the operator waits, names why, then applies; it owns the chunks', async () => {
     const p = await createDataplaneProject('lrorder', ['dev']);
     drops.push(() => p.drop());
+    projects.push(p.project);
     const { release, chunks } = chunkedRelease(p.project, 120);
     const id = release.metadata.name;
     await client.create(Kinds.Release, release);
@@ -133,6 +138,7 @@ describe('large releases', { timeout: 180_000 }, () => {
 
   it('a chunk replaced with other bytes is refused with the named reason; the Release says so too', async () => {
     const project = uniqueName('lrtamper');
+    projects.push(project);
     const namespace = `stk-${project}`;
     expectExit(await stk(['project', 'create', project]));
     expectExit(await stk(['env', 'create', '--project', project, 'dev']));
@@ -169,6 +175,7 @@ describe('large releases', { timeout: 180_000 }, () => {
 
   it('deleting a chunked Release garbage-collects its chunks, which the operator made it own', async () => {
     const project = uniqueName('lrgc');
+    projects.push(project);
     const namespace = `stk-${project}`;
     expectExit(await stk(['project', 'create', project]));
     const { release, chunks } = chunkedRelease(project, 110);
@@ -186,6 +193,7 @@ describe('large releases', { timeout: 180_000 }, () => {
 
   it('stk apply --emit writes a large release as the Release and its chunk ConfigMaps, byte-stable; applied server-side, it is verified and owned', async () => {
     const project = uniqueName('lremit');
+    projects.push(project);
     const namespace = `stk-${project}`;
     const gitops = await createTestRepo('stk-gitops-large');
     const source = await createTestRepo('stk-src-large');
@@ -226,6 +234,7 @@ describe('large releases', { timeout: 180_000 }, () => {
 
   it("the cluster's size refusals are one error naming the object, the size sent and the limit, never etcd's words", async () => {
     const project = uniqueName('lrsize');
+    projects.push(project);
     const namespace = `stk-${project}`;
     expectExit(await stk(['project', 'create', project]));
     await eventually(async () => client.find(Kinds.Namespace, namespace), { what: `namespace ${namespace}` });
