@@ -4,13 +4,14 @@ import os from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Kinds, type Environment, type KindInfo } from '../../core/api/resources.ts';
+import { Kinds, type Environment, type KindInfo, type Release } from '../../core/api/resources.ts';
 import type { KubeObject } from '../../core/kube/client.ts';
 import { adminClient, eventually, freePort, kubectl, repoRoot, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess, expectExit } from '../support/cluster.ts';
 import { createTestRepo, type TestRepo } from '../support/git-repo.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import { createNamespace, findObject, renderChart, serviceAccountKubeconfig, toYamlStream, type RenderedObject } from './helm.ts';
 import { schemaV1, schemaDropName, columnsOf } from '../support/fixtures.ts';
+import { largeSchema } from '../support/large-schema.ts';
 
 /**
  * The chart's RBAC is enough, and only what is needed: its ServiceAccounts, ClusterRoles, Roles
@@ -200,9 +201,12 @@ describe('chart RBAC', () => {
 
   it('the data plane serves POST /call with only its ServiceAccount', async () => {
     const { project, db } = await createProject('chartcall', ['dev']);
-    const ref = await repo.commit({ 'schema/app.yaml': schemaV1, 'config/permissions.yaml': permissions }, 'serve');
+    // Large enough to be stored chunked: the operator and the data plane read its ConfigMaps with their own rights.
+    const ref = await repo.commit({ 'schema/app.yaml': schemaV1, ...largeSchema(110).files, 'config/permissions.yaml': permissions }, 'serve');
     const applied = await stk(['apply', '--project', project, '--env', 'dev', '--ref', ref, '--repo', repo.dir]);
     expectExit(applied);
+    const releaseId = /^releaseId=(rel-[0-9a-f]{16})$/m.exec(applied.stdout)![1]!;
+    expect((await client.get<Release & KubeObject>(Kinds.Release, releaseId, `stk-${project}`)).spec.content?.chunks.length).toBeGreaterThan(0);
     const key = await stk(['apikey', 'create', '--project', project, '--env', 'dev', '--name', 'chart', '--roles', 'admin', '--json']);
     expectExit(key);
     const { apiKey } = JSON.parse(key.stdout) as { apiKey: string };
