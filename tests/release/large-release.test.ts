@@ -26,10 +26,10 @@ type Env = Environment & KubeObject;
 type Cm = KubeObject & { binaryData?: Record<string, string>; data?: Record<string, string>; metadata: KubeObject['metadata'] & { ownerReferences?: Array<{ kind: string; name: string; uid: string }> } };
 
 /** A chunked release of `tables` tables built in the test, as a GitOps tool would find it in Git. */
-function chunkedRelease(project: string, tables: number): { built: BuiltRelease; release: Rel; chunks: ChunkConfigMap[] } {
+function chunkedRelease(project: string, tables: number, commit = uniqueName('').replace(/[^0-9a-f]/g, '').padEnd(40, 'a').slice(0, 40)): { built: BuiltRelease; release: Rel; chunks: ChunkConfigMap[] } {
   const large = largeSchema(tables, { seed: tables });
   const built = buildRelease(
-    { commit: uniqueName('').replace(/[^0-9a-f]/g, '').padEnd(40, 'a').slice(0, 40), schemaFiles: Object.entries(large.files).map(([path, text]) => ({ path, text })), permissions: { path: 'config/permissions.yaml', text: large.permissions } },
+    { commit, schemaFiles: Object.entries(large.files).map(([path, text]) => ({ path, text })), permissions: { path: 'config/permissions.yaml', text: large.permissions } },
     { project },
   );
   const { release, chunks } = releaseManifest(built, `stk-${project}`);
@@ -111,12 +111,27 @@ describe('large releases', { timeout: 180_000 }, () => {
     expect((await call(bridge, key.apiKey, `db/${large.tables[999]!}/select`, { limit: 1 })).status).toBe(403);
   });
 
-  it('chunks applied after the Release (GitOps order): the operator waits, names why, then applies; it owns the chunks', async () => {
+  it('a dry run leaves nothing behind; chunks applied after the Release (GitOps order): the operator waits, names why, then applies; it owns the chunks', async () => {
     const p = await createDataplaneProject('lrorder', ['dev']);
     drops.push(() => p.drop());
     projects.push(p.project);
-    const { release, chunks } = chunkedRelease(p.project, 120);
+    const large = largeSchema(120, { seed: 120 });
+    const ref = await p.repo.commit({ ...large.files, 'config/permissions.yaml': large.permissions }, 'large');
+
+    // stk apply --dry-run plans it, then deletes the Release, and its chunks go with it.
+    const dry = await stk(['apply', '--project', p.project, '--env', 'dev', '--ref', ref, '--repo', p.repo.dir, '--dry-run']);
+    expectExit(dry);
+    expect(dry.stdout).toMatch(/^plan main: \d+ step\(s\)$/m);
+    const dryId = /dry run: release (rel-[0-9a-f]{16})/.exec(dry.stdout)![1]!;
+    await eventually(async () => {
+      const left = await client.list<Cm>(Kinds.ConfigMap, { namespace: p.namespace, labelSelector: `santokit.io/release=${dryId}` });
+      return left.items.length === 0 && !(await client.find(Kinds.Release, dryId, p.namespace)) ? true : undefined;
+    }, { what: `release ${dryId} and its chunks to be gone after the dry run` });
+
+    // The same ref as a GitOps tool syncs it: the Release first, its chunks later.
+    const { release, chunks } = chunkedRelease(p.project, 120, ref);
     const id = release.metadata.name;
+    expect(id).toBe(dryId);
     await client.create(Kinds.Release, release);
     await pointEnvironment(p.namespace, 'dev', id);
 
