@@ -570,7 +570,8 @@ export class ReleasePipeline {
 
   /** Stores the compiled permission snapshot the data plane enforces, owned by the Release. */
   private async snapshotPermissions(run: PipelineRun, release: Rel): Promise<void> {
-    const json = JSON.stringify((await this.contentOf(run, release)).permissions);
+    // Inline: the spec's policy as it is, the bytes earlier versions wrote (the ConfigMap is immutable).
+    const json = JSON.stringify(release.spec.permissions ?? (await this.contentOf(run, release)).permissions);
     // A policy over many tables outgrows a ConfigMap (1 MiB): it is kept compressed then.
     const payload = Buffer.byteLength(json) <= PERMISSIONS_INLINE_BYTES ? { data: { 'permissions.json': json } } : { binaryData: { 'permissions.json.gz': gzipSync(json).toString('base64') } };
     await this.client.apply(
