@@ -14,7 +14,8 @@ import { UnavailableError, ValidationError } from '../errors.ts';
 import type { KubeClient, KubeObject } from '../kube/client.ts';
 import type { PermissionPolicy } from '../permissions/policy.ts';
 import { canonicalJson, type SchemaIR } from '../schema/ir.ts';
-import { releaseContentHash, type BuiltRelease } from './build.ts';
+import type { BuiltRelease } from './build.ts';
+import { releaseContentHash } from './identity.ts';
 
 /**
  * The two storage formats of a Release and the one reader of both.
