@@ -279,8 +279,24 @@ export function decodeReleaseChunks(release: Rel, chunks: readonly VerifiedChunk
  * and verifying its ConfigMaps (see readReleaseChunks for the errors).
  */
 export async function readReleaseContent(client: KubeClient, release: Rel): Promise<ReleaseBody> {
-  return inlineReleaseContent(release) ?? decodeReleaseChunks(release, await readReleaseChunks(client, release));
+  const inline = inlineReleaseContent(release);
+  if (inline) return inline;
+  // Readers of one process that ask at the same time (the Release, Environment and Connection
+  // reconcilers when a release arrives) share one read: a decoded 10,000-table release is about
+  // 200 MB of objects, and three at once is what pushes a process past its memory limit.
+  const key = `${release.metadata.namespace}/${release.metadata.name}/${release.metadata.uid ?? ''}`;
+  let reading = inflight.get(key);
+  if (!reading) {
+    reading = readReleaseChunks(client, release)
+      .then((chunks) => decodeReleaseChunks(release, chunks))
+      .finally(() => inflight.delete(key));
+    inflight.set(key, reading);
+  }
+  return reading;
 }
+
+/** reads of chunked releases in progress, by namespace/name/uid (see readReleaseContent); callers must not change what they get */
+const inflight = new Map<string, Promise<ReleaseBody>>();
 
 /**
  * Makes the Release an owner of each chunk that does not name it yet, so deleting the Release

@@ -10,7 +10,7 @@ import {
 } from '../../core/api/resources.ts';
 import { asSantokitError } from '../../core/errors.ts';
 import type { KubeClient, KubeObject } from '../../core/kube/client.ts';
-import { adoptReleaseChunks, decodeReleaseChunks, readReleaseChunks } from '../../core/release/content.ts';
+import { adoptReleaseChunks, readReleaseChunks, readReleaseContent } from '../../core/release/content.ts';
 import type { Informer } from '../../core/kube/informer.ts';
 import { classifyGitHubFailure, commitStatusContext, commitStatusDescription, GITHUB_CONDITION, GitHubReason, GitHubReportError, supersededReports, type CommitStatusReporter } from '../github/commit-status.ts';
 import type { ReconcileContext, ReconcileRequest, ReconcileResult, Reconciler, WatchMapping } from '../runtime/controller.ts';
@@ -204,9 +204,9 @@ export class ReleaseReconciler implements Reconciler {
   private async checkChunks(key: string, obj: Rel, status: ReleaseStatus, generation: number | undefined): Promise<ReconcileResult | undefined> {
     if (this.contentChecked.get(key) === obj.metadata.uid) return undefined;
     try {
-      const chunks = await readReleaseChunks(this.client, obj);
-      decodeReleaseChunks(obj, chunks);
-      await adoptReleaseChunks(this.client, obj, chunks);
+      // Verified as every reader does (digests, then the content hash; shared with a read in flight), then owned.
+      await readReleaseContent(this.client, obj);
+      await adoptReleaseChunks(this.client, obj, await readReleaseChunks(this.client, obj));
     } catch (thrown) {
       const err = asSantokitError(thrown);
       if (err.retryable) {
