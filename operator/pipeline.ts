@@ -79,16 +79,28 @@ export function permissionsConfigMapName(releaseId: string): string {
   return `${PERMISSIONS_CONFIGMAP_PREFIX}${releaseId}`;
 }
 
-/** A pipeline failure: a SantokitError with the reason of the step that failed, and what it found. */
+/**
+ * A pipeline failure: a SantokitError with the reason of the step that failed, and what it found.
+ * Message and drift lines are bounded: they go into the Environment's status (a condition message
+ * may hold 32 KiB), and a large schema can differ in thousands of places.
+ */
 export class PipelineError extends ConflictError {
-  constructor(
-    message: string,
-    reason: string,
-    readonly details: { drift?: string[]; plans?: PlannedConnection[]; connection?: string } = {},
-    hint?: string,
-  ) {
-    super(message, { reason, ...(hint ? { hint } : {}) });
+  readonly details: { drift?: string[]; plans?: PlannedConnection[]; connection?: string };
+  constructor(message: string, reason: string, details: PipelineError['details'] = {}, hint?: string) {
+    super(boundedLines(message, STATUS_MESSAGE_BYTES), { reason, ...(hint ? { hint } : {}) });
+    this.details = details.drift && details.drift.length > STATUS_DRIFT_LINES ? { ...details, drift: [...details.drift.slice(0, STATUS_DRIFT_LINES), `… ${details.drift.length - STATUS_DRIFT_LINES} more`] } : details;
   }
+}
+
+/** how much of a failure's message goes into status */
+const STATUS_MESSAGE_BYTES = 16 * 1024;
+
+/** The text cut at a line boundary within `max` characters, saying how many lines were left out. */
+function boundedLines(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const cut = text.lastIndexOf('\n', max);
+  const keep = cut > 0 ? text.slice(0, cut) : text.slice(0, max);
+  return `${keep}\n… ${text.slice(keep.length).split('\n').filter(Boolean).length} more line(s)`;
 }
 
 type Env = Environment & KubeObject;
