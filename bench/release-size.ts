@@ -6,7 +6,7 @@
  * ConfigMaps), what main's inline format would have needed, the time of each step and whether it
  * succeeded, and the peak memory of stk and the operator. Figures are printed, never asserted.
  *
- *   npm run build && nice -n 10 node --experimental-transform-types bench/release-size.ts [--tables 1000,10000] [--mode transactional|online]
+ *   npm run build && nice -n 10 node --experimental-transform-types bench/release-size.ts [--tables 1000,10000] [--mode transactional|online] [--operator-heap <MiB>]
  *
  * SANTOKIT_STATE_DIR picks the control plane (default .santokit/bench-cluster; started if down).
  * `--tables 200` is a quick check.
@@ -18,7 +18,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 
 const root = path.resolve(import.meta.dirname, '..');
-const { values } = parseArgs({ options: { tables: { type: 'string', default: '1000,10000' }, mode: { type: 'string' } } });
+const { values } = parseArgs({ options: { tables: { type: 'string', default: '1000,10000' }, mode: { type: 'string' }, 'operator-heap': { type: 'string' } } });
 const sizes = String(values.tables)
   .split(',')
   .map(Number)
@@ -41,7 +41,10 @@ const { releaseManifest } = await import('../cli/manifests.ts');
 const { Kinds } = await import('../core/api/resources.ts');
 
 const client = await adminClient();
-const operator = await startOperator({ leaseName: uniqueName('lease-bench-size') });
+// --operator-heap <MiB>: the operator's V8 old-space limit, to see whether a release fits a container's memory limit.
+const heap = values['operator-heap'];
+const operator = await startOperator({ leaseName: uniqueName('lease-bench-size'), ...(heap ? { env: { NODE_OPTIONS: `--max-old-space-size=${Number(heap)}` } } : {}) });
+if (heap) console.log(`operator heap limit: ${heap} MiB (--max-old-space-size)`);
 await waitForOperatorReady(operator);
 
 const kib = (bytes: number): string => (bytes >= 1024 * 1024 ? `${(bytes / 1024 / 1024).toFixed(2)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`);
@@ -101,7 +104,7 @@ async function benchSize(tables: number): Promise<void> {
       const res = await runCommand(process.execPath, [path.join(root, 'dist/cli/main.js'), ...args], { env: { ...process.env, KUBECONFIG: adminKubeconfig(), NO_COLOR: '1' }, input: db.url });
       if (res.code !== 0) throw new Error(`stk ${args.join(' ')}: ${res.stderr}`);
     }
-    const apply = ['apply', '--project', project, '--env', 'dev', '--ref', ref, '--repo', source.dir, '--timeout', '7200', ...(mode ? ['--mode', mode] : [])];
+    const apply = ['apply', '--project', project, '--env', 'dev', '--ref', ref, '--repo', source.dir, '--timeout', '1200', ...(mode ? ['--mode', mode] : [])];
     const dry = await stk([...apply, '--dry-run']);
     const planned = /^plan main: (\d+) step/m.exec(dry.stdout)?.[1];
     console.log(`stk apply --dry-run:             ${secs(dry.ms)}, ${outcome(dry)}${planned ? `, ${planned} steps planned` : ''}; stk peak RSS ${dry.peakMiB.toFixed(0)} MiB`);
@@ -119,7 +122,8 @@ async function benchSize(tables: number): Promise<void> {
       console.log(`served: dev at ${env.status?.currentRelease === id ? id : `${env.status?.currentRelease ?? 'nothing'} (not ${id})`}; ${row?.n ?? 0} tables in the database`);
       for (const s of env.status?.steps ?? []) console.log(`  step ${s.name}${s.connection ? ` ${s.connection}` : ''}: ${s.message ?? ''}`);
     }
-    console.log(`operator peak RSS so far:        ${peakMiB(operator.child.pid!).toFixed(0)} MiB`);
+    if (operator.child.exitCode !== null || operator.child.signalCode !== null) console.log(`operator EXITED (${operator.child.exitCode ?? operator.child.signalCode}): ${operator.logs().split('\n').filter((l) => /heap|memory|FATAL/i.test(l)).slice(-2).join(' | ')}`);
+    else console.log(`operator peak RSS so far:        ${peakMiB(operator.child.pid!).toFixed(0)} MiB`);
   } finally {
     await client.delete(Kinds.Project, project).catch(() => undefined);
     await db.drop().catch(() => undefined);
