@@ -18,6 +18,7 @@ import type { Flags } from './runner.ts';
  *   <dir>/<project>/environments/<env>.yaml
  *   <dir>/<project>/connections/<env>-<name>.yaml
  *   <dir>/<project>/releases/<release-id>.yaml
+ *   <dir>/<project>/releases/<release-id>-<n>.yaml   (chunk ConfigMaps of a large release)
  *
  * The same input always yields the same bytes; `--commit` commits what changed and
  * `--pull-request` does so on a new branch and opens a pull request on GitHub.
@@ -42,6 +43,10 @@ export class GitOpsDir {
   }
   releaseFile(project: string, id: string): string {
     return path.join(project, 'releases', `${id}.yaml`);
+  }
+  /** A chunk ConfigMap of a chunked release (`<release-id>-<n>`), beside the Release's file. */
+  releaseChunkFile(project: string, chunkName: string): string {
+    return path.join(project, 'releases', `${chunkName}.yaml`);
   }
 
   read<T>(file: string): T | undefined {

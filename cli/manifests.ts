@@ -1,6 +1,7 @@
 import { API_VERSION, type Connection, type Environment, type Project, type Release, type SecretKeyRef } from '../core/api/resources.ts';
 import type { KubeObject } from '../core/kube/client.ts';
 import type { BuiltRelease } from '../core/release/build.ts';
+import { encodeReleaseContent, type ChunkConfigMap, type EncodeOptions } from '../core/release/content.ts';
 
 /**
  * The objects stk writes, built in one place whether they go to the cluster or, with `--emit`, to
@@ -25,20 +26,32 @@ export interface GitHubReporting {
   tokenSecretRef: SecretKeyRef;
 }
 
-export function releaseManifest(built: BuiltRelease, namespace: string, github?: GitHubReporting): Release & KubeObject {
+/** A Release as stk writes it, and the chunk ConfigMaps it names when its content is stored chunked. */
+export interface ReleaseManifests {
+  release: Release & KubeObject;
+  /** empty for an inline Release; created before the Release (it must never name a missing chunk) */
+  chunks: ChunkConfigMap[];
+}
+
+/**
+ * The Release of a build: inline (`spec.schema`, `spec.permissions`) while its spec is small,
+ * else chunked (`spec.content` and immutable ConfigMaps; see core/release/content.ts). Either way
+ * the same build gives the same id and the same bytes.
+ */
+export function releaseManifest(built: BuiltRelease, namespace: string, github?: GitHubReporting, options: EncodeOptions = {}): ReleaseManifests {
   const c = built.content;
-  return {
+  const head = { project: c.project, ref: c.ref, ...(c.repo ? { repo: c.repo } : {}), contentHash: built.contentHash };
+  const metadata = { name: built.id, namespace, labels: { 'santokit.io/project': c.project } };
+  const inline: Release & KubeObject = {
     apiVersion: API_VERSION,
     kind: 'Release',
-    metadata: { name: built.id, namespace, labels: { 'santokit.io/project': c.project } },
-    spec: {
-      project: c.project,
-      ref: c.ref,
-      ...(c.repo ? { repo: c.repo } : {}),
-      contentHash: built.contentHash,
-      schema: c.schema,
-      permissions: c.permissions as unknown as Record<string, unknown>,
-      ...(github ? { github } : {}),
-    },
+    metadata,
+    spec: { ...head, schema: c.schema, permissions: c.permissions as unknown as Record<string, unknown>, ...(github ? { github } : {}) },
+  };
+  const encoded = encodeReleaseContent(built, namespace, Buffer.byteLength(JSON.stringify(inline.spec)), options);
+  if (encoded.format === 'inline') return { release: inline, chunks: [] };
+  return {
+    release: { apiVersion: API_VERSION, kind: 'Release', metadata, spec: { ...head, content: encoded.content, ...(github ? { github } : {}) } },
+    chunks: encoded.chunks,
   };
 }

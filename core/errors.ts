@@ -145,6 +145,23 @@ export class PayloadTooLargeError extends SantokitError {
   }
 }
 
+/**
+ * The cluster refused an object for its size (the API server's 413, etcd's "request is too large",
+ * a field over its validation limit): names the object, the size sent and the limit, never the
+ * raw etcd message.
+ */
+export class ObjectTooLargeError extends SantokitError {
+  readonly status = 413;
+  readonly exitCode = ExitCode.rejected;
+  readonly retryable = false;
+  /** the object refused, the size sent and the limit, as far as the answer tells */
+  readonly details: { kind?: string; name?: string; sentBytes?: number; limitBytes?: number; limit?: string };
+  constructor(message: string, details: ObjectTooLargeError['details'], options: SantokitErrorOptions = {}) {
+    super(message, 'ObjectTooLarge', options);
+    this.details = details;
+  }
+}
+
 /** 429: the caller sent more than its rate allows; `retryAfterSeconds` says when to try again. */
 export class TooManyRequestsError extends SantokitError {
   readonly status = 429;

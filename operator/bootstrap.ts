@@ -20,6 +20,8 @@ export const projectClusterRoles: Array<{ name: string; rules: object[] }> = [
       { apiGroups: ['santokit.io'], resources: namespacedKinds, verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] },
       { apiGroups: ['santokit.io'], resources: namespacedKinds.map((k) => `${k}/status`), verbs: ['get'] },
       { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] },
+      // a large Release's content is in chunk ConfigMaps (core/release/content.ts)
+      { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'] },
       { apiGroups: [''], resources: ['events'], verbs: ['get', 'list', 'watch'] },
       { apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] },
     ],
@@ -30,6 +32,8 @@ export const projectClusterRoles: Array<{ name: string; rules: object[] }> = [
       { apiGroups: ['santokit.io'], resources: namespacedKinds, verbs: ['get', 'list', 'watch'] },
       { apiGroups: ['santokit.io'], resources: ['releases'], verbs: ['create'] },
       { apiGroups: ['santokit.io'], resources: ['environments', 'connections', 'infrahosts'], verbs: ['create', 'update', 'patch'] },
+      // `stk apply` of a large release creates its chunk ConfigMaps first, then makes them owned by the Release
+      { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'create', 'patch'] },
       { apiGroups: [''], resources: ['events'], verbs: ['get', 'list', 'watch'] },
     ],
   },
@@ -37,6 +41,8 @@ export const projectClusterRoles: Array<{ name: string; rules: object[] }> = [
     name: 'santokit-project-viewer',
     rules: [
       { apiGroups: ['santokit.io'], resources: namespacedKinds, verbs: ['get', 'list', 'watch'] },
+      // `stk release show` of a large release reads its chunk ConfigMaps
+      { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list'] },
       { apiGroups: [''], resources: ['events'], verbs: ['get', 'list', 'watch'] },
     ],
   },

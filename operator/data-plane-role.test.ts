@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { dataPlaneRoleName, dataPlaneUrl, grantsFingerprint, ident, managedTablesOfReleases, readDataPlaneCredential, scramVerifier, splitTableName } from './data-plane-role.ts';
+import { dataPlaneRoleName, dataPlaneUrl, grantsFingerprint, ident, managedTablesOfReleases, readDataPlaneCredential, tablesByConnection, scramVerifier, splitTableName } from './data-plane-role.ts';
 
 describe('the data-plane role', () => {
   const conn = { apiVersion: 'santokit.io/v1alpha1', kind: 'Connection', metadata: { name: 'dev-main', namespace: 'stk-shop', uid: 'uid-1' }, spec: { project: 'shop', environment: 'dev', name: 'main', engine: 'postgres' as const } };
@@ -27,7 +27,7 @@ describe('the data-plane role', () => {
   });
 
   it('reads the managed tables of the current and desired releases, `schema.table` outside public', () => {
-    const release = (tables: string[]) => ({ spec: { schema: { main: { tables: Object.fromEntries(tables.map((t) => [t, {}])) }, other: { tables: { elsewhere: {} } } } } });
+    const release = (tables: string[]) => tablesByConnection({ main: { tables: Object.fromEntries(tables.map((t) => [t, {}])) }, other: { tables: { elsewhere: {} } } });
     expect(managedTablesOfReleases([release(['users', 'posts']), release(['users', 'audit.events']), undefined], 'main')).toEqual(['audit.events', 'posts', 'users']);
     expect(splitTableName('users')).toEqual(['public', 'users']);
     expect(splitTableName('audit.events')).toEqual(['audit', 'events']);

@@ -71,13 +71,15 @@ export function splitTableName(qualified: string): [string, string] {
   return dot < 0 ? ['public', qualified] : [qualified.slice(0, dot), qualified.slice(dot + 1)];
 }
 
-/** The managed tables of connection `name` in the given releases' schemas (current and desired), sorted. */
-export function managedTablesOfReleases(releases: Array<{ spec: { schema: Record<string, unknown> } } | undefined>, name: string): string[] {
+/** The tables of each connection of a release's schema (what the grants depend on; read with core/release/content.ts). */
+export function tablesByConnection(schema: Record<string, unknown>): Record<string, string[]> {
+  return Object.fromEntries(Object.entries(schema).map(([connection, ir]) => [connection, Object.keys((ir as { tables?: Record<string, unknown> } | undefined)?.tables ?? {})]));
+}
+
+/** The managed tables of connection `name` in the given releases (current and desired; see tablesByConnection), sorted. */
+export function managedTablesOfReleases(releases: Array<Record<string, readonly string[]> | undefined>, name: string): string[] {
   const tables = new Set<string>();
-  for (const r of releases) {
-    const ir = r?.spec.schema[name] as { tables?: Record<string, unknown> } | undefined;
-    for (const t of Object.keys(ir?.tables ?? {})) tables.add(t);
-  }
+  for (const r of releases) for (const t of r?.[name] ?? []) tables.add(t);
   return [...tables].sort();
 }
 

@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib';
 import type postgres from 'postgres';
 import {
   API_VERSION,
@@ -38,6 +39,7 @@ import {
   type SchemaPlan,
 } from '../core/schema/index.ts';
 import { canonicalJson, hashSchema, schemaOf, sha256Hex, type SchemaIR } from '../core/schema/ir.ts';
+import { readReleaseContent, type ReleaseBody } from '../core/release/content.ts';
 import { findCondition, setCondition } from '../core/api/conditions.ts';
 import { redactSecrets } from '../core/redact.ts';
 import { type Databases, databaseError, unsupportedPostgres } from './databases.ts';
@@ -70,22 +72,36 @@ export const TEST_PAUSE_POINTS = ['two-phase-prepared'] as const;
 export type TestPausePoint = (typeof TEST_PAUSE_POINTS)[number];
 
 export const PERMISSIONS_CONFIGMAP_PREFIX = 'santokit-permissions-';
+/** A permission snapshot larger than this is stored gzip-compressed (`binaryData` `permissions.json.gz`). */
+const PERMISSIONS_INLINE_BYTES = 512 * 1024;
 
 /** The name of the ConfigMap holding a release's compiled permission snapshot. */
 export function permissionsConfigMapName(releaseId: string): string {
   return `${PERMISSIONS_CONFIGMAP_PREFIX}${releaseId}`;
 }
 
-/** A pipeline failure: a SantokitError with the reason of the step that failed, and what it found. */
+/**
+ * A pipeline failure: a SantokitError with the reason of the step that failed, and what it found.
+ * Message and drift lines are bounded: they go into the Environment's status (a condition message
+ * may hold 32 KiB), and a large schema can differ in thousands of places.
+ */
 export class PipelineError extends ConflictError {
-  constructor(
-    message: string,
-    reason: string,
-    readonly details: { drift?: string[]; plans?: PlannedConnection[]; connection?: string } = {},
-    hint?: string,
-  ) {
-    super(message, { reason, ...(hint ? { hint } : {}) });
+  readonly details: { drift?: string[]; plans?: PlannedConnection[]; connection?: string };
+  constructor(message: string, reason: string, details: PipelineError['details'] = {}, hint?: string) {
+    super(boundedLines(message, STATUS_MESSAGE_BYTES), { reason, ...(hint ? { hint } : {}) });
+    this.details = details.drift && details.drift.length > STATUS_DRIFT_LINES ? { ...details, drift: [...details.drift.slice(0, STATUS_DRIFT_LINES), `… ${details.drift.length - STATUS_DRIFT_LINES} more`] } : details;
   }
+}
+
+/** how much of a failure's message goes into status */
+const STATUS_MESSAGE_BYTES = 16 * 1024;
+
+/** The text cut at a line boundary within `max` characters, saying how many lines were left out. */
+function boundedLines(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const cut = text.lastIndexOf('\n', max);
+  const keep = cut > 0 ? text.slice(0, cut) : text.slice(0, max);
+  return `${keep}\n… ${text.slice(keep.length).split('\n').filter(Boolean).length} more line(s)`;
 }
 
 type Env = Environment & KubeObject;
@@ -111,13 +127,16 @@ export class ReleasePipeline {
     private readonly options: { testPauseAt?: TestPausePoint | undefined } = {},
   ) {}
 
+  /** per run: release uid → its content, so a run reads each release once (dropped with the run) */
+  private readonly contents = new WeakMap<PipelineRun, Map<string, Promise<ReleaseBody>>>();
+
   /** Runs one request; fills status (steps, plans, drift, pointer) and throws a named error on failure. */
   async run(run: PipelineRun): Promise<{ plans?: PlannedConnection[]; drift?: string[] }> {
     const { env, status, request } = run;
     const release = await this.loadRelease(env, request.release);
-    const schema = releaseSchema(release);
+    // Read (a chunked release: fetched and verified) before anything else happens.
+    const { schema } = await this.contentOf(run, release);
     const current = status.currentRelease && status.currentRelease !== request.release ? await this.findRelease(env, status.currentRelease) : undefined;
-    const currentSchema = current ? releaseSchema(current) : {};
     status.steps = [];
 
     if (request.action === 'rollback') {
@@ -128,7 +147,7 @@ export class ReleasePipeline {
       return {};
     }
 
-    const pools = await this.connect(run, release);
+    const pools = await this.connect(run, schema);
     // In-doubt two-phase transactions of an earlier run are settled before anything reads the schema.
     await this.recoverPrepared(run, pools, release.metadata.name);
     const at = await this.releasesAt(pools);
@@ -222,10 +241,23 @@ export class ReleasePipeline {
     return fetchRelease(this.client, env.metadata.namespace!, id);
   }
 
-  /** One pool per connection the release names; a missing Connection is terminal, an unreachable one retried. */
-  private async connect(run: PipelineRun, release: Rel): Promise<Map<string, postgres.Sql>> {
+  /**
+   * The schema and permissions of a release, read once per run: inline from the Release, chunked
+   * from its ConfigMaps (a missing chunk is retried, a digest mismatch refused; core/release/content.ts).
+   */
+  private contentOf(run: PipelineRun, release: Rel): Promise<ReleaseBody> {
+    let cache = this.contents.get(run);
+    if (!cache) this.contents.set(run, (cache = new Map()));
+    const key = release.metadata.uid ?? release.metadata.name;
+    let body = cache.get(key);
+    if (!body) cache.set(key, (body = readReleaseContent(this.client, release)));
+    return body;
+  }
+
+  /** One pool per connection the release's schema names; a missing Connection is terminal, an unreachable one retried. */
+  private async connect(run: PipelineRun, schema: Record<string, SchemaIR>): Promise<Map<string, postgres.Sql>> {
     const pools = new Map<string, postgres.Sql>();
-    const names = Object.keys(release.spec.schema).sort();
+    const names = Object.keys(schema).sort();
     const { items } = await this.client.list<Connection & KubeObject>(Kinds.Connection, { namespace: run.env.metadata.namespace });
     const missing = names.filter((n) => !items.some((c) => c.spec.environment === run.env.metadata.name && c.spec.name === n));
     if (missing.length > 0) {
@@ -297,7 +329,7 @@ export class ReleasePipeline {
       // A release recorded there but deleted since, or none recorded: the current release.
       rel ??= current;
       if (!rel) continue;
-      schemas[connection] = releaseSchema(rel)[connection] ?? schemaOf([]);
+      schemas[connection] = (await this.contentOf(run, rel)).schema[connection] ?? schemaOf([]);
       releases[connection] = rel.metadata.name;
     }
     return { schemas, releases };
@@ -446,7 +478,7 @@ export class ReleasePipeline {
     for (const releaseId of new Set(found.map((f) => f.releaseId))) {
       const mine = found.filter((f) => f.releaseId === releaseId);
       const rel = await this.findRelease(run.env, releaseId);
-      const names = rel ? Object.keys(rel.spec.schema) : [...pools.keys()];
+      const names = rel ? Object.keys((await this.contentOf(run, rel)).schema) : [...pools.keys()];
       let commit = rel !== undefined;
       for (const name of names) {
         if (mine.some((m) => m.connection === name)) continue;
@@ -487,14 +519,15 @@ export class ReleasePipeline {
     const { lines, fingerprint } = await this.driftOf(pools, schema);
     const { status, env } = run;
     const before = findCondition(status, 'Drifted')?.status;
-    status.drift = lines;
+    // Bounded: a large schema can drift in thousands of places, and the status must stay writable.
+    status.drift = lines.length > STATUS_DRIFT_LINES ? [...lines.slice(0, STATUS_DRIFT_LINES), `… ${lines.length - STATUS_DRIFT_LINES} more`] : lines;
     status.lastDriftCheck = nowIso();
     status.liveSchemaHash = fingerprint;
     const drifted = lines.length > 0;
     status.conditions = setCondition(
       status.conditions,
       drifted
-        ? { type: 'Drifted', status: 'True', reason: PipelineReason.SchemaDrift, message: `${lines.length} difference(s) from release ${releaseId}:\n${lines.join('\n')}` }
+        ? { type: 'Drifted', status: 'True', reason: PipelineReason.SchemaDrift, message: statusMessage(`${lines.length} difference(s) from release ${releaseId}:\n${lines.join('\n')}`) }
         : { type: 'Drifted', status: 'False', reason: 'NoDrift', message: `databases match release ${releaseId}` },
       env.metadata.generation,
     );
@@ -511,7 +544,7 @@ export class ReleasePipeline {
     if (!id) return;
     const release = await this.loadRelease(run.env, id);
     const full: PipelineRun = { ...run, request: { id: 'periodic-drift', action: 'drift', release: id } };
-    const pools = await this.connect(full, release);
+    const pools = await this.connect(full, (await this.contentOf(full, release)).schema);
     const expected = await this.expectedSchemas(full, await this.releasesAt(pools), release, release);
     await this.recordDrift(full, pools, expected.schemas, id);
   }
@@ -550,6 +583,10 @@ export class ReleasePipeline {
 
   /** Stores the compiled permission snapshot the data plane enforces, owned by the Release. */
   private async snapshotPermissions(run: PipelineRun, release: Rel): Promise<void> {
+    // Inline: the spec's policy as it is, the bytes earlier versions wrote (the ConfigMap is immutable).
+    const json = JSON.stringify(release.spec.permissions ?? (await this.contentOf(run, release)).permissions);
+    // A policy over many tables outgrows a ConfigMap (1 MiB): it is kept compressed then.
+    const payload = Buffer.byteLength(json) <= PERMISSIONS_INLINE_BYTES ? { data: { 'permissions.json': json } } : { binaryData: { 'permissions.json.gz': gzipSync(json).toString('base64') } };
     await this.client.apply(
       Kinds.ConfigMap,
       {
@@ -562,7 +599,7 @@ export class ReleasePipeline {
           ownerReferences: [{ apiVersion: API_VERSION, kind: 'Release', name: release.metadata.name, uid: release.metadata.uid! }],
         },
         immutable: true,
-        data: { 'permissions.json': JSON.stringify(release.spec.permissions) },
+        ...payload,
       },
       { fieldManager: FIELD_MANAGER, force: true },
     );
@@ -613,37 +650,31 @@ function statusMessage(message: string): string {
 }
 
 /**
- * A Release's schema IR per connection. A manifest applied with `kubectl apply` (client-side) loses
- * its null fields (a null means "delete" in the patch it computes), so they are put back: a column
- * with no default or identity, a table with no primary key, an index with no custom definition.
+ * A plan as recorded in the Environment's status (and printed by stk). A plan of thousands of
+ * tables would make the status larger than etcd takes (1.5 MiB), and the status write would fail:
+ * it keeps every destructive step and the first STATUS_PLAN_STEPS others, and the text's first
+ * STATUS_PLAN_TEXT_BYTES, saying how much was left out.
  */
-export function releaseSchema(rel: Release): Record<string, SchemaIR> {
-  const out: Record<string, SchemaIR> = {};
-  for (const [connection, raw] of Object.entries(rel.spec.schema as Record<string, SchemaIR>)) {
-    const tables: Record<string, SchemaIR['tables'][string]> = {};
-    for (const [name, t] of Object.entries(raw.tables ?? {})) {
-      tables[name] = {
-        ...t,
-        columns: (t.columns ?? []).map((c) => ({ ...c, default: c.default ?? null, identity: c.identity ?? null })),
-        primaryKey: t.primaryKey ?? null,
-        uniques: t.uniques ?? [],
-        indexes: (t.indexes ?? []).map((i) => ({ ...i, definition: i.definition ?? null })),
-        foreignKeys: t.foreignKeys ?? [],
-      };
-    }
-    out[connection] = { ...raw, tables };
+function summarize(plan: SchemaPlan, mode: ApplyMode): PlannedConnection {
+  const steps = plan.steps.map((s) => ({ description: s.description, sql: s.sql, destructive: s.destructive, hazards: s.hazards.map((h) => h.kind) }));
+  let others = 0;
+  const kept = steps.filter((s) => s.destructive || others++ < STATUS_PLAN_STEPS);
+  let text = renderPlan(plan) + renderMode(plan, mode);
+  if (text.length > STATUS_PLAN_TEXT_BYTES) {
+    const cut = text.lastIndexOf('\n', STATUS_PLAN_TEXT_BYTES);
+    const rest = text.slice(cut + 1).split('\n').filter(Boolean).length;
+    text = `${text.slice(0, cut + 1)}… ${rest} more line(s) not kept in status (${plan.steps.length} steps in all)\n`;
   }
-  return out;
+  const omitted = steps.length - kept.length;
+  return { connection: plan.connection, mode, text, steps: kept, ...(omitted > 0 ? { omittedSteps: omitted } : {}) };
 }
 
-function summarize(plan: SchemaPlan, mode: ApplyMode): PlannedConnection {
-  return {
-    connection: plan.connection,
-    mode,
-    text: renderPlan(plan) + renderMode(plan, mode),
-    steps: plan.steps.map((s) => ({ description: s.description, sql: s.sql, destructive: s.destructive, hazards: s.hazards.map((h) => h.kind) })),
-  };
-}
+/** how many non-destructive steps of a plan the Environment's status keeps */
+const STATUS_PLAN_STEPS = 200;
+/** how much of a plan's text the Environment's status keeps */
+const STATUS_PLAN_TEXT_BYTES = 64 * 1024;
+/** how many drift lines the Environment's status keeps */
+const STATUS_DRIFT_LINES = 500;
 
 function nowIso(): string {
   return new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');

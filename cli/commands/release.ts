@@ -2,8 +2,9 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { findCondition } from '../../core/api/conditions.ts';
 import { Kinds, type ApplyMode, type Connection, type ConnectionReleaseState, type Environment, type PipelineStep, type Release, type ReleaseRequest, type RequestOutcome } from '../../core/api/resources.ts';
-import { ConflictError, NotFoundError, UnavailableError, UsageError, ValidationError } from '../../core/errors.ts';
-import { KubeClient, type KubeObject } from '../../core/kube/client.ts';
+import { ConflictError, ForbiddenError, NotFoundError, UnavailableError, UsageError, ValidationError } from '../../core/errors.ts';
+import { isAlreadyExists, KubeClient, type KubeObject } from '../../core/kube/client.ts';
+import { adoptReleaseChunks, CHUNK_DATA_KEY, readReleaseContent, type ChunkConfigMap } from '../../core/release/content.ts';
 import type { BuiltRelease } from '../../core/release/build.ts';
 import { contextRoot } from '../context-file.ts';
 import { addEmitOptions, emitTarget } from '../emit.ts';
@@ -62,15 +63,54 @@ async function checkConnections(client: KubeClient, namespace: string, env: stri
   }
 }
 
-/** Creates the Release, or reuses the one with the same id (same content and ref). Returns whether it was created. */
+/**
+ * Creates the Release, or reuses the one with the same id (same content and ref). Returns whether
+ * it was created. A chunked Release's ConfigMaps are written first, so the Release never names a
+ * chunk that is not there, and then owned by it, so deleting the Release deletes them.
+ */
 async function ensureRelease(client: KubeClient, namespace: string, built: BuiltRelease, github: GitHubReporting | undefined): Promise<boolean> {
   const existing = await client.find<Rel>(Kinds.Release, built.id, namespace);
   if (existing) {
     if (existing.spec.contentHash !== built.contentHash) throw new ConflictError(`release ${built.id} exists with other content (hash prefix collision)`);
     return false;
   }
-  await client.create<Rel>(Kinds.Release, releaseManifest(built, namespace, github));
+  const { release, chunks } = releaseManifest(built, namespace, github);
+  const written: ChunkConfigMap[] = [];
+  for (const chunk of chunks) written.push(await writeChunk(client, chunk));
+  const created = await client.create<Rel>(Kinds.Release, release);
+  // The operator adds the owner too (for chunks written by GitOps); a user without patch on ConfigMaps leaves it to it.
+  await adoptReleaseChunks(client, created, written.map((object) => ({ object }))).catch((err: unknown) => {
+    if (!(err instanceof ForbiddenError)) throw err;
+  });
   return true;
+}
+
+/**
+ * Creates one chunk ConfigMap. One that exists already is reused if it holds the same bytes and
+ * belongs to no Release (an earlier attempt that stopped before the Release was created); else
+ * it is left over from a deleted Release of the same id (its garbage collection may be pending)
+ * and is replaced.
+ */
+async function writeChunk(client: KubeClient, chunk: ChunkConfigMap): Promise<ChunkConfigMap> {
+  try {
+    return await client.create<ChunkConfigMap>(Kinds.ConfigMap, chunk);
+  } catch (err) {
+    if (!isAlreadyExists(err)) throw err;
+  }
+  const found = await client.find<ChunkConfigMap>(Kinds.ConfigMap, chunk.metadata.name, chunk.metadata.namespace);
+  const same = found && found.binaryData?.[CHUNK_DATA_KEY] === chunk.binaryData[CHUNK_DATA_KEY] && (found.metadata.ownerReferences ?? []).length === 0 && !found.metadata.deletionTimestamp;
+  if (found && same) return found;
+  await client.delete(Kinds.ConfigMap, chunk.metadata.name, chunk.metadata.namespace);
+  // The old object may take a moment to go (a finalizer, the garbage collector): try again until it has.
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      return await client.create<ChunkConfigMap>(Kinds.ConfigMap, chunk);
+    } catch (err) {
+      if (!isAlreadyExists(err) || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
 }
 
 /** `--github-repository` and `--github-token-secret` together: where the operator reports commit statuses. */
@@ -102,7 +142,20 @@ async function emitApply(dir: GitOpsDir, flags: Flags, a: { project: string; env
   const file = dir.releaseFile(project, built.id);
   const existing = dir.release(project, built.id);
   if (existing && existing.spec.contentHash !== built.contentHash) throw new ConflictError(`${file} holds release ${built.id} with other content`);
-  dir.write(file, existing ?? releaseManifest(built, namespace, a.github));
+  const manifests = releaseManifest(built, namespace, a.github);
+  // Chunks first, as in the cluster; a Release already written keeps its bytes, and so do its chunks.
+  const release = existing ?? manifests.release;
+  for (const ref of release.spec.content?.chunks ?? []) {
+    const chunkFile = dir.releaseChunkFile(project, ref.name);
+    if (existing && dir.read(chunkFile) !== undefined) continue;
+    const chunk = manifests.chunks.find((c) => c.metadata.name === ref.name);
+    const made = manifests.release.spec.content?.chunks.find((c) => c.name === ref.name);
+    if (!chunk || made?.sha256 !== ref.sha256) {
+      throw new ConflictError(`${file} names chunk ${ref.name}, which is not in ${dir.root} and this stk would write it with other bytes`, { hint: `delete ${file} and apply again: the release is written anew with its chunks` });
+    }
+    dir.write(chunkFile, chunk);
+  }
+  dir.write(file, release);
   const { force: _force, ...spec } = env.spec;
   dir.write(dir.environmentFile(project, envName), environmentManifest(envName, namespace, { ...spec, release: built.id, ...(flags.force ? { force: true } : {}) }));
   const ref = built.content.ref;
@@ -147,7 +200,8 @@ function connectionLine(c: ConnectionReleaseState): string {
 
 function printPlans(outcome: RequestOutcome): void {
   for (const plan of outcome.plans ?? []) {
-    println(`plan ${plan.connection}: ${plan.steps.length === 0 ? 'no changes' : `${plan.steps.length} step(s)`}`);
+    const count = plan.steps.length + (plan.omittedSteps ?? 0);
+    println(`plan ${plan.connection}: ${count === 0 ? 'no changes' : `${count} step(s)`}`);
     for (const line of plan.text.split('\n').filter(Boolean)) println(`  ${line}`);
   }
 }
@@ -351,14 +405,17 @@ export function registerReleaseCommands(program: Command): void {
         const envs = (await client.list<Env>(Kinds.Environment, { namespace })).items.sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
         const serving = envs.filter((e) => e.status?.currentRelease === rel.metadata.name).map((e) => e.metadata.name);
         const served = envs.filter((e) => (e.status?.history ?? []).some((h) => h.release === rel.metadata.name)).map((e) => e.metadata.name);
-        const schema = rel.spec.schema as Record<string, { tables?: Record<string, unknown> }>;
+        const { schema } = await readReleaseContent(client, rel);
         const tables = Object.fromEntries(Object.keys(schema).sort().map((c) => [c, Object.keys(schema[c]?.tables ?? {}).sort()]));
-        const out = { releaseId: rel.metadata.name, ref: rel.spec.ref, repo: rel.spec.repo ?? null, created: rel.metadata.creationTimestamp ?? null, tables, serving, served };
+        const content = rel.spec.content;
+        const storage = content ? { format: 'chunked', chunks: content.chunks.length, bytes: content.chunks.reduce((n, c) => n + c.size, 0) } : { format: 'inline' };
+        const out = { releaseId: rel.metadata.name, ref: rel.spec.ref, repo: rel.spec.repo ?? null, created: rel.metadata.creationTimestamp ?? null, storage, tables, serving, served };
         if (flags.json) return printJson(out);
         println(`releaseId=${out.releaseId}`);
         println(`ref=${out.ref}`);
         println(`repo=${out.repo ?? '-'}`);
         println(`created=${out.created ?? '-'}`);
+        if (content) println(`stored=chunked: ${content.chunks.length} ConfigMap(s), ${content.chunks.reduce((n, c) => n + c.size, 0)} bytes compressed`);
         for (const [connection, names] of Object.entries(tables)) println(`tables ${connection}: ${names.join(', ') || '-'}`);
         println(`serving: ${serving.join(', ') || '-'}`);
         println(`served: ${served.join(', ') || '-'}`);

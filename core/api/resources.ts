@@ -148,6 +148,8 @@ export interface PlannedConnection {
   steps: Array<{ description: string; sql: string; destructive: boolean; hazards: string[] }>;
   /** the mode it will run in, and which statements run outside the transaction */
   mode?: ApplyMode;
+  /** steps left out of `steps` (and lines of `text`) to keep the Environment's status small; destructive steps are always kept */
+  omittedSteps?: number;
 }
 
 export interface RequestOutcome {
@@ -215,9 +217,36 @@ export interface ReleaseSpec {
   ref: string;
   repo?: string;
   contentHash?: string;
-  schema: Record<string, unknown>;
-  permissions: Record<string, unknown>;
+  /** inline format: the schema IR per connection (absent in the chunked format) */
+  schema?: Record<string, unknown>;
+  /** inline format: the compiled permission policy (absent in the chunked format) */
+  permissions?: Record<string, unknown>;
+  /** chunked format: where the content is (immutable ConfigMaps) and a summary of it; see core/release/content.ts */
+  content?: ReleaseContentRef;
   github?: { repository: string; tokenSecretRef: SecretKeyRef };
+}
+/** One immutable ConfigMap holding a piece of a chunked Release's compressed content. */
+export interface ReleaseChunkRef {
+  /** the ConfigMap's name: `<release-id>-<n>` */
+  name: string;
+  /** SHA-256 (hex) of the piece's bytes */
+  sha256: string;
+  /** the piece's size in bytes */
+  size: number;
+}
+/** What a chunked Release shows of its content without reading the chunks. */
+export interface ReleaseContentSummary {
+  connections: Array<{ name: string; tables: number }>;
+  /** tables the permission policy has rules for */
+  policyTables: number;
+  /** size of the canonical JSON of schema and permissions, before compression */
+  jsonBytes: number;
+}
+/** `spec.content` of a chunked Release. */
+export interface ReleaseContentRef {
+  encoding: 'gzip+json';
+  chunks: ReleaseChunkRef[];
+  summary: ReleaseContentSummary;
 }
 /** A GitHub commit status the operator posted for one environment (context `santokit/<env>`). */
 export interface GitHubStatusReport {

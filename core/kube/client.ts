@@ -7,6 +7,7 @@ import {
   ForbiddenError,
   InternalError,
   NotFoundError,
+  ObjectTooLargeError,
   SantokitError,
   UnauthorizedError,
   UnavailableError,
@@ -331,7 +332,7 @@ export class KubeClient {
     }
     const { status, text } = await send(url.protocol, requestOptions, payload, options.timeoutMs ?? 30_000, `${method} ${url.pathname}`);
     if (status >= 200 && status < 300) return (text === '' ? undefined : JSON.parse(text)) as T;
-    throw errorFromResponse(status, text, method, url.pathname);
+    throw errorFromResponse(status, text, method, url.pathname, payload === undefined ? undefined : sentObject(options.body, Buffer.byteLength(payload)));
   }
 }
 
@@ -370,8 +371,25 @@ function send(protocol: string, options: https.RequestOptions, payload: string |
   });
 }
 
+/** What a request sent: the object's kind and name, and the body's size. */
+export interface SentObject {
+  kind?: string;
+  name?: string;
+  namespace?: string;
+  bytes: number;
+}
+
+function sentObject(body: unknown, bytes: number): SentObject {
+  const obj = body as { kind?: unknown; metadata?: { name?: unknown; namespace?: unknown } } | undefined;
+  const str = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
+  const kind = str(obj?.kind);
+  const name = str(obj?.metadata?.name);
+  const namespace = str(obj?.metadata?.namespace);
+  return { bytes, ...(kind ? { kind } : {}), ...(name ? { name } : {}), ...(namespace ? { namespace } : {}) };
+}
+
 /** Maps an API error response onto the hierarchy, by HTTP code and Status reason. */
-export function errorFromResponse(status: number, text: string, method: string, path: string): SantokitError {
+export function errorFromResponse(status: number, text: string, method: string, path: string, sent?: SentObject): SantokitError {
   let body: ApiStatus = {};
   try {
     body = JSON.parse(text) as ApiStatus;
@@ -380,6 +398,8 @@ export function errorFromResponse(status: number, text: string, method: string, 
   }
   const message = body.message ?? `${method} ${path} answered ${status}`;
   const reason = body.reason;
+  const tooLarge = objectTooLarge(status, message, method, path, sent);
+  if (tooLarge) return tooLarge;
   switch (status) {
     case 400:
     case 422: {
@@ -410,4 +430,52 @@ export function errorFromResponse(status: number, text: string, method: string, 
 /** True for the API's "already exists" conflict. */
 export function isAlreadyExists(err: unknown): boolean {
   return err instanceof ConflictError && err.reason === 'AlreadyExists';
+}
+
+/**
+ * The size refusals of the API server and etcd, as one ObjectTooLargeError. These are the one
+ * place matched by message text: etcd's refusal reaches us as a 500 with no reason of its own,
+ * and a ConfigMap or annotation over its limit as a 422 like any other invalid field.
+ */
+function objectTooLarge(status: number, message: string, method: string, path: string, sent: SentObject | undefined): ObjectTooLargeError | undefined {
+  let limitBytes: number | undefined;
+  let limit: string;
+  if (status === 413) {
+    limitBytes = numberAfter(message, /limit is (\d+)/);
+    limit = "the API server's request body limit";
+  } else if (/request is too large/i.test(message)) {
+    limit = "etcd's request limit (--max-request-bytes, 1.5 MiB unless the cluster sets it)";
+  } else if (/trying to send message larger than max/.test(message)) {
+    // the API server's gRPC client refuses to send etcd more than it may receive
+    limitBytes = numberAfter(message, /larger than max \(\d+ vs\. (\d+)\)/);
+    limit = "the API server's limit for one write to etcd";
+  } else if ((status === 422 || status === 400) && TOTAL_TOO_LONG.test(message)) {
+    // `[]` is the whole data of a ConfigMap or Secret; a single field over its maxLength is not a size problem
+    limitBytes = numberAfter(message, TOTAL_TOO_LONG);
+    limit = /metadata\.annotations/.test(message) ? 'the limit of all annotations of an object' : 'the limit of the object\'s data';
+  } else {
+    return undefined;
+  }
+  const what = sent?.kind && sent.name ? `${sent.kind} ${sent.name}${sent.namespace ? ` in namespace ${sent.namespace}` : ''}` : `the object of ${method} ${path}`;
+  const sizes = [sent ? `${formatBytes(sent.bytes)} sent` : undefined, `${limit}${limitBytes === undefined ? '' : ` is ${formatBytes(limitBytes)}`}`].filter(Boolean).join('; ');
+  const annotations = /metadata\.annotations/.test(message);
+  const hint = annotations
+    ? 'client-side `kubectl apply` copies the whole object into the last-applied-configuration annotation: apply it server-side (`kubectl apply --server-side`; Argo CD: the ServerSideApply=true sync option; Flux does so already)'
+    : sent?.kind === 'Release'
+      ? 'stk stores a large release as chunk ConfigMaps of 512 KiB: write the Release with this stk (`stk apply`, or `stk apply --emit` for GitOps), not with an older one or by hand'
+      : 'make the object smaller (split it into several objects); only a cluster you run yourself can raise the limit';
+  return new ObjectTooLargeError(`${what} is too large for the cluster: ${sizes}`, { ...(sent?.kind ? { kind: sent.kind } : {}), ...(sent?.name ? { name: sent.name } : {}), ...(sent ? { sentBytes: sent.bytes } : {}), ...(limitBytes === undefined ? {} : { limitBytes }), limit }, { hint });
+}
+
+const TOTAL_TOO_LONG = /(?:\[\]|metadata\.annotations): Too long: (?:must have at most|may not be more than) (\d+) bytes/;
+
+function numberAfter(text: string, pattern: RegExp): number | undefined {
+  const m = pattern.exec(text);
+  return m ? Number(m[1]) : undefined;
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes >= 1024 * 1024) return `${(bytes / 1024 / 1024).toFixed(2)} MiB (${bytes} bytes)`;
+  if (bytes >= 1024) return `${(bytes / 1024).toFixed(1)} KiB (${bytes} bytes)`;
+  return `${bytes} bytes`;
 }

@@ -1,7 +1,8 @@
 import { ValidationError } from '../errors.ts';
 import { compilePermissions, type PermissionPolicy } from '../permissions/policy.ts';
 import { declareSchema, parseSchemaFiles } from '../schema/index.ts';
-import { canonicalJson, sha256Hex, type SchemaIR } from '../schema/ir.ts';
+import type { SchemaIR } from '../schema/ir.ts';
+import { releaseContentHash, releaseIdOf } from './identity.ts';
 import type { RepoSnapshot } from './source.ts';
 
 /** What a Release holds: the schema IR per connection and the compiled permissions at a commit. */
@@ -19,15 +20,7 @@ export interface BuiltRelease {
   content: ReleaseContent;
 }
 
-/** SHA-256 over the canonical content and ref: the same input always gives the same hash. */
-export function releaseContentHash(content: Pick<ReleaseContent, 'project' | 'ref' | 'schema' | 'permissions'>): string {
-  return sha256Hex(canonicalJson({ project: content.project, ref: content.ref, schema: content.schema, permissions: content.permissions }));
-}
-
-/** The release id derived from its content hash: `rel-` and 16 hex digits (a DNS-1123 name). */
-export function releaseIdOf(contentHash: string): string {
-  return `rel-${contentHash.slice(0, 16)}`;
-}
+export { releaseContentHash, releaseIdOf } from './identity.ts';
 
 /**
  * Validates everything a release is made of (schema, permissions against the schema) and builds

@@ -1,5 +1,9 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { simpleGit } from 'simple-git';
-import { NotFoundError, ValidationError } from '../errors.ts';
+import { NotFoundError, UnavailableError, ValidationError } from '../errors.ts';
+
+const execFileAsync = promisify(execFile);
 
 /** The repo files of one commit that a release is built from. */
 export interface RepoSnapshot {
@@ -25,14 +29,33 @@ export async function readRepoAtRef(repoPath: string, ref: string): Promise<Repo
   } catch {
     throw new NotFoundError(`ref ${ref} does not name a commit in ${repoPath}`, { hint: 'pass a commit SHA, branch or tag that exists (git log --oneline)' });
   }
-  const listing = await git.raw(['ls-tree', '-r', '--name-only', commit, '--', 'schema', 'config/permissions.yaml']);
-  const paths = listing.split('\n').filter(Boolean).sort();
-  const show = (path: string) => git.show([`${commit}:${path}`]);
+  // `-l`: each blob's size, to check what is read against it.
+  const listing = await git.raw(['ls-tree', '-r', '-l', commit, '--', 'schema', 'config/permissions.yaml']);
+  const sizes = new Map<string, number>();
+  for (const line of listing.split('\n').filter(Boolean)) {
+    const m = /^\S+ blob \S+\s+(\d+)\t(.+)$/.exec(line);
+    if (m) sizes.set(m[2]!, Number(m[1]));
+  }
+  const paths = [...sizes.keys()].sort();
+  const show = (path: string) => showBlob(repoPath, commit, path, sizes.get(path)!);
   const schemaFiles = await Promise.all(
     paths.filter((p) => /^schema\/[^/]+\.ya?ml$/.test(p)).map(async (path) => ({ path, text: await show(path) })),
   );
   const permissions = paths.includes('config/permissions.yaml') ? { path: 'config/permissions.yaml', text: await show('config/permissions.yaml') } : undefined;
   return { commit, schemaFiles, permissions };
+}
+
+/**
+ * One file of a commit, read with `git show` directly and checked against the blob's size:
+ * simple-git's show can hand back truncated output when several run at once (steveukx/git-js
+ * issue 795), which made a large schema fail to parse now and then.
+ */
+async function showBlob(repoPath: string, commit: string, path: string, size: number): Promise<string> {
+  const { stdout } = await execFileAsync('git', ['-C', repoPath, 'show', `${commit}:${path}`], { encoding: 'buffer', maxBuffer: 1024 * 1024 * 1024 });
+  if (stdout.length !== size) {
+    throw new UnavailableError(`reading ${path} of commit ${commit.slice(0, 12)} returned ${stdout.length} of its ${size} bytes`, { reason: 'GitReadFailed', hint: 'run the command again' });
+  }
+  return stdout.toString('utf8');
 }
 
 /** One file of one commit, read from the tree of a ref (never the working tree). */

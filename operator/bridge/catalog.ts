@@ -4,6 +4,7 @@ import type { Connection, Environment } from '../../core/api/resources.ts';
 import { isSantokitError, NotFoundError, UnavailableError } from '../../core/errors.ts';
 import type { KubeClient, KubeObject, PartialObject } from '../../core/kube/client.ts';
 import type { Informer } from '../../core/kube/informer.ts';
+import { readReleaseContent } from '../../core/release/content.ts';
 import { fetchRelease } from '../release-store.ts';
 import type { ConnectionPools } from './pools.ts';
 import { compileServedRelease, type ServedRelease } from './served-release.ts';
@@ -167,7 +168,7 @@ export class ServingCatalog {
       let bytes = 0;
       try {
         // The Release's content (schema and permissions) as the data plane serves it.
-        const content = { schema: obj.spec.schema, permissions: obj.spec.permissions };
+        const content = await readReleaseContent(this.client, obj);
         served = compileServedRelease(id, content.schema, content.permissions);
         bytes = contentBytes(content);
       } catch (err) {

@@ -1,9 +1,10 @@
 import { markReady, markRetrying, setCondition } from '../../core/api/conditions.ts';
-import { Annotations, Kinds, type Connection, type ConnectionStatus, type Environment } from '../../core/api/resources.ts';
+import { Annotations, Kinds, type Connection, type ConnectionStatus, type Environment, type Release } from '../../core/api/resources.ts';
 import { asSantokitError, UnavailableError } from '../../core/errors.ts';
 import type { KubeClient, KubeObject } from '../../core/kube/client.ts';
 import type { Informer } from '../../core/kube/informer.ts';
 import { redactSecrets } from '../../core/redact.ts';
+import { readReleaseContent } from '../../core/release/content.ts';
 import {
   DATA_PLANE_CREDENTIAL_LABEL,
   DATA_PLANE_CREDENTIAL_TYPE,
@@ -14,6 +15,7 @@ import {
   ensureDataPlaneRole,
   grantsFingerprint,
   managedTablesOfReleases,
+  tablesByConnection,
   newDataPlanePassword,
 } from '../data-plane-role.ts';
 import { ConnectionReason, describeTarget, probeDatabase, type Databases } from '../databases.ts';
@@ -68,6 +70,8 @@ interface CredentialPlan {
 export class ConnectionReconciler implements Reconciler {
   readonly name = 'connection';
   readonly kind = Kinds.Connection;
+  /** release uid → its tables per connection (bounded; see tablesOf) */
+  private readonly releaseTables = new Map<string, Record<string, string[]>>();
 
   constructor(
     private readonly client: KubeClient,
@@ -157,6 +161,17 @@ export class ConnectionReconciler implements Reconciler {
     });
   }
 
+  /** A release's tables per connection; releases are immutable, so a few are remembered by uid (a chunked one is read from its ConfigMaps). */
+  private async tablesOf(release: Release & KubeObject): Promise<Record<string, string[]>> {
+    const key = release.metadata.uid ?? `${release.metadata.namespace}/${release.metadata.name}`;
+    const known = this.releaseTables.get(key);
+    if (known) return known;
+    const tables = tablesByConnection((await readReleaseContent(this.client, release)).schema);
+    if (this.releaseTables.size >= 32) this.releaseTables.delete(this.releaseTables.keys().next().value!);
+    this.releaseTables.set(key, tables);
+    return tables;
+  }
+
   /** What the grants should be now (the tables of the environment's releases) and whether the Secret says they were made. */
   private async credentialPlan(conn: Conn): Promise<CredentialPlan> {
     const namespace = conn.metadata.namespace!;
@@ -164,7 +179,7 @@ export class ConnectionReconciler implements Reconciler {
     const env = await this.client.find<Environment & KubeObject>(Kinds.Environment, conn.spec.environment, namespace);
     const ids = [...new Set([env?.status?.currentRelease, env?.spec.release].filter((r): r is string => Boolean(r)))];
     const releases = await Promise.all(ids.map((id) => fetchRelease(this.client, namespace, id)));
-    const tables = managedTablesOfReleases(releases, conn.spec.name);
+    const tables = managedTablesOfReleases(await Promise.all(releases.map((r) => (r ? this.tablesOf(r) : undefined))), conn.spec.name);
     const role = dataPlaneRoleName(conn);
     const fingerprint = grantsFingerprint(role, tables);
     const existing = await this.client.find<SecretObject>(Kinds.Secret, secretName, namespace);

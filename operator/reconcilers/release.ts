@@ -8,7 +8,9 @@ import {
   type Release,
   type ReleaseStatus,
 } from '../../core/api/resources.ts';
+import { asSantokitError } from '../../core/errors.ts';
 import type { KubeClient, KubeObject } from '../../core/kube/client.ts';
+import { adoptReleaseChunks, readReleaseChunks, readReleaseContent } from '../../core/release/content.ts';
 import type { Informer } from '../../core/kube/informer.ts';
 import { classifyGitHubFailure, commitStatusContext, commitStatusDescription, GITHUB_CONDITION, GitHubReason, GitHubReportError, supersededReports, type CommitStatusReporter } from '../github/commit-status.ts';
 import type { ReconcileContext, ReconcileRequest, ReconcileResult, Reconciler, WatchMapping } from '../runtime/controller.ts';
@@ -20,6 +22,10 @@ const inUseRecheckMs = 10_000;
 const secretRecheckMs = 10_000;
 const backoffBaseMs = 1_000;
 const backoffMaxMs = 300_000;
+/** a missing chunk is looked for again at most this far apart */
+const contentBackoffMaxMs = 30_000;
+/** a chunk whose digest did not match is looked at again this often (it may be replaced) */
+const contentRecheckMs = 60_000;
 
 type Env = Environment & KubeObject;
 type Rel = Release & KubeObject;
@@ -119,6 +125,10 @@ export class ReleaseReconciler implements Reconciler {
   private readonly attempts = new Map<string, number>();
   /** per release key: a post refused for the token, and the Secret version and reports it was refused with */
   private readonly blocked = new Map<string, { secretVersion: string; due: string }>();
+  /** per release key: the uid whose chunks were verified and owned (chunked releases only) */
+  private readonly contentChecked = new Map<string, string | undefined>();
+  /** per release key: reads of its chunks that found one missing, in a row, for the backoff */
+  private readonly contentAttempts = new Map<string, number>();
 
   constructor(
     private readonly client: KubeClient,
@@ -157,6 +167,8 @@ export class ReleaseReconciler implements Reconciler {
       gone: async () => {
         this.attempts.delete(request.key);
         this.blocked.delete(request.key);
+        this.contentChecked.delete(request.key);
+        this.contentAttempts.delete(request.key);
       },
       finalize: async ({ obj, status, generation }) => {
         // Read the Environments fresh: the cache may lag behind a pointer that just moved.
@@ -168,6 +180,10 @@ export class ReleaseReconciler implements Reconciler {
       },
       work: async (scope) => {
         const { obj, status, generation } = scope;
+        if (obj.spec.content) {
+          const held = await this.checkChunks(request.key, obj as Rel, status, generation);
+          if (held) return held;
+        }
         const environments = this.environments.list();
         const namespace = obj.metadata.namespace;
         const verdicts = releaseVerdicts(environments, namespace, obj.metadata.name);
@@ -177,6 +193,35 @@ export class ReleaseReconciler implements Reconciler {
         return this.reportToGitHub(scope, request.key, verdicts);
       },
     });
+  }
+
+  /**
+   * A chunked Release: its chunk ConfigMaps are read and verified once (digests, content hash),
+   * and made owned by the Release (GitOps-written ones cannot name its uid), so deleting it
+   * deletes them. A missing chunk (GitOps may apply the ConfigMaps after the Release) is waited
+   * for with backoff; a digest that does not match is Stalled, looked at again every minute.
+   */
+  private async checkChunks(key: string, obj: Rel, status: ReleaseStatus, generation: number | undefined): Promise<ReconcileResult | undefined> {
+    if (this.contentChecked.get(key) === obj.metadata.uid) return undefined;
+    try {
+      // Verified as every reader does (digests, then the content hash; shared with a read in flight), then owned.
+      await readReleaseContent(this.client, obj);
+      await adoptReleaseChunks(this.client, obj, await readReleaseChunks(this.client, obj));
+    } catch (thrown) {
+      const err = asSantokitError(thrown);
+      if (err.retryable) {
+        const attempt = (this.contentAttempts.get(key) ?? 0) + 1;
+        this.contentAttempts.set(key, attempt);
+        status.conditions = markRetrying(status.conditions, err.reason, err.message, generation);
+        return { requeueAfterMs: jittered(Math.min(contentBackoffMaxMs, backoffBaseMs * 2 ** (attempt - 1))) };
+      }
+      status.conditions = markStalled(status.conditions, err.reason, err.message, generation);
+      await this.events.record(this.kind, obj, 'Warning', err.reason, err.message);
+      return { requeueAfterMs: contentRecheckMs };
+    }
+    this.contentAttempts.delete(key);
+    this.contentChecked.set(key, obj.metadata.uid);
+    return undefined;
   }
 
   /** Posts the verdicts GitHub has not been told yet; records what went out in status.github. */

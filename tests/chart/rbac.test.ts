@@ -4,13 +4,14 @@ import os from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Kinds, type Environment, type KindInfo } from '../../core/api/resources.ts';
+import { Kinds, type Environment, type KindInfo, type Release } from '../../core/api/resources.ts';
 import type { KubeObject } from '../../core/kube/client.ts';
 import { adminClient, eventually, freePort, kubectl, repoRoot, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess, expectExit } from '../support/cluster.ts';
 import { createTestRepo, type TestRepo } from '../support/git-repo.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import { createNamespace, findObject, renderChart, serviceAccountKubeconfig, toYamlStream, type RenderedObject } from './helm.ts';
 import { schemaV1, schemaDropName, columnsOf } from '../support/fixtures.ts';
+import { largeSchema } from '../support/large-schema.ts';
 
 /**
  * The chart's RBAC is enough, and only what is needed: its ServiceAccounts, ClusterRoles, Roles
@@ -200,9 +201,12 @@ describe('chart RBAC', () => {
 
   it('the data plane serves POST /call with only its ServiceAccount', async () => {
     const { project, db } = await createProject('chartcall', ['dev']);
-    const ref = await repo.commit({ 'schema/app.yaml': schemaV1, 'config/permissions.yaml': permissions }, 'serve');
+    // Large enough to be stored chunked: the operator and the data plane read its ConfigMaps with their own rights.
+    const ref = await repo.commit({ 'schema/app.yaml': schemaV1, ...largeSchema(110).files, 'config/permissions.yaml': permissions }, 'serve');
     const applied = await stk(['apply', '--project', project, '--env', 'dev', '--ref', ref, '--repo', repo.dir]);
     expectExit(applied);
+    const releaseId = /^releaseId=(rel-[0-9a-f]{16})$/m.exec(applied.stdout)![1]!;
+    expect((await client.get<Release & KubeObject>(Kinds.Release, releaseId, `stk-${project}`)).spec.content?.chunks.length).toBeGreaterThan(0);
     const key = await stk(['apikey', 'create', '--project', project, '--env', 'dev', '--name', 'chart', '--roles', 'admin', '--json']);
     expectExit(key);
     const { apiKey } = JSON.parse(key.stdout) as { apiKey: string };
@@ -257,6 +261,10 @@ describe('chart RBAC', () => {
     // The operator: Secrets by name and create/patch in project namespaces, never cluster-wide, never list.
     const opProject = await list(operatorAccount, projectNs);
     expect(opProject.get('secrets')).toEqual(['create', 'get', 'list', 'patch', 'watch']);
+    // ConfigMaps: chunks of large Releases read (get, in project namespaces) and owned (patch), snapshots written (create, patch).
+    expect(opProject.get('configmaps')).toEqual(['create', 'get', 'patch']);
+    expect(await can(operatorAccount, 'get', 'configmaps', '--namespace', 'default')).toBe('no');
+    expect(await can(operatorAccount, 'delete', 'configmaps', '--namespace', projectNs)).toBe('no');
     const opElsewhere = await list(operatorAccount, 'default');
     expect([...opElsewhere.keys()].filter((k) => k.startsWith('secrets'))).toEqual([]);
     expect(await can(operatorAccount, 'get', 'secrets', '--all-namespaces')).toBe('no');
@@ -284,6 +292,9 @@ describe('chart RBAC', () => {
     const dpProject = await list(bridgeAccount, projectNs);
     expect(dpProject.get('secrets')).toEqual(['list', 'patch', 'watch']);
     expect(dpProject.get('environments.santokit.io')).toEqual(['list', 'watch']);
+    expect(dpProject.get('configmaps')).toEqual(['get']);
+    expect(await can(bridgeAccount, 'get', 'configmaps', '--namespace', 'default')).toBe('no');
+    expect(await can(bridgeAccount, 'list', 'configmaps', '--namespace', projectNs)).toBe('no');
     const dpElsewhere = await list(bridgeAccount, 'default');
     expect([...dpElsewhere.keys()].filter((k) => k.startsWith('secrets'))).toEqual([]);
     expect(await can(bridgeAccount, 'list', 'secrets', '--all-namespaces')).toBe('no');

@@ -46,7 +46,7 @@ describe('Releases are cached as metadata; only releases in use are compiled', (
     for (let i = 0; i < 4; i++) {
       const commit = `${i}`.repeat(40);
       const built = buildRelease({ commit, schemaFiles: [{ path: 'schema/app.yaml', text: files['schema/app.yaml']! }], permissions: { path: 'config/permissions.yaml', text: files['config/permissions.yaml']! } }, { project });
-      await client.create<Rel>(Kinds.Release, releaseManifest(built, namespace));
+      await client.create<Rel>(Kinds.Release, releaseManifest(built, namespace).release);
       ids.push(built.id);
     }
   });

@@ -45,7 +45,7 @@ describe('GitOps apply order', () => {
       expect(refused.status?.currentRelease).toBeUndefined();
 
       // When the Release arrives
-      await client.create(Kinds.Release, releaseManifest(built, namespace));
+      await client.create(Kinds.Release, releaseManifest(built, namespace).release);
 
       // Then the environment applies and serves it, with nobody touching the Environment again
       const served = await eventually(

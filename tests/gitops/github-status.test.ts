@@ -78,7 +78,7 @@ describe('GitHub commit statuses', () => {
   async function createRelease(schema: string, message: string, secret: string): Promise<Rel> {
     const ref = await repo.commit({ 'schema/app.yaml': schema, 'config/permissions.yaml': permissions }, `${message} ${uniqueName('c')}`);
     const built = buildRelease(await readRepoAtRef(repo.dir, ref), { project, repo: repo.dir });
-    await client.create(Kinds.Release, releaseManifest(built, namespace, { repository, tokenSecretRef: { name: secret, key: 'token' } }));
+    await client.create(Kinds.Release, releaseManifest(built, namespace, { repository, tokenSecretRef: { name: secret, key: 'token' } }).release);
     return client.get<Rel>(Kinds.Release, built.id, namespace);
   }
 

@@ -57,7 +57,7 @@ describe('release status for GitOps tools', () => {
   async function createRelease(schema: string, message: string): Promise<Rel> {
     const ref = await repo.commit({ 'schema/app.yaml': schema, 'config/permissions.yaml': permissions }, message);
     const built = buildRelease(await readRepoAtRef(repo.dir, ref), { project, repo: repo.dir });
-    await client.create(Kinds.Release, releaseManifest(built, namespace));
+    await client.create(Kinds.Release, releaseManifest(built, namespace).release);
     return client.get<Rel>(Kinds.Release, built.id, namespace);
   }
 
@@ -106,7 +106,7 @@ describe('release status for GitOps tools', () => {
     const rules = `${permissions}    insert:\n      - roles: [admin]\n`;
     const ref = await repo.commit({ 'config/permissions.yaml': rules }, 'v2 by GitOps');
     const built = buildRelease(await readRepoAtRef(repo.dir, ref), { project, repo: repo.dir });
-    await client.create(Kinds.Release, releaseManifest(built, namespace));
+    await client.create(Kinds.Release, releaseManifest(built, namespace).release);
     const second = await client.get<Rel>(Kinds.Release, built.id, namespace);
 
     await setDesired(env, { release: second.metadata.name });

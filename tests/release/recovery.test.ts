@@ -340,7 +340,7 @@ describe('release pipeline: never stuck after a partial failure', { timeout: 300
       // The Release manifest a GitOps repository holds (what `stk apply --emit` writes), applied with
       // kubectl apply — which drops its null fields.
       const built = buildRelease(await readRepoAtRef(s.repo.dir, s.v2), { project: s.project });
-      expectExit(await kubectl(['apply', '-f', '-'], { input: JSON.stringify(releaseManifest(built, s.namespace)) }));
+      expectExit(await kubectl(['apply', '-f', '-'], { input: JSON.stringify(releaseManifest(built, s.namespace).release) }));
       await s.main.sql`INSERT INTO users (id, email) VALUES ('u1', 'a@example.com'), ('u2', 'a@example.com')`;
       expectExit(await kubectl(['patch', 'environment', 'dev', '-n', s.namespace, '--type', 'merge', '-p', JSON.stringify({ spec: { release: built.id, applyMode: 'online' } })]));
 

@@ -11,7 +11,8 @@ export function PlanDiff({ plans, showSql }: { plans: readonly PlannedConnection
       {plans.map((plan) => (
         <Box key={plan.connection} flexDirection="column">
           <Text bold>
-            plan {plan.connection}: {plan.steps.length === 0 ? 'no changes' : `${plan.steps.length} step(s)`}
+            plan {plan.connection}: {plan.steps.length + (plan.omittedSteps ?? 0) === 0 ? 'no changes' : `${plan.steps.length + (plan.omittedSteps ?? 0)} step(s)`}
+            {plan.omittedSteps ? ` (${plan.omittedSteps} not shown)` : ''}
           </Text>
           {plan.steps.map((step, i) => {
             const kind = classifyStep(step);
