@@ -90,16 +90,20 @@ function named<T extends { name: string }>(list: T[] | undefined, name: string |
 
 export class LiteKubeConfig implements KubeConfigLike {
   private tls: { ca?: Buffer; cert?: Buffer; key?: Buffer } | undefined;
-
+  /** Where it was read from: what client-node loads when a watch needs it. */
+  readonly source: { kubeconfig: string; context?: string };
+  private readonly contextName: string;
+  private readonly cluster: RawCluster & { server: string };
+  private readonly user: RawUser;
   private readonly baseDir: string;
 
-  constructor(
-    /** Where it was read from: what client-node loads when a watch needs it. */
-    readonly source: { kubeconfig: string; context?: string },
-    private readonly contextName: string,
-    private readonly cluster: RawCluster & { server: string },
-    private readonly user: RawUser,
-  ) {
+  // Plain fields, not parameter properties: the benchmarks run this file under Node's type
+  // stripping, which has no parameter properties.
+  constructor(source: { kubeconfig: string; context?: string }, contextName: string, cluster: RawCluster & { server: string }, user: RawUser) {
+    this.source = source;
+    this.contextName = contextName;
+    this.cluster = cluster;
+    this.user = user;
     this.baseDir = path.dirname(path.resolve(source.kubeconfig));
   }
 
