@@ -109,6 +109,7 @@ try {
     import postgres from 'postgres';
     const sql = postgres(process.env.BARE_DB_URL, { max: 10, prepare: true, onnotice: () => {} });
     const owner = process.env.BARE_OWNER;
+    process.on('SIGTERM', () => process.exit(0)); // a normal exit: --cpu-prof writes its profile
     http.createServer((req, res) => {
       const chunks = [];
       req.on('data', (c) => chunks.push(c));

@@ -27,7 +27,8 @@ import { planCall } from './plan.ts';
  */
 
 export interface CallDependencies {
-  authenticate(presented: string | undefined): Promise<AuthenticatedKey>;
+  /** a key verified moments ago may be answered synchronously (no promise on the hot path) */
+  authenticate(presented: string | undefined): AuthenticatedKey | Promise<AuthenticatedKey>;
   resolve(namespace: string, environment: string): Serving;
   /** the project an environment belongs to (its spec), if the environment exists */
   projectOf(namespace: string, environment: string): string | undefined;
@@ -199,7 +200,8 @@ export function createBridgeHandler(deps: CallDependencies): (req: http.Incoming
   const debug = log.isLevelEnabled('debug');
 
   async function call(req: http.IncomingMessage, facts: Record<string, unknown>, state: { bodyRead: boolean }): Promise<string> {
-    const key = await deps.authenticate(header(req, 'x-santokit-api-key'));
+    const authenticated = deps.authenticate(header(req, 'x-santokit-api-key'));
+    const key = authenticated instanceof Promise ? await authenticated : authenticated;
     facts.keyId = key.keyId;
     const wait = buckets.take(`${key.namespace}/${key.keyId}`);
     if (wait > 0) throw rateLimited(wait);
