@@ -183,20 +183,6 @@ export function createBridgeHandler(deps: CallDependencies): (req: http.Incoming
   const buckets = new TokenBuckets(limits.keyRatePerSecond, limits.keyBurst);
   const deadlines = new Deadlines(limits.bodyTimeoutMs);
   let inFlight = 0;
-  // Labelled children of the metrics, made once per label set: no label hashing per call.
-  const counters = new Map<string, { inc(): void }>();
-  const histograms = new Map<string, { observe(v: number): void }>();
-  const count = (op: string, status: number) => {
-    const key = `${op} ${status}`;
-    let c = counters.get(key);
-    if (!c) counters.set(key, (c = metrics.requests.labels(op, String(status))));
-    c.inc();
-  };
-  const observe = (op: string, seconds: number) => {
-    let h = histograms.get(op);
-    if (!h) histograms.set(op, (h = metrics.duration.labels(op)));
-    h.observe(seconds);
-  };
   const debug = log.isLevelEnabled('debug');
 
   async function call(req: http.IncomingMessage, facts: Record<string, unknown>, state: { bodyRead: boolean }): Promise<string> {
@@ -251,8 +237,7 @@ export function createBridgeHandler(deps: CallDependencies): (req: http.Incoming
       send(res, status, text, { 'x-request-id': requestId, ...extra });
       const seconds = (performance.now() - started) / 1000;
       const op = typeof facts.op === 'string' ? facts.op : 'none';
-      count(op, status);
-      observe(op, seconds);
+      metrics.recordCall(op, status, seconds);
       if (status === 401) metrics.authFailures.inc({ reason: err?.mapped.reason ?? 'unknown' });
       // Refusals at info (who was refused and why is operational signal); successes at debug:
       // an info line per call would cost more than the call itself at high rates.
