@@ -68,6 +68,8 @@ interface Accepted {
   /** the record it was verified against: any change of the Secret replaces this object */
   readonly record: ApiKeyRecord;
   readonly namespace: string;
+  /** `namespace/keyId` */
+  readonly cacheKey: string;
   readonly key: AuthenticatedKey;
   readonly until: number;
 }
@@ -143,9 +145,9 @@ export class ApiKeyAuthenticator {
     if (this.accepted.size >= MAX_ACCEPTED) {
       const [oldestText, oldest] = this.accepted.entries().next().value!;
       this.accepted.delete(oldestText);
-      this.acceptedText.delete(`${oldest.namespace}/${oldest.record.keyId}`);
+      this.acceptedText.delete(oldest.cacheKey);
     }
-    this.accepted.set(presented, { record, namespace, key, until: performance.now() + ttl });
+    this.accepted.set(presented, { record, namespace, cacheKey, key, until: performance.now() + ttl });
     this.acceptedText.set(cacheKey, presented);
   }
 
@@ -157,12 +159,13 @@ export class ApiKeyAuthenticator {
     if (presented !== undefined) {
       const hit = this.accepted.get(presented);
       if (hit !== undefined) {
-        if (hit.until > performance.now() && this.byKeyId.get(hit.record.keyId)?.get(hit.namespace) === hit.record && this.secrets.staleFor(hit.namespace) <= this.options.maxStalenessMs) {
-          this.touch(hit.namespace, hit.record);
+        const now = Date.now();
+        if (hit.until > performance.now() && this.byKeyId.get(hit.record.keyId)?.get(hit.namespace) === hit.record && this.secrets.staleFor(hit.namespace, now) <= this.options.maxStalenessMs) {
+          this.touch(hit.namespace, hit.record, now, hit.cacheKey);
           return hit.key;
         }
         // Expired, changed or stale: the full path decides (and refuses if it must).
-        this.forgetAccepted(`${hit.namespace}/${hit.record.keyId}`);
+        this.forgetAccepted(hit.cacheKey);
       }
     }
     return this.verify(presented);
@@ -230,9 +233,7 @@ export class ApiKeyAuthenticator {
   }
 
   /** Records lastUsedAt on the key's Secret, at most once per interval; never on the request path. */
-  private touch(namespace: string, record: ApiKeyRecord): void {
-    const now = Date.now();
-    const key = `${namespace}/${record.keyId}`;
+  private touch(namespace: string, record: ApiKeyRecord, now = Date.now(), key = `${namespace}/${record.keyId}`): void {
     if (now - (this.lastWritten.get(key) ?? 0) < this.options.lastUsedIntervalMs) return;
     this.lastWritten.set(key, now);
     this.client.patch(Kinds.Secret, apiKeySecretName(record.keyId), namespace, lastUsedPatch(new Date(now).toISOString())).catch((err: unknown) => {

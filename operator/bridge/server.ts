@@ -137,9 +137,12 @@ class Deadlines {
   }
 }
 
-function send(res: http.ServerResponse, status: number, text: string, extraHeaders: Record<string, string | number> = {}): void {
+/** A JSON answer with its request id (headers as a flat list: no header object per call). */
+function send(res: http.ServerResponse, status: number, text: string, requestId: string, extraHeaders?: Record<string, string | number>): void {
   if (res.headersSent) return;
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), ...extraHeaders });
+  const headers = ['content-type', 'application/json; charset=utf-8', 'content-length', String(Buffer.byteLength(text)), 'x-request-id', requestId];
+  if (extraHeaders !== undefined) for (const name in extraHeaders) headers.push(name, String(extraHeaders[name]));
+  res.writeHead(status, headers);
   res.end(text);
 }
 
@@ -183,6 +186,9 @@ export function createBridgeHandler(deps: CallDependencies): (req: http.Incoming
   const buckets = new TokenBuckets(limits.keyRatePerSecond, limits.keyBurst);
   const deadlines = new Deadlines(limits.bodyTimeoutMs);
   let inFlight = 0;
+  const leaveFlight = () => inFlight--;
+  /** pools whose promise has resolved (the catalog hands out the same promise per pool): no await per call */
+  const openPools = new WeakMap<Promise<postgres.Sql>, postgres.Sql>();
   const debug = log.isLevelEnabled('debug');
 
   async function call(req: http.IncomingMessage, facts: Record<string, unknown>, state: { bodyRead: boolean }): Promise<string> {
@@ -209,12 +215,19 @@ export function createBridgeHandler(deps: CallDependencies): (req: http.Incoming
     const serving = deps.resolve(key.namespace, key.environment);
     facts.release = serving.release.id;
     const plan = planCall(serving.release, request, { sub: key.keyId, roles: key.roles });
-    const sql = await deps.pool(serving, plan.table.connection);
+    const pool = deps.pool(serving, plan.table.connection);
+    let sql = openPools.get(pool);
+    if (sql === undefined) {
+      sql = await pool;
+      openPools.set(pool, sql);
+    }
     return executePlan(sql, plan, limits.maxResponseBytes);
   }
 
   return (req, res) => {
-    const url = (req.url ?? '/').split('?')[0];
+    const raw = req.url ?? '/';
+    const query = raw.indexOf('?');
+    const url = query === -1 ? raw : raw.slice(0, query);
     if (url !== '/call') {
       if (req.method !== 'GET' && req.method !== 'HEAD') {
         req.resume();
@@ -223,7 +236,7 @@ export function createBridgeHandler(deps: CallDependencies): (req: http.Incoming
         res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
       } else {
         const requestId = randomUUID();
-        send(res, 404, JSON.stringify({ error: { code: 'NotFound', message: 'no such route: the data plane serves POST /call', requestId } }), { 'x-request-id': requestId });
+        send(res, 404, JSON.stringify({ error: { code: 'NotFound', message: 'no such route: the data plane serves POST /call', requestId } }), requestId);
       }
       return;
     }
@@ -233,8 +246,8 @@ export function createBridgeHandler(deps: CallDependencies): (req: http.Incoming
     const started = performance.now();
     const facts: Record<string, unknown> = {};
     const state = { bodyRead: false };
-    const finish = (status: number, text: string, err?: { mapped: SantokitError; raw: unknown }, extra: Record<string, string | number> = {}) => {
-      send(res, status, text, { 'x-request-id': requestId, ...extra });
+    const finish = (status: number, text: string, err?: { mapped: SantokitError; raw: unknown }, extra?: Record<string, string | number>) => {
+      send(res, status, text, requestId, extra);
       const seconds = (performance.now() - started) / 1000;
       const op = typeof facts.op === 'string' ? facts.op : 'none';
       metrics.recordCall(op, status, seconds);
@@ -278,7 +291,7 @@ export function createBridgeHandler(deps: CallDependencies): (req: http.Incoming
       return;
     }
     inFlight++;
-    res.once('close', () => inFlight--);
+    res.on('close', leaveFlight);
     call(req, facts, state).then((data) => finish(200, `{"data":${data}}`), fail);
   };
 }
