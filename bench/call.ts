@@ -37,7 +37,7 @@ for (const line of up.split('\n')) {
   if (m?.[1] && m[2] !== undefined) process.env[m[1]] = m[2].replace(/^'(.*)'$/, '$1');
 }
 
-const { adminKubeconfig, eventually, freePort, startOperator, stk, uniqueName, waitForOperatorReady } = await import('../tests/support/cluster.ts');
+const { adminKubeconfig, eventually, freePort, kubectl, startOperator, stk, uniqueName, waitForOperatorReady } = await import('../tests/support/cluster.ts');
 const { createTestRepo } = await import('../tests/support/git-repo.ts');
 const { createTestDatabase } = await import('../tests/support/postgres.ts');
 
@@ -78,6 +78,9 @@ try {
   await waitForOperatorReady(operator);
   const project = uniqueName('bench');
   must(await stk(['project', 'create', project]), 'project create');
+  // Deleted again (while the operator still runs): a reused cluster does not pile up projects,
+  // whose informers would add to the bridge's background CPU in later runs.
+  cleanups.unshift(() => kubectl(['delete', 'projects.santokit.io', project, '--wait=true', '--timeout=60s']));
   must(await stk(['env', 'create', '--project', project, 'dev']), 'env create');
   must(await stk(['connections', 'set', '--project', project, '--env', 'dev', '--name', 'main', '--db-url', db.url]), 'connections set');
   const repo = await createTestRepo('stk-bench');
