@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { apiKeySecret, generateApiKey, hashApiKey, revocationPatch } from '../../core/apikeys.ts';
 import { UnauthorizedError, UnavailableError } from '../../core/errors.ts';
 import type { KubeClient, KubeObject } from '../../core/kube/client.ts';
@@ -147,6 +147,22 @@ describe('ApiKeyAuthenticator', () => {
     expect(auth.authenticate(apiKey)).not.toBeInstanceOf(Promise);
     informer.stale.set('stk-shop', 30_001);
     await expect(auth.authenticate(apiKey)).rejects.toMatchObject({ reason: 'KeysStale' });
+  });
+
+  it('forgets the text of a key no longer presented once its time has passed (nothing holds it afterwards)', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'performance'] });
+    try {
+      const { auth, apiKey } = await setup({ lastUsedIntervalMs: 60_000, maxConcurrentVerifications: 2, maxStalenessMs: 30_000, acceptedTtlMs: 60_000 });
+      const remembered = () => (auth as unknown as { accepted: Map<string, unknown> }).accepted;
+      await auth.authenticate(apiKey);
+      expect(remembered().has(apiKey)).toBe(true);
+      vi.advanceTimersByTime(59_000);
+      expect(remembered().has(apiKey)).toBe(true);
+      vi.advanceTimersByTime(20_000);
+      expect(remembered().size).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('remembers a key text only for acceptedTtlMs (0: never; the SHA-256 check answers instead)', async () => {

@@ -23,7 +23,8 @@ import type { ProjectSecrets, SecretObject } from './project-secrets.ts';
  * In front of that, the hot path: a key verified in the last `acceptedTtlMs` is found by the
  * presented text itself (one map lookup, no hashing, no promise). Such an entry holds the key's
  * text in memory, so it is bounded in number (`MAX_ACCEPTED`, oldest dropped first) and in time
- * (after the TTL the key goes through the SHA-256 check again), and it is dropped as soon as the
+ * (a sweep drops it once the TTL has passed; a key still in use then goes through the SHA-256
+ * check again and is remembered anew), and it is dropped as soon as the
  * watch reports any change of the key's Secret (revocation, deletion, a new hash). It is only
  * valid while the Secret's record is the very object it was verified against, and the fail-closed
  * staleness bound is checked on every call, so revocation applies at once as before. Only keys
@@ -87,6 +88,8 @@ export class ApiKeyAuthenticator {
   private readonly accepted = new Map<string, Accepted>();
   /** `namespace/keyId` → the presented text remembered for it, to drop it with the Secret */
   private readonly acceptedText = new Map<string, string>();
+  /** drops expired texts of keys no longer presented; runs only while some are remembered */
+  private acceptedSweep: NodeJS.Timeout | undefined;
   private readonly lastWritten = new Map<string, number>();
   private running = 0;
   private readonly waiting: Array<() => void> = [];
@@ -149,6 +152,24 @@ export class ApiKeyAuthenticator {
     }
     this.accepted.set(presented, { record, namespace, cacheKey, key, until: performance.now() + ttl });
     this.acceptedText.set(cacheKey, presented);
+    if (!this.acceptedSweep) {
+      this.acceptedSweep = setInterval(() => this.sweepAccepted(), Math.max(1000, ttl / 4));
+      this.acceptedSweep.unref();
+    }
+  }
+
+  /** Entries are in the order they were made, which is the order they expire in. */
+  private sweepAccepted(): void {
+    const now = performance.now();
+    for (const [text, entry] of this.accepted) {
+      if (entry.until > now) break;
+      this.accepted.delete(text);
+      this.acceptedText.delete(entry.cacheKey);
+    }
+    if (this.accepted.size === 0 && this.acceptedSweep) {
+      clearInterval(this.acceptedSweep);
+      this.acceptedSweep = undefined;
+    }
   }
 
   /**
