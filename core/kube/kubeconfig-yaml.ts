@@ -52,7 +52,7 @@ function toLines(text: string): Line[] {
     let indent = 0;
     while (raw[indent] === ' ') indent++;
     const rest = raw.slice(indent);
-    if (rest.startsWith('\t') || rest === '' || /^\s*$/.test(rest)) {
+    if (rest.startsWith('\t') || rest.trim() === '') {
       if (rest.trim() !== '') outside();
       continue;
     }
@@ -65,6 +65,7 @@ function toLines(text: string): Line[] {
 
 /** Cuts a trailing ` # comment` outside quotes; a line whose quotes do not close is outside the subset. */
 function withoutComment(text: string): string {
+  if (!text.includes('#') && !text.includes('"') && !text.includes("'")) return text.trimEnd();
   let quote: string | undefined;
   for (let i = 0; i < text.length; i++) {
     const c = text[i]!;
@@ -240,6 +241,8 @@ function quotedScalar(text: string): string {
 
 /** A plain scalar resolved by the YAML 1.2 core schema. */
 function plainScalar(text: string): unknown {
+  // Most values start with a letter no YAML type starts with: no pattern to try.
+  if (!/^[-+.~0-9nNtTfF]/.test(text)) return text;
   if (/^(?:~|null|Null|NULL)$/.test(text)) return null;
   if (/^(?:true|True|TRUE)$/.test(text)) return true;
   if (/^(?:false|False|FALSE)$/.test(text)) return false;
