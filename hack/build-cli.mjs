@@ -38,7 +38,6 @@ const builtinsExternal = {
 /** The statement that stands for one ES import of a built-in (same number of lines). */
 function builtinBinding(clause, specifier) {
   const id = specifier.startsWith('node:') ? specifier : `node:${specifier}`;
-  if (id === 'node:process') return null; // handled below: the global object
   const exported = requireAtBuild(id);
   const lazy = typeof exported === 'object' && exported !== null;
   const eager = `globalThis.process.getBuiltinModule(${JSON.stringify(id)})`;
@@ -46,7 +45,10 @@ function builtinBinding(clause, specifier) {
   const m = /^(?:([\w$]+)\s*,?\s*)?(?:\*\s*as\s+([\w$]+)|\{([^}]*)\})?$/.exec(clause.trim());
   if (!m) throw new Error(`build-cli: cannot rewrite import ${clause} from ${specifier}`);
   const [, def, namespace, named] = m;
-  for (const name of [def, namespace].filter(Boolean)) statements.push(`const ${name} = ${lazy ? `__stkLazyBuiltin(${JSON.stringify(id)})` : eager};`);
+  // The stand-in has the module's property names (read here), each a getter: it enumerates,
+  // spreads and reads like the module itself, which it loads on the first read.
+  const keys = lazy ? JSON.stringify(Object.getOwnPropertyNames(exported).filter((k) => k !== '__esModule')) : '';
+  for (const name of [def, namespace].filter(Boolean)) statements.push(`const ${name} = ${lazy ? `__stkLazyBuiltin(${JSON.stringify(id)}, ${keys})` : eager};`);
   if (named !== undefined && named.trim() !== '') {
     const parts = named.split(',').map((p) => p.trim()).filter(Boolean).map((p) => p.replace(/^([\w$]+)\s+as\s+([\w$]+)$/, '$1: $2'));
     statements.push(`const { ${parts.join(', ')} } = ${eager};`);
@@ -136,7 +138,7 @@ await build({
   banner: {
     js: [
       'let __stkRequire; const require = (id) => (__stkRequire ??= globalThis.process.getBuiltinModule("node:module").createRequire(import.meta.url))(id);',
-      'const __stkLazyBuiltin = (id) => { let m; return new Proxy({}, { get: (_, key) => (m ??= globalThis.process.getBuiltinModule(id))[key] }); };',
+      'const __stkLazyBuiltin = (id, keys) => { let m; const o = {}; for (const k of keys) Object.defineProperty(o, k, { get: () => (m ??= globalThis.process.getBuiltinModule(id))[k], enumerable: true }); return o; };',
     ].join('\n'),
   },
 });
