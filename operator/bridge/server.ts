@@ -189,13 +189,17 @@ export function createBridgeHandler(deps: CallDependencies): (req: http.Incoming
   const leaveFlight = () => inFlight--;
   /** pools whose promise has resolved (the catalog hands out the same promise per pool): no await per call */
   const openPools = new WeakMap<Promise<postgres.Sql>, postgres.Sql>();
+  /** the rate bucket's name per key (the authenticator hands out one object per verified key): one string, hashed once */
+  const rateKeys = new WeakMap<AuthenticatedKey, string>();
   const debug = log.isLevelEnabled('debug');
 
   async function call(req: http.IncomingMessage, facts: Record<string, unknown>, state: { bodyRead: boolean }): Promise<string> {
     const authenticated = deps.authenticate(header(req, 'x-santokit-api-key'));
     const key = authenticated instanceof Promise ? await authenticated : authenticated;
     facts.keyId = key.keyId;
-    const wait = buckets.take(`${key.namespace}/${key.keyId}`);
+    let rateKey = rateKeys.get(key);
+    if (rateKey === undefined) rateKeys.set(key, (rateKey = `${key.namespace}/${key.keyId}`));
+    const wait = buckets.take(rateKey);
     if (wait > 0) throw rateLimited(wait);
     const projectHint = header(req, 'x-santokit-project');
     const envHint = header(req, 'x-santokit-env');
