@@ -7,6 +7,11 @@
  *
  *   npm run build && SANTOKIT_STATE_DIR=.santokit/bench-cluster npx node bench/call.ts [seconds] [connections]
  *
+ * The bridge and the bare server take turns in 2 s slices (figures summed over the slices, and
+ * the spread of the per-round ratios printed), so load from elsewhere on a shared machine weighs
+ * on both alike. BRIDGE_NODE_OPTIONS / BARE_NODE_OPTIONS profile either server alone, e.g.
+ * "--cpu-prof --cpu-prof-dir=/tmp/prof".
+ *
  * Starts (or reuses) the local control plane in SANTOKIT_STATE_DIR, runs the operator and the
  * bridge as processes, sets a project up with stk (apply, API key) and seeds 10 000 rows. Figures
  * are printed, never asserted. Everything shares the machine: read the ratio, not the absolutes.
@@ -32,7 +37,7 @@ for (const line of up.split('\n')) {
   if (m?.[1] && m[2] !== undefined) process.env[m[1]] = m[2].replace(/^'(.*)'$/, '$1');
 }
 
-const { adminKubeconfig, eventually, freePort, startOperator, stk, uniqueName, waitForOperatorReady } = await import('../tests/support/cluster.ts');
+const { adminKubeconfig, eventually, freePort, kubectl, startOperator, stk, uniqueName, waitForOperatorReady } = await import('../tests/support/cluster.ts');
 const { createTestRepo } = await import('../tests/support/git-repo.ts');
 const { createTestDatabase } = await import('../tests/support/postgres.ts');
 
@@ -73,6 +78,9 @@ try {
   await waitForOperatorReady(operator);
   const project = uniqueName('bench');
   must(await stk(['project', 'create', project]), 'project create');
+  // Deleted again (while the operator still runs): a reused cluster does not pile up projects,
+  // whose informers would add to the bridge's background CPU in later runs.
+  cleanups.unshift(() => kubectl(['delete', 'projects.santokit.io', project, '--wait=true', '--timeout=60s']));
   must(await stk(['env', 'create', '--project', project, 'dev']), 'env create');
   must(await stk(['connections', 'set', '--project', project, '--env', 'dev', '--name', 'main', '--db-url', db.url]), 'connections set');
   const repo = await createTestRepo('stk-bench');
@@ -104,6 +112,7 @@ try {
     import postgres from 'postgres';
     const sql = postgres(process.env.BARE_DB_URL, { max: 10, prepare: true, onnotice: () => {} });
     const owner = process.env.BARE_OWNER;
+    process.on('SIGTERM', () => process.exit(0)); // a normal exit: --cpu-prof writes its profile
     http.createServer((req, res) => {
       const chunks = [];
       req.on('data', (c) => chunks.push(c));
@@ -119,7 +128,7 @@ try {
       });
     }).listen(Number(process.env.BARE_PORT), '127.0.0.1', () => console.log('listening'));
   `;
-  const bare = spawn(process.execPath, ['--input-type=module', '-e', bareCode], { cwd: root, env: { ...process.env, BARE_DB_URL: db.url, BARE_OWNER: key.keyId, BARE_PORT: String(barePort) }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const bare = spawn(process.execPath, ['--input-type=module', '-e', bareCode], { cwd: root, env: { ...process.env, BARE_DB_URL: db.url, BARE_OWNER: key.keyId, BARE_PORT: String(barePort), ...(process.env.BARE_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BARE_NODE_OPTIONS } : {}) }, stdio: ['ignore', 'pipe', 'inherit'] });
   const bareExited = new Promise((resolve) => bare.on('exit', resolve));
   cleanups.unshift(async () => (bare.kill('SIGTERM'), bareExited));
   await new Promise<void>((resolve, reject) => {
@@ -165,16 +174,47 @@ try {
     return { latencies: Float64Array.from(latencies).sort(), count: latencies.length, errors, elapsed };
   }
 
-  await load(2_000); // warm-up: pools, prepared statements, JIT
+  // Warm-up of both (pools, prepared statements, JIT), then one connection against the bridge.
+  await load(2_000);
+  await load(2_000, connections, barePort);
   const single = await load(3_000, 1);
-  const cpuBefore = { client: process.cpuUsage(), bridge: processCpuSeconds(bridge.pid!) };
-  const r = await load(seconds * 1000);
-  const cpu = { client: cpuSeconds(process.cpuUsage(cpuBefore.client)), bridge: processCpuSeconds(bridge.pid!) - cpuBefore.bridge };
 
-  await load(2_000, connections, barePort); // warm-up
-  const bareCpuBefore = processCpuSeconds(bare.pid!);
-  const b = await load(seconds * 1000, connections, barePort);
-  const bareCpu = processCpuSeconds(bare.pid!) - bareCpuBefore;
+  // The bridge and the bare server take turns in slices of up to 2 s (bridge first in even
+  // rounds, bare first in odd ones), so that load from elsewhere on the machine weighs on both
+  // alike; the figures sum the slices. CPU is each server process's own (user + system) over its
+  // slices, divided by the calls it answered.
+  interface Run { latencies: number[]; count: number; errors: number; elapsed: number; cpu: number }
+  const empty = (): Run => ({ latencies: [], count: 0, errors: 0, elapsed: 0, cpu: 0 });
+  const runs = { bridge: empty(), bare: empty() };
+  const rounds: Array<{ bridge: number; bare: number; bridgeCpu: number; bareCpu: number }> = [];
+  const sliceMs = Math.min(2_000, seconds * 1000);
+  const roundCount = Math.max(1, Math.round((seconds * 1000) / sliceMs));
+  let clientCpu = 0;
+  for (let i = 0; i < roundCount; i++) {
+    const round = { bridge: 0, bare: 0, bridgeCpu: 0, bareCpu: 0 };
+    for (const which of i % 2 === 0 ? (['bridge', 'bare'] as const) : (['bare', 'bridge'] as const)) {
+      const proc = which === 'bridge' ? bridge : bare;
+      const cpuBefore = processCpuSeconds(proc.pid!);
+      const clientBefore = process.cpuUsage();
+      const slice = await load(sliceMs, connections, which === 'bridge' ? bridgePort : barePort);
+      const cpu = processCpuSeconds(proc.pid!) - cpuBefore;
+      if (which === 'bridge') clientCpu += cpuSeconds(process.cpuUsage(clientBefore));
+      const run = runs[which];
+      for (const l of slice.latencies) run.latencies.push(l);
+      run.count += slice.count;
+      run.errors += slice.errors;
+      run.elapsed += slice.elapsed;
+      run.cpu += cpu;
+      round[which] = slice.count / slice.elapsed;
+      round[which === 'bridge' ? 'bridgeCpu' : 'bareCpu'] = (cpu / slice.count) * 1e6;
+    }
+    rounds.push(round);
+  }
+  const sorted = (run: Run) => ({ ...run, latencies: Float64Array.from(run.latencies).sort() });
+  const r = sorted(runs.bridge);
+  const b = sorted(runs.bare);
+  const cpu = { bridge: runs.bridge.cpu, client: clientCpu };
+  const bareCpu = runs.bare.cpu;
   agent.destroy();
 
   // pgbench: the same statement the bridge sends (select list, pk + condition, limit/offset), prepared.
@@ -214,6 +254,8 @@ try {
   console.log(`bridge p99 / bare Node p99:    ${p99Ratio.toFixed(2)} × (target ≤ 2)`);
   console.log(`bridge CPU per call:           ${cpuPerCall.toFixed(0)} µs (target ≤ 150); bare Node ${((bareCpu / b.count) * 1e6).toFixed(0)} µs`);
   console.log(`bridge / pgbench throughput:   ${((r.count / r.elapsed / pgTps) * 100).toFixed(1)} %`);
+  const spread = (xs: number[], digits = 2) => `${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)}`;
+  console.log(`per ${sliceMs / 1000} s round (${rounds.length}): bridge/bare throughput ${spread(rounds.map((x) => x.bridge / x.bare))}, bridge CPU/call ${spread(rounds.map((x) => x.bridgeCpu), 0)} µs, bare ${spread(rounds.map((x) => x.bareCpu), 0)} µs`);
   console.log(`CPU during the /call run: bridge ${(cpu.bridge / r.elapsed * 100).toFixed(0)} % of a core (${((cpu.bridge / r.count) * 1e6).toFixed(0)} µs per call), load client ${(cpu.client / r.elapsed * 100).toFixed(0)} %; load average ${os.loadavg()[0]!.toFixed(1)}`);
 } finally {
   for (const c of cleanups) await c().catch(() => {});

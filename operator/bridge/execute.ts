@@ -85,6 +85,9 @@ function jsonRow(row: Record<string, unknown>): Record<string, unknown> {
   return row;
 }
 
+/** `SELECT <columns> FROM <table>` per column list (a select without `select` reuses its rule's list). */
+const selectHeads = new WeakMap<readonly string[], string>();
+
 /** The statement text and parameters of a plan. */
 export function statementOf(sql: Sql, plan: QueryPlan): { text: string; params: unknown[] } {
   // Table names are plain identifiers (no dots): "public"."users".
@@ -92,7 +95,9 @@ export function statementOf(sql: Sql, plan: QueryPlan): { text: string; params: 
   const params: unknown[] = [];
   switch (plan.kind) {
     case 'select': {
-      let text = `SELECT ${plan.columns.map(quote).join(', ')} FROM ${table}${whereClause(sql, plan.filters, params)}`;
+      let head = selectHeads.get(plan.columns);
+      if (head === undefined) selectHeads.set(plan.columns, (head = `SELECT ${plan.columns.map(quote).join(', ')} FROM ${table}`));
+      let text = head + whereClause(sql, plan.filters, params);
       if (plan.orderBy.length > 0) text += ` ORDER BY ${plan.orderBy.map(([c, d]) => `${quote(c)} ${d === 'asc' ? 'ASC' : 'DESC'}`).join(', ')}`;
       params.push(plan.limit, plan.offset);
       text += ` LIMIT $${params.length - 1} OFFSET $${params.length}`;

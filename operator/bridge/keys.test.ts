@@ -1,10 +1,10 @@
 import { EventEmitter } from 'node:events';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { apiKeySecret, generateApiKey, hashApiKey, revocationPatch } from '../../core/apikeys.ts';
 import { UnauthorizedError, UnavailableError } from '../../core/errors.ts';
 import type { KubeClient, KubeObject } from '../../core/kube/client.ts';
 import { createLogger } from '../../core/log.ts';
-import { ApiKeyAuthenticator } from './keys.ts';
+import { ApiKeyAuthenticator, type AuthenticatorOptions } from './keys.ts';
 import type { ProjectSecrets } from './project-secrets.ts';
 
 type SecretObject = KubeObject & { data?: Record<string, string> };
@@ -19,7 +19,7 @@ class FakeInformer extends EventEmitter {
   }
 }
 
-async function setup(options = { lastUsedIntervalMs: 60_000, maxConcurrentVerifications: 2, maxStalenessMs: 30_000 }) {
+async function setup(options: AuthenticatorOptions = { lastUsedIntervalMs: 60_000, maxConcurrentVerifications: 2, maxStalenessMs: 30_000 }) {
   const informer = new FakeInformer();
   const patches: Array<{ name: string; namespace: string | undefined; patch: unknown }> = [];
   const client = {
@@ -35,7 +35,7 @@ async function setup(options = { lastUsedIntervalMs: 60_000, maxConcurrentVerifi
   return { informer, auth, patches, keyId, apiKey, secret };
 }
 
-async function reason(p: Promise<unknown>): Promise<string> {
+async function reason(p: unknown): Promise<string> {
   try {
     await p;
   } catch (err) {
@@ -112,5 +112,64 @@ describe('ApiKeyAuthenticator', () => {
     const started = performance.now();
     for (let i = 0; i < 200; i++) await auth.authenticate(apiKey);
     expect(performance.now() - started).toBeLessThan(200);
+  });
+
+  it('answers a key verified moments ago synchronously, and only that exact key', async () => {
+    const { auth, apiKey, keyId } = await setup();
+    const first = auth.authenticate(apiKey);
+    expect(first).toBeInstanceOf(Promise);
+    await first;
+    expect(auth.authenticate(apiKey)).toEqual({ keyId, project: 'shop', environment: 'dev', namespace: 'stk-shop', roles: ['reader'] });
+    // The same key id with another secret part is not the remembered key.
+    const wrong = `stk_${keyId}_${'B'.repeat(43)}`;
+    const refused = auth.authenticate(wrong);
+    expect(refused).toBeInstanceOf(Promise);
+    expect(await reason(refused)).toBe('InvalidApiKey');
+  });
+
+  it('any change of the key Secret sends the next call through the full check (a revocation is refused at once)', async () => {
+    const { informer, auth, apiKey, secret } = await setup();
+    await auth.authenticate(apiKey);
+    expect(auth.authenticate(apiKey)).not.toBeInstanceOf(Promise);
+    // An unrelated change (lastUsedAt): verified again by its SHA-256, then fast again.
+    informer.emit('upsert', { ...secret, metadata: { ...secret.metadata, annotations: { 'santokit.io/last-used-at': new Date().toISOString() } } });
+    const full = auth.authenticate(apiKey);
+    expect(full).toBeInstanceOf(Promise);
+    await full;
+    expect(auth.authenticate(apiKey)).not.toBeInstanceOf(Promise);
+    informer.emit('upsert', { ...secret, data: { ...secret.data, ...revocationPatch(new Date().toISOString()).data } });
+    expect(await reason(auth.authenticate(apiKey))).toBe('InvalidApiKey');
+  });
+
+  it('fails closed on the hot path too: a stale namespace refuses a key answered synchronously a moment before (503)', async () => {
+    const { informer, auth, apiKey } = await setup();
+    await auth.authenticate(apiKey);
+    expect(auth.authenticate(apiKey)).not.toBeInstanceOf(Promise);
+    informer.stale.set('stk-shop', 30_001);
+    await expect(auth.authenticate(apiKey)).rejects.toMatchObject({ reason: 'KeysStale' });
+  });
+
+  it('forgets the text of a key no longer presented once its time has passed (nothing holds it afterwards)', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'performance'] });
+    try {
+      const { auth, apiKey } = await setup({ lastUsedIntervalMs: 60_000, maxConcurrentVerifications: 2, maxStalenessMs: 30_000, acceptedTtlMs: 60_000 });
+      const remembered = () => (auth as unknown as { accepted: Map<string, unknown> }).accepted;
+      await auth.authenticate(apiKey);
+      expect(remembered().has(apiKey)).toBe(true);
+      vi.advanceTimersByTime(59_000);
+      expect(remembered().has(apiKey)).toBe(true);
+      vi.advanceTimersByTime(20_000);
+      expect(remembered().size).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('remembers a key text only for acceptedTtlMs (0: never; the SHA-256 check answers instead)', async () => {
+    const { auth, apiKey } = await setup({ lastUsedIntervalMs: 60_000, maxConcurrentVerifications: 2, maxStalenessMs: 30_000, acceptedTtlMs: 0 });
+    await auth.authenticate(apiKey);
+    const again = auth.authenticate(apiKey);
+    expect(again).toBeInstanceOf(Promise);
+    expect(await again).toMatchObject({ namespace: 'stk-shop' });
   });
 });

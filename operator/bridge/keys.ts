@@ -17,9 +17,19 @@ import type { ProjectSecrets, SecretObject } from './project-secrets.ts';
  *
  * scrypt is deliberately slow, so a key that verified once is remembered by the SHA-256 of the
  * presented key together with the stored hash it matched: a later request with the same key costs
- * one SHA-256 and a constant-time compare, while the key's status is still read from the informer
- * on every request. Wrong keys are remembered too (bounded), and at most a few scrypt runs proceed
- * at once, so guessing cannot monopolise the CPU.
+ * one SHA-256 and a constant-time compare. Wrong keys are remembered too (bounded), and at most a
+ * few scrypt runs proceed at once, so guessing cannot monopolise the CPU.
+ *
+ * In front of that, the hot path: a key verified in the last `acceptedTtlMs` is found by the
+ * presented text itself (one map lookup, no hashing, no promise). Such an entry holds the key's
+ * text in memory, so it is bounded in number (`MAX_ACCEPTED`, oldest dropped first) and in time
+ * (a sweep drops it once the TTL has passed; a key still in use then goes through the SHA-256
+ * check again and is remembered anew), and it is dropped as soon as the
+ * watch reports any change of the key's Secret (revocation, deletion, a new hash). It is only
+ * valid while the Secret's record is the very object it was verified against, and the fail-closed
+ * staleness bound is checked on every call, so revocation applies at once as before. Only keys
+ * that verified are entered: unknown text never gets in, so the map cannot be flooded. (A map
+ * lookup compares whole strings after a seeded hash, so it offers no prefix oracle.)
  *
  * `lastUsedAt` is recorded as an annotation on the Secret, at most once per interval per key and
  * replica, off the request path.
@@ -43,11 +53,27 @@ export interface AuthenticatorOptions {
   readonly maxQueuedVerifications?: number;
   /** how long a namespace's key watch may fail before its keys are refused */
   readonly maxStalenessMs: number;
+  /** how long a verified key's text is remembered for the hot path (default `ACCEPTED_TTL_MS`; 0: never) */
+  readonly acceptedTtlMs?: number;
 }
 
 export const defaultAuthenticatorOptions: AuthenticatorOptions = { lastUsedIntervalMs: 60_000, maxConcurrentVerifications: 2, maxStalenessMs: 30_000 };
 
 const MAX_REMEMBERED_FAILURES = 10_000;
+/** Keys whose presented text is remembered after a verification, at most. */
+const MAX_ACCEPTED = 10_000;
+/** How long a presented text is remembered after its last full (SHA-256) check, by default. */
+export const ACCEPTED_TTL_MS = 60_000;
+
+interface Accepted {
+  /** the record it was verified against: any change of the Secret replaces this object */
+  readonly record: ApiKeyRecord;
+  readonly namespace: string;
+  /** `namespace/keyId` */
+  readonly cacheKey: string;
+  readonly key: AuthenticatedKey;
+  readonly until: number;
+}
 
 /** The credential error: the same for a missing, malformed, unknown or revoked key (nothing to probe). */
 export const AuthCode = { MissingCredential: 'MissingCredential', InvalidApiKey: 'InvalidApiKey', KeysStale: 'KeysStale' } as const;
@@ -58,6 +84,12 @@ export class ApiKeyAuthenticator {
   /** `namespace/keyId` → proof of a successful verification */
   private readonly verified = new Map<string, { hash: string; proof: Buffer }>();
   private readonly failed = new Set<string>();
+  /** presented key text → the verification it passed (see the class comment) */
+  private readonly accepted = new Map<string, Accepted>();
+  /** `namespace/keyId` → the presented text remembered for it, to drop it with the Secret */
+  private readonly acceptedText = new Map<string, string>();
+  /** drops expired texts of keys no longer presented; runs only while some are remembered */
+  private acceptedSweep: NodeJS.Timeout | undefined;
   private readonly lastWritten = new Map<string, number>();
   private running = 0;
   private readonly waiting: Array<() => void> = [];
@@ -87,6 +119,7 @@ export class ApiKeyAuthenticator {
     let entries = this.byKeyId.get(record.keyId);
     if (!entries) this.byKeyId.set(record.keyId, (entries = new Map()));
     entries.set(namespace, record);
+    this.forgetAccepted(`${namespace}/${record.keyId}`);
     const cached = this.verified.get(`${namespace}/${record.keyId}`);
     if (cached && cached.hash !== record.hash) this.verified.delete(`${namespace}/${record.keyId}`);
   }
@@ -97,10 +130,69 @@ export class ApiKeyAuthenticator {
     this.byKeyId.get(keyId)?.delete(namespace);
     if (this.byKeyId.get(keyId)?.size === 0) this.byKeyId.delete(keyId);
     this.verified.delete(`${namespace}/${keyId}`);
+    this.forgetAccepted(`${namespace}/${keyId}`);
   }
 
-  /** The key a request presents, verified and active; 401 otherwise. */
-  async authenticate(presented: string | undefined): Promise<AuthenticatedKey> {
+  private forgetAccepted(cacheKey: string): void {
+    const text = this.acceptedText.get(cacheKey);
+    if (text === undefined) return;
+    this.acceptedText.delete(cacheKey);
+    this.accepted.delete(text);
+  }
+
+  private accept(presented: string, namespace: string, record: ApiKeyRecord, key: AuthenticatedKey): void {
+    const ttl = this.options.acceptedTtlMs ?? ACCEPTED_TTL_MS;
+    if (ttl <= 0) return;
+    const cacheKey = `${namespace}/${record.keyId}`;
+    this.forgetAccepted(cacheKey);
+    if (this.accepted.size >= MAX_ACCEPTED) {
+      const [oldestText, oldest] = this.accepted.entries().next().value!;
+      this.accepted.delete(oldestText);
+      this.acceptedText.delete(oldest.cacheKey);
+    }
+    this.accepted.set(presented, { record, namespace, cacheKey, key, until: performance.now() + ttl });
+    this.acceptedText.set(cacheKey, presented);
+    if (!this.acceptedSweep) {
+      this.acceptedSweep = setInterval(() => this.sweepAccepted(), Math.max(1000, ttl / 4));
+      this.acceptedSweep.unref();
+    }
+  }
+
+  /** Entries are in the order they were made, which is the order they expire in. */
+  private sweepAccepted(): void {
+    const now = performance.now();
+    for (const [text, entry] of this.accepted) {
+      if (entry.until > now) break;
+      this.accepted.delete(text);
+      this.acceptedText.delete(entry.cacheKey);
+    }
+    if (this.accepted.size === 0 && this.acceptedSweep) {
+      clearInterval(this.acceptedSweep);
+      this.acceptedSweep = undefined;
+    }
+  }
+
+  /**
+   * The key a request presents, verified and active; 401 otherwise. A key verified moments ago
+   * is answered synchronously (the hot path); anything else, refusals included, is a promise.
+   */
+  authenticate(presented: string | undefined): AuthenticatedKey | Promise<AuthenticatedKey> {
+    if (presented !== undefined) {
+      const hit = this.accepted.get(presented);
+      if (hit !== undefined) {
+        const now = Date.now();
+        if (hit.until > performance.now() && this.byKeyId.get(hit.record.keyId)?.get(hit.namespace) === hit.record && this.secrets.staleFor(hit.namespace, now) <= this.options.maxStalenessMs) {
+          this.touch(hit.namespace, hit.record, now, hit.cacheKey);
+          return hit.key;
+        }
+        // Expired, changed or stale: the full path decides (and refuses if it must).
+        this.forgetAccepted(hit.cacheKey);
+      }
+    }
+    return this.verify(presented);
+  }
+
+  private async verify(presented: string | undefined): Promise<AuthenticatedKey> {
     if (presented === undefined || presented === '') {
       throw new UnauthorizedError('no API key: send it in the X-Santokit-Api-Key header', { reason: AuthCode.MissingCredential });
     }
@@ -126,7 +218,9 @@ export class ApiKeyAuthenticator {
       const current = this.byKeyId.get(keyId)?.get(namespace);
       if (!current || current.status !== 'active' || current.hash !== record.hash) continue;
       this.touch(namespace, current);
-      return { keyId, project: current.project, environment: current.environment, namespace, roles: current.roles };
+      const key: AuthenticatedKey = { keyId, project: current.project, environment: current.environment, namespace, roles: current.roles };
+      this.accept(presented, namespace, current, key);
+      return key;
     }
     throw invalid();
   }
@@ -160,9 +254,7 @@ export class ApiKeyAuthenticator {
   }
 
   /** Records lastUsedAt on the key's Secret, at most once per interval; never on the request path. */
-  private touch(namespace: string, record: ApiKeyRecord): void {
-    const now = Date.now();
-    const key = `${namespace}/${record.keyId}`;
+  private touch(namespace: string, record: ApiKeyRecord, now = Date.now(), key = `${namespace}/${record.keyId}`): void {
     if (now - (this.lastWritten.get(key) ?? 0) < this.options.lastUsedIntervalMs) return;
     this.lastWritten.set(key, now);
     this.client.patch(Kinds.Secret, apiKeySecretName(record.keyId), namespace, lastUsedPatch(new Date(now).toISOString())).catch((err: unknown) => {

@@ -68,6 +68,14 @@ export function decideRule(release: ServedRelease, table: string, op: Operation,
   return rule;
 }
 
+/** A select rule's readable columns in declaration order: what a select without `select` reads (a rule belongs to one table). */
+const readableColumns = new WeakMap<ServedRule, readonly string[]>();
+function readableColumnsOf(table: ServedTable, rule: ServedRule): readonly string[] {
+  let columns = readableColumns.get(rule);
+  if (columns === undefined) readableColumns.set(rule, (columns = table.columns.map((c) => c.name).filter((c) => allows(rule, c))));
+  return columns;
+}
+
 function allows(rule: ServedRule, column: string): boolean {
   return rule.columns === '*' || rule.columns.has(column);
 }
@@ -131,12 +139,14 @@ export function planCall(release: ServedRelease, call: CallRequest, caller: Call
   switch (call.op) {
     case 'select': {
       // select, where and orderBy may only name columns the rule lets the caller read.
-      const requested = p.select ?? table.columns.map((c) => c.name).filter((c) => allows(rule, c));
-      const columns = requested.map((name) => {
-        const column = columnOf(table, name, 'select');
-        if (!allows(rule, column.name)) throw notAllowed(table, column.name, 'read');
-        return column.name;
-      });
+      const columns =
+        p.select === undefined
+          ? readableColumnsOf(table, rule)
+          : p.select.map((name) => {
+              const column = columnOf(table, name, 'select');
+              if (!allows(rule, column.name)) throw notAllowed(table, column.name, 'read');
+              return column.name;
+            });
       if (columns.length === 0) throw new ForbiddenError(`the rule for these roles lets them read no column of table ${table.name}`, { reason: PermissionCode.ColumnNotAllowed });
       const filters = filtersOf(table, p.where ?? [], rule, rule);
       const orderBy = (p.orderBy ?? []).map(([name, dir]) => {

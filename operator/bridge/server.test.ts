@@ -74,6 +74,30 @@ describe('the public surface', () => {
     expect(events).toEqual(['authenticate']);
   });
 
+  it('reads a body that came with the headers and one that trickles in after them alike; either past the limit is 413', async () => {
+    const url = new URL(await serve(bridge({ maxBodyBytes: 64 }).handler));
+    /** Sends the request over a raw socket, the body at once or in two parts 50 ms apart, and returns the status and error code. */
+    const call = async (body: string, trickle: boolean) => {
+      const socket = net.connect(Number(url.port), '127.0.0.1');
+      let received = '';
+      socket.on('data', (d: Buffer) => (received += d.toString()));
+      const head = `POST /call HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-santokit-api-key: good\r\n\r\n`;
+      if (trickle) {
+        socket.write(head + body.slice(0, 5));
+        await new Promise((r) => setTimeout(r, 50));
+        socket.write(body.slice(5));
+      } else socket.write(head + body);
+      await new Promise((r) => socket.on('close', r));
+      return `${/^HTTP\/1\.1 (\d+)/.exec(received)?.[1]} ${/"code":"(\w+)"/.exec(received)?.[1]}`;
+    };
+    for (const trickle of [false, true]) {
+      // A well-formed call reaches the database (unavailable here); a malformed one is refused by its content.
+      expect(await call('{"path":"db/items/select"}', trickle)).toBe('503 DatabaseUnavailable');
+      expect(await call('{"path":"db/items/select"', trickle)).toBe('400 InvalidJson');
+      expect(await call(`{"path":"db/items/select","params":{"where":{"id":"${'x'.repeat(64)}"}}}`, trickle)).toBe('413 PayloadTooLarge');
+    }
+  });
+
   it('a key past its rate gets 429 with Retry-After', async () => {
     const url = await serve(bridge({ keyRatePerSecond: 1, keyBurst: 2 }).handler);
     const post = (apiKey: string) => fetch(`${url}/call`, { method: 'POST', headers: { 'x-santokit-api-key': apiKey }, body: '{"path":"db/items/select"}' });

@@ -27,7 +27,8 @@ import { planCall } from './plan.ts';
  */
 
 export interface CallDependencies {
-  authenticate(presented: string | undefined): Promise<AuthenticatedKey>;
+  /** a key verified moments ago may be answered synchronously (no promise on the hot path) */
+  authenticate(presented: string | undefined): AuthenticatedKey | Promise<AuthenticatedKey>;
   resolve(namespace: string, environment: string): Serving;
   /** the project an environment belongs to (its spec), if the environment exists */
   projectOf(namespace: string, environment: string): string | undefined;
@@ -136,9 +137,12 @@ class Deadlines {
   }
 }
 
-function send(res: http.ServerResponse, status: number, text: string, extraHeaders: Record<string, string | number> = {}): void {
+/** A JSON answer with its request id (headers as a flat list: no header object per call). */
+function send(res: http.ServerResponse, status: number, text: string, requestId: string, extraHeaders?: Record<string, string | number>): void {
   if (res.headersSent) return;
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), ...extraHeaders });
+  const headers = ['content-type', 'application/json; charset=utf-8', 'content-length', String(Buffer.byteLength(text)), 'x-request-id', requestId];
+  if (extraHeaders !== undefined) for (const name in extraHeaders) headers.push(name, String(extraHeaders[name]));
+  res.writeHead(status, headers);
   res.end(text);
 }
 
@@ -182,26 +186,20 @@ export function createBridgeHandler(deps: CallDependencies): (req: http.Incoming
   const buckets = new TokenBuckets(limits.keyRatePerSecond, limits.keyBurst);
   const deadlines = new Deadlines(limits.bodyTimeoutMs);
   let inFlight = 0;
-  // Labelled children of the metrics, made once per label set: no label hashing per call.
-  const counters = new Map<string, { inc(): void }>();
-  const histograms = new Map<string, { observe(v: number): void }>();
-  const count = (op: string, status: number) => {
-    const key = `${op} ${status}`;
-    let c = counters.get(key);
-    if (!c) counters.set(key, (c = metrics.requests.labels(op, String(status))));
-    c.inc();
-  };
-  const observe = (op: string, seconds: number) => {
-    let h = histograms.get(op);
-    if (!h) histograms.set(op, (h = metrics.duration.labels(op)));
-    h.observe(seconds);
-  };
+  const leaveFlight = () => inFlight--;
+  /** pools whose promise has resolved (the catalog hands out the same promise per pool): no await per call */
+  const openPools = new WeakMap<Promise<postgres.Sql>, postgres.Sql>();
+  /** the rate bucket's name per key (the authenticator hands out one object per verified key): one string, hashed once */
+  const rateKeys = new WeakMap<AuthenticatedKey, string>();
   const debug = log.isLevelEnabled('debug');
 
   async function call(req: http.IncomingMessage, facts: Record<string, unknown>, state: { bodyRead: boolean }): Promise<string> {
-    const key = await deps.authenticate(header(req, 'x-santokit-api-key'));
+    const authenticated = deps.authenticate(header(req, 'x-santokit-api-key'));
+    const key = authenticated instanceof Promise ? await authenticated : authenticated;
     facts.keyId = key.keyId;
-    const wait = buckets.take(`${key.namespace}/${key.keyId}`);
+    let rateKey = rateKeys.get(key);
+    if (rateKey === undefined) rateKeys.set(key, (rateKey = `${key.namespace}/${key.keyId}`));
+    const wait = buckets.take(rateKey);
     if (wait > 0) throw rateLimited(wait);
     const projectHint = header(req, 'x-santokit-project');
     const envHint = header(req, 'x-santokit-env');
@@ -221,12 +219,19 @@ export function createBridgeHandler(deps: CallDependencies): (req: http.Incoming
     const serving = deps.resolve(key.namespace, key.environment);
     facts.release = serving.release.id;
     const plan = planCall(serving.release, request, { sub: key.keyId, roles: key.roles });
-    const sql = await deps.pool(serving, plan.table.connection);
+    const pool = deps.pool(serving, plan.table.connection);
+    let sql = openPools.get(pool);
+    if (sql === undefined) {
+      sql = await pool;
+      openPools.set(pool, sql);
+    }
     return executePlan(sql, plan, limits.maxResponseBytes);
   }
 
   return (req, res) => {
-    const url = (req.url ?? '/').split('?')[0];
+    const raw = req.url ?? '/';
+    const query = raw.indexOf('?');
+    const url = query === -1 ? raw : raw.slice(0, query);
     if (url !== '/call') {
       if (req.method !== 'GET' && req.method !== 'HEAD') {
         req.resume();
@@ -235,7 +240,7 @@ export function createBridgeHandler(deps: CallDependencies): (req: http.Incoming
         res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
       } else {
         const requestId = randomUUID();
-        send(res, 404, JSON.stringify({ error: { code: 'NotFound', message: 'no such route: the data plane serves POST /call', requestId } }), { 'x-request-id': requestId });
+        send(res, 404, JSON.stringify({ error: { code: 'NotFound', message: 'no such route: the data plane serves POST /call', requestId } }), requestId);
       }
       return;
     }
@@ -245,12 +250,11 @@ export function createBridgeHandler(deps: CallDependencies): (req: http.Incoming
     const started = performance.now();
     const facts: Record<string, unknown> = {};
     const state = { bodyRead: false };
-    const finish = (status: number, text: string, err?: { mapped: SantokitError; raw: unknown }, extra: Record<string, string | number> = {}) => {
-      send(res, status, text, { 'x-request-id': requestId, ...extra });
+    const finish = (status: number, text: string, err?: { mapped: SantokitError; raw: unknown }, extra?: Record<string, string | number>) => {
+      send(res, status, text, requestId, extra);
       const seconds = (performance.now() - started) / 1000;
       const op = typeof facts.op === 'string' ? facts.op : 'none';
-      count(op, status);
-      observe(op, seconds);
+      metrics.recordCall(op, status, seconds);
       if (status === 401) metrics.authFailures.inc({ reason: err?.mapped.reason ?? 'unknown' });
       // Refusals at info (who was refused and why is operational signal); successes at debug:
       // an info line per call would cost more than the call itself at high rates.
@@ -291,7 +295,7 @@ export function createBridgeHandler(deps: CallDependencies): (req: http.Incoming
       return;
     }
     inFlight++;
-    res.once('close', () => inFlight--);
+    res.on('close', leaveFlight);
     call(req, facts, state).then((data) => finish(200, `{"data":${data}}`), fail);
   };
 }
