@@ -1,22 +1,9 @@
 import fs from 'node:fs';
 import type https from 'node:https';
-import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { ValidationError } from '../errors.ts';
-import { parseKubeconfigYaml } from './kubeconfig-yaml.ts';
-
-/**
- * A kubeconfig's text as data. Most are read by the small reader of kubeconfig-yaml.ts; the YAML
- * library (large: required only then, not imported, so `stk` does not load it for every command)
- * reads the rest and reports syntax errors.
- */
-function parseKubeconfigText(text: string): unknown {
-  const simple = parseKubeconfigYaml(text);
-  if (simple !== undefined) return simple;
-  const yaml = createRequire(import.meta.url)('yaml') as typeof import('yaml');
-  return yaml.parse(text);
-}
 
 /**
  * The part of a kubeconfig that KubeClient needs: the current cluster's server, the current
@@ -58,7 +45,7 @@ export function loadLiteKubeConfig(file: string, contextName?: string): LiteKube
   }
   let doc: unknown;
   try {
-    doc = parseKubeconfigText(text);
+    doc = parseYaml(text);
   } catch (err) {
     throw new ValidationError(`kubeconfig ${file} is not valid YAML: ${(err as Error).message.split('\n')[0]}`, [], { hint: kubeconfigHint });
   }
@@ -103,7 +90,7 @@ function named<T extends { name: string }>(list: T[] | undefined, name: string |
 
 export class LiteKubeConfig implements KubeConfigLike {
   private tls: { ca?: Buffer; cert?: Buffer; key?: Buffer } | undefined;
-  /** Where it was read from: what client-node loads when a watch needs it. */
+  /** Where it was read from (file and context). */
   readonly source: { kubeconfig: string; context?: string };
   private readonly contextName: string;
   private readonly cluster: RawCluster & { server: string };
@@ -161,7 +148,7 @@ function optional<K extends string>(key: K, value: Buffer | undefined): Partial<
 export function kubeconfigContexts(file: string): Array<{ name: string; server: string | undefined }> {
   let config: RawKubeconfig;
   try {
-    config = (parseKubeconfigText(fs.readFileSync(file, 'utf8')) ?? {}) as RawKubeconfig;
+    config = (parseYaml(fs.readFileSync(file, 'utf8')) ?? {}) as RawKubeconfig;
   } catch {
     return [];
   }
