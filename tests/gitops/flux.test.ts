@@ -242,14 +242,17 @@ describe.concurrent('GitOps with Flux', () => {
     const drop = await g.applyRef('dev', dropRef);
     const { sha } = await g.push('release: drop users.name');
 
+    // Flux may apply the Environment a moment before the Release it names: until the Release
+    // arrives the Environment (and so the Release) is Stalled with ReleaseNotFound, then the
+    // request runs again and is refused for what it is.
     const stalled = await eventually(
       async () => {
         const r = await g.release(drop);
-        return conditionOf(r, 'Stalled')?.status === 'True' ? r : undefined;
+        const why = conditionOf(r, 'Stalled');
+        return why?.status === 'True' && why.reason === 'DestructiveChange' ? r : undefined;
       },
-      { timeoutMs: 120_000, intervalMs: 250, what: `Release ${drop} Stalled${g.diagnostics()}` },
+      { timeoutMs: 120_000, intervalMs: 250, what: `Release ${drop} Stalled (DestructiveChange)${g.diagnostics()}` },
     );
-    expect(conditionOf(stalled, 'Stalled')?.reason).toBe('DestructiveChange');
     expect(conditionOf(stalled, 'Ready')?.status).toBe('False');
     const dev = await g.env('dev');
     expect(conditionOf(dev, 'Stalled')).toMatchObject({ status: 'True', reason: 'DestructiveChange' });
