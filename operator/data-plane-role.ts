@@ -195,8 +195,10 @@ export async function removeDataPlaneRole(ownerUrl: string, role: string, option
       const [{ can }] = (await tx`SELECT pg_catalog.pg_has_role(current_user, ${oid}::oid, 'USAGE') AS can`) as unknown as [{ can: boolean }];
       const stmts: string[] = [];
       if (can) {
-        // The data plane's sessions end with the grants (only possible with the role's privileges).
-        await tx`SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity WHERE usesysid = ${oid}::oid AND pid <> pg_catalog.pg_backend_pid()`;
+        // The data plane's sessions end with the grants (only possible with the role's privileges):
+        // all of them when the role goes, those in this database when it stays in use elsewhere.
+        await tx`SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity
+          WHERE usesysid = ${oid}::oid AND pid <> pg_catalog.pg_backend_pid() AND (${!options.keepRole} OR datname = current_database())`;
         stmts.push(`DROP OWNED BY ${ident(role)}`);
       } else {
         const relations = (await tx`

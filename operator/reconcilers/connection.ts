@@ -82,7 +82,8 @@ interface CredentialPlan {
  * The role goes with its Connection. Deletion (finalizer `santokit.io/data-plane-role`) drops it
  * (`removeDataPlaneRole`: its privileges in the connection's database, then the role); the
  * credential Secret, owned by the Connection, then goes with it (garbage collector). A database that cannot be reached (or a URL that cannot be resolved any
- * more) does not hold the deletion forever: the finalizer retries with a growing delay (1–30 s)
+ * more) does not hold the deletion forever (one that never got as far as its credential is let
+ * go after one attempt: it has no role): the finalizer retries with a growing delay (1–30 s)
  * until `cleanupTimeoutMs` after the deletion was asked for, then lets the Connection go with a
  * Warning Event `DataPlaneRoleLeftBehind` (and a log line) naming the role, the database and the
  * statements that drop it; Postgres' refusal to drop a role that still holds privileges in another
@@ -299,6 +300,12 @@ export class ConnectionReconciler implements Reconciler {
       const code = (thrown as { code?: unknown }).code;
       const why = redactSecrets(err.message) + (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? ` (SQLSTATE ${code})` : '');
       const elapsed = Date.now() - Date.parse(conn.metadata.deletionTimestamp ?? new Date().toISOString());
+      // A Connection that never got as far as its credential (never reachable, say) has no role:
+      // one attempt is enough, and there is nothing to warn about.
+      if (!status.conditions?.some((c) => c.type === DataPlaneCredentialCondition)) {
+        context.log.info({ role, err: why }, 'no data-plane role was ever made for this connection; nothing to drop');
+        return undefined;
+      }
       // 2BP01: the role still holds privileges in another database; retrying here cannot change that.
       if (code === '2BP01' || elapsed >= this.cleanupTimeoutMs) {
         context.log.warn({ role, target, err: why }, 'data-plane role left behind');

@@ -269,4 +269,31 @@ describe("the data plane's role goes with its Connection", () => {
       await second.drop();
     }
   });
+
+  it('a Connection that never reached its database has no role and is let go at once, without a Warning', async () => {
+    const closed = await postgresProxy();
+    await closed.close();
+    const url = new URL(adminUrl());
+    url.port = String(closed.port);
+    const project = uniqueName('rcnever');
+    const namespace = `stk-${project}`;
+    try {
+      expectExit(await stk(['project', 'create', project]));
+      expectExit(await stk(['env', 'create', '--project', project, 'dev']));
+      expectExit(await stk(['connections', 'set', '--project', project, '--env', 'dev', '--name', 'main', '--db-url', '-'], { input: url.toString() }));
+      const unreachable = await eventually(
+        async () => {
+          const conn = await client.find<Conn>(Kinds.Connection, 'dev-main', namespace);
+          return conn?.metadata.finalizers?.includes(FINALIZER) && conn.status?.conditions?.some((c) => c.type === 'Reachable' && c.status === 'False') ? conn : undefined;
+        },
+        { timeoutMs: 30_000, what: 'the operator to find dev-main unreachable' },
+      );
+      expect(unreachable.status?.conditions?.map((c) => c.type)).not.toContain('DataPlaneCredential');
+
+      expectExit(await kubectl(['delete', 'connection', 'dev-main', '--namespace', namespace, '--wait=true', '--timeout=60s']));
+      expect((await eventsOf(namespace, 'dev-main')).filter((e) => e.reason === 'DataPlaneRoleLeftBehind')).toEqual([]);
+    } finally {
+      await deleteProject(project);
+    }
+  });
 });
