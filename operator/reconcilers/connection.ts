@@ -81,9 +81,10 @@ interface CredentialPlan {
  *
  * The role goes with its Connection. Deletion (finalizer `santokit.io/data-plane-role`) drops it
  * (`removeDataPlaneRole`: its privileges in the connection's database, then the role); the
- * credential Secret, owned by the Connection, then goes with it (garbage collector). A database that cannot be reached (or a URL that cannot be resolved any
- * more) does not hold the deletion forever (one that never got as far as its credential is let
- * go after one attempt: it has no role): the finalizer retries with a growing delay (1–30 s)
+ * credential Secret, owned by the Connection, then goes with it (garbage collector). A database
+ * that cannot be reached (or a URL that cannot be resolved any more) does not hold the deletion
+ * forever (a Connection that never got as far as its credential has no role and is let go after
+ * one attempt): the finalizer retries with a growing delay (1–30 s)
  * until `cleanupTimeoutMs` after the deletion was asked for, then lets the Connection go with a
  * Warning Event `DataPlaneRoleLeftBehind` (and a log line) naming the role, the database and the
  * statements that drop it; Postgres' refusal to drop a role that still holds privileges in another
