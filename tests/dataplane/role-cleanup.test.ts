@@ -97,10 +97,12 @@ const namespaceGone = (project: string) =>
   eventually(async () => ((await client.find(Kinds.Namespace, `stk-${project}`)) === undefined ? true : undefined), { timeoutMs: 90_000, what: `namespace stk-${project} to be deleted` });
 
 /** A TCP forwarder to the test Postgres on a port of its own; `close` makes the database unreachable through it. */
-async function postgresProxy(): Promise<{ port: number; close(): Promise<void> }> {
+async function postgresProxy(): Promise<{ port: number; connections(): number; close(): Promise<void> }> {
   const target = new URL(adminUrl());
   const sockets = new Set<net.Socket>();
+  let connections = 0;
   const server = net.createServer((inbound) => {
+    connections += 1;
     const outbound = net.connect(Number(target.port || 5432), target.hostname);
     for (const s of [inbound, outbound]) {
       sockets.add(s);
@@ -112,6 +114,7 @@ async function postgresProxy(): Promise<{ port: number; close(): Promise<void> }
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: (server.address() as net.AddressInfo).port,
+    connections: () => connections,
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();
@@ -292,6 +295,39 @@ describe("the data plane's role goes with its Connection", () => {
       expect((await eventsOf(namespace, 'dev-main')).filter((e) => e.reason === 'DataPlaneRoleLeftBehind')).toEqual([]);
     } finally {
       await deleteProject(project);
+    }
+  });
+
+  it('moving a Connection to another server never sends the new credentials to the old one; a Warning names the role left there', async () => {
+    const db = await createTestDatabase('rcserver');
+    const proxy = await postgresProxy();
+    let project: string | undefined;
+    try {
+      // The "old server" is the same Postgres reached through another address (host:port).
+      const old = new URL(db.url);
+      old.port = String(proxy.port);
+      const created = await projectOn('rcserver', old.toString());
+      project = created.project;
+      const namespace = created.namespace;
+      const { role } = await credentialOf(namespace, 'dev-main');
+      const before = proxy.connections();
+      expect(before).toBeGreaterThan(0);
+
+      expectExit(await stk(['connections', 'set', '--project', project, '--env', 'dev', '--name', 'main', '--db-url', '-'], { input: db.url }));
+      await credentialOf(namespace, 'dev-main');
+      const warning = await eventually(async () => (await eventsOf(namespace, 'dev-main')).find((e) => e.reason === 'DataPlaneRoleLeftBehind'), {
+        timeoutMs: 30_000,
+        what: 'a DataPlaneRoleLeftBehind Warning on dev-main',
+      });
+      expect(warning.type).toBe('Warning');
+      expect(warning.message).toContain(role);
+      expect(warning.message).toContain(`127.0.0.1:${proxy.port}/${db.name}`);
+      expect(proxy.connections()).toBe(before);
+    } finally {
+      await proxy.close();
+      // The Connection is still there: its finalizer drops the role before the database goes.
+      await deleteProject(project, true);
+      await db.drop();
     }
   });
 });
