@@ -15,4 +15,12 @@ describe('redactSecrets', () => {
     const out = redactSecrets(`push with ${classic} failed; token ${fineGrained} expired`);
     expect(out).toBe('push with *** failed; token *** expired');
   });
+
+  it("masks API keys but keeps the data plane's role names, which an operator must be able to read", () => {
+    const apiKey = `stk_ak0123456789abcdef_${'Zz9-_'.repeat(8)}abc`;
+    const role = `stk_dp_${'0a'.repeat(12)}`;
+    expect(redactSecrets(`key ${apiKey} refused; role ${role} left behind`)).toBe(`key *** refused; role ${role} left behind`);
+    // A key whose secret part starts like a role name is still masked whole.
+    expect(redactSecrets(`key stk_ak0123456789abcdef_${'0a'.repeat(12)}-rest`)).toBe('key ***');
+  });
 });

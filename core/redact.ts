@@ -12,7 +12,8 @@ const patterns: ReadonlyArray<[RegExp, string]> = [
   [/\b(Bearer\s+)[A-Za-z0-9._~+/=-]+/g, '$1***'],
   [/\bdop_v1_[a-f0-9]{16,}\b/g, '***'],
   [/\btskey-[a-z]+-[A-Za-z0-9-]{6,}\b/g, '***'],
-  [/\bstk_[A-Za-z0-9_-]{16,}\b/g, '***'],
+  // API keys (stk_ak<16 hex>_<secret>); not the data plane's role names (stk_dp_<24 hex>), which are no secret
+  [/\bstk_(?!dp_[0-9a-f]{24}\b)[A-Za-z0-9_-]{16,}\b/g, '***'],
   // GitHub tokens: classic and fine-grained personal, OAuth, app and refresh tokens
   [/\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})\b/g, '***'],
   [/-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/g, '***'],

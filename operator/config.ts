@@ -35,6 +35,14 @@ export const operatorConfigSpec = {
   driftIntervalSeconds: { type: 'integer', flag: 'drift-interval', env: 'SANTOKIT_DRIFT_INTERVAL', default: 300, description: "seconds between drift checks of each environment's databases", schema: { minimum: 5, maximum: 86400 } },
   testPauseAt: { type: 'string', flag: 'test-pause-at', env: 'SANTOKIT_TEST_PAUSE_AT', description: 'tests only: stop the release pipeline for good at this point (two-phase-prepared) so a test can kill the operator there', schema: { enum: ['two-phase-prepared'] } },
   probeIntervalSeconds: { type: 'integer', flag: 'probe-interval', env: 'SANTOKIT_PROBE_INTERVAL', default: 60, description: 'seconds between reachability probes of each Connection', schema: { minimum: 5, maximum: 3600 } },
+  connectionCleanupTimeoutSeconds: {
+    type: 'integer',
+    flag: 'connection-cleanup-timeout',
+    env: 'SANTOKIT_CONNECTION_CLEANUP_TIMEOUT',
+    default: 300,
+    description: "seconds a deleted Connection's finalizer retries dropping its data-plane database role before it lets the Connection go (with a Warning Event naming the role left behind)",
+    schema: { minimum: 1, maximum: 86400 },
+  },
   digitaloceanApiUrl: {
     type: 'string',
     flag: 'digitalocean-api-url',

@@ -26,6 +26,8 @@ export const DATA_PLANE_CREDENTIAL_SELECTOR = `${DATA_PLANE_CREDENTIAL_LABEL}=tr
 export const DATA_PLANE_CREDENTIAL_TYPE = 'santokit.io/data-plane-credential';
 /** A fingerprint of the grants last made, so an unchanged Connection is not re-granted on every reconcile. */
 export const GRANTS_ANNOTATION = 'santokit.io/grants';
+/** The database (`host:port/db`) the role was last granted in, so a Connection moved to another database can leave the previous one. */
+export const ROLE_TARGET_ANNOTATION = 'santokit.io/role-target';
 
 type Conn = Connection & KubeObject;
 
@@ -104,10 +106,14 @@ export async function ensureDataPlaneRole(ownerUrl: string, role: string, passwo
       await tx`SELECT pg_catalog.set_config('lock_timeout', '10s', true)`;
       await tx`SELECT pg_catalog.pg_advisory_xact_lock(${SCHEMA_LOCK_KEY}::int8)`;
       const verifier = scramVerifier(password);
-      const exists = (await tx`SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = ${role}`).length > 0;
-      const attributes = 'LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS';
+      const [current] = (await tx`SELECT rolsuper, rolreplication, rolbypassrls FROM pg_catalog.pg_roles WHERE rolname = ${role}`) as unknown as Array<{ rolsuper: boolean; rolreplication: boolean; rolbypassrls: boolean }>;
+      // Naming SUPERUSER, REPLICATION or BYPASSRLS in ALTER ROLE, even to say NO, takes a superuser
+      // (a Connection user with CREATEROLE only is refused), so ALTER names them only to take one away.
+      const attributes = current
+        ? ['LOGIN NOINHERIT NOCREATEDB NOCREATEROLE', current.rolsuper ? 'NOSUPERUSER' : '', current.rolreplication ? 'NOREPLICATION' : '', current.rolbypassrls ? 'NOBYPASSRLS' : ''].filter(Boolean).join(' ')
+        : 'LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS';
       // Everything is gathered first and sent as one batch: a probe re-makes these grants, so few round trips matter.
-      const stmts = [`${exists ? 'ALTER' : 'CREATE'} ROLE ${ident(role)} WITH ${attributes} PASSWORD ${literal(verifier)}`];
+      const stmts = [`${current ? 'ALTER' : 'CREATE'} ROLE ${ident(role)} WITH ${attributes} PASSWORD ${literal(verifier)}`];
 
       const wanted = tables.map(splitTableName);
       const schemas = [...new Set(['public', ...wanted.map(([s]) => s)])].sort();
@@ -154,6 +160,73 @@ export async function ensureDataPlaneRole(ownerUrl: string, role: string, passwo
         WHERE a.grantee = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = ${role})`) as unknown as Array<{ schema: string }>;
       for (const u of usage) if (!schemas.includes(u.schema)) stmts.push(`REVOKE ALL ON SCHEMA ${ident(u.schema)} FROM ${ident(role)}`);
       await tx.unsafe(stmts.join(';\n'));
+    });
+  } finally {
+    await sql.end({ timeout: 1 }).catch(() => {});
+  }
+}
+
+/**
+ * What `removeDataPlaneRole` did: `dropped` (privileges revoked here, role dropped), `revoked`
+ * (privileges revoked here, role kept: `keepRole`), `absent` (no such role on this server).
+ */
+export type RoleRemoval = 'dropped' | 'revoked' | 'absent';
+
+/**
+ * Takes a Connection's data-plane role away from the database of `ownerUrl`: ends its sessions
+ * there, revokes every privilege it holds in that database, and (unless `keepRole`) drops it.
+ * One transaction under the owner URL and the schema lock.
+ *
+ * When the owner has the role's privileges (a superuser, or a member of it) that is
+ * `DROP OWNED BY` (the role owns nothing; this revokes its grants and default privileges in the
+ * current database). Otherwise — an owner with CREATEROLE only, which Postgres does not let run
+ * `DROP OWNED BY` for a role it is no member of — each grant is revoked by name: tables,
+ * sequences, schemas, the database, and the owner's default privileges. `DROP ROLE` then fails
+ * with SQLSTATE 2BP01 if the role still holds privileges in another database of the server; the
+ * caller reports that (the message names the database).
+ */
+export async function removeDataPlaneRole(ownerUrl: string, role: string, options: { keepRole?: boolean } = {}): Promise<RoleRemoval> {
+  const sql = openDatabase(ownerUrl, { max: 1, connectTimeoutSeconds: 5 });
+  try {
+    return await sql.begin(async (tx) => {
+      await tx`SELECT pg_catalog.set_config('lock_timeout', '10s', true)`;
+      await tx`SELECT pg_catalog.pg_advisory_xact_lock(${SCHEMA_LOCK_KEY}::int8)`;
+      const found = (await tx`SELECT oid::int8::text AS oid FROM pg_catalog.pg_roles WHERE rolname = ${role}`) as unknown as Array<{ oid: string }>;
+      if (found.length === 0) return 'absent';
+      const oid = found[0]!.oid;
+      const [{ can }] = (await tx`SELECT pg_catalog.pg_has_role(current_user, ${oid}::oid, 'USAGE') AS can`) as unknown as [{ can: boolean }];
+      const stmts: string[] = [];
+      if (can) {
+        // The data plane's sessions end with the grants (only possible with the role's privileges):
+        // all of them when the role goes, those in this database when it stays in use elsewhere.
+        await tx`SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity
+          WHERE usesysid = ${oid}::oid AND pid <> pg_catalog.pg_backend_pid() AND (${!options.keepRole} OR datname = current_database())`;
+        stmts.push(`DROP OWNED BY ${ident(role)}`);
+      } else {
+        const relations = (await tx`
+          SELECT DISTINCT n.nspname AS schema, c.relname AS name, c.relkind AS kind
+          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace, LATERAL aclexplode(c.relacl) a
+          WHERE a.grantee = ${oid}::oid`) as unknown as Array<{ schema: string; name: string; kind: string }>;
+        for (const r of relations) stmts.push(`REVOKE ALL ON ${r.kind === 'S' ? 'SEQUENCE' : 'TABLE'} ${ident(r.schema)}.${ident(r.name)} FROM ${ident(role)}`);
+        const schemas = (await tx`
+          SELECT DISTINCT n.nspname AS schema FROM pg_catalog.pg_namespace n, LATERAL aclexplode(n.nspacl) a WHERE a.grantee = ${oid}::oid`) as unknown as Array<{ schema: string }>;
+        for (const n of schemas) stmts.push(`REVOKE ALL ON SCHEMA ${ident(n.schema)} FROM ${ident(role)}`);
+        const database = (await tx`
+          SELECT DISTINCT d.datname AS name FROM pg_catalog.pg_database d, LATERAL aclexplode(d.datacl) a WHERE d.datname = current_database() AND a.grantee = ${oid}::oid`) as unknown as Array<{ name: string }>;
+        for (const d of database) stmts.push(`REVOKE ALL ON DATABASE ${ident(d.name)} FROM ${ident(role)}`);
+        const defaults = (await tx`
+          SELECT DISTINCT pg_catalog.pg_get_userbyid(d.defaclrole) AS owner, n.nspname AS schema, d.defaclobjtype AS kind
+          FROM pg_catalog.pg_default_acl d LEFT JOIN pg_catalog.pg_namespace n ON n.oid = d.defaclnamespace, LATERAL aclexplode(d.defaclacl) a
+          WHERE a.grantee = ${oid}::oid`) as unknown as Array<{ owner: string; schema: string | null; kind: string }>;
+        const objects: Record<string, string> = { r: 'TABLES', S: 'SEQUENCES', f: 'FUNCTIONS', T: 'TYPES', n: 'SCHEMAS' };
+        for (const d of defaults) {
+          if (!objects[d.kind]) continue;
+          stmts.push(`ALTER DEFAULT PRIVILEGES FOR ROLE ${ident(d.owner)}${d.schema === null ? '' : ` IN SCHEMA ${ident(d.schema)}`} REVOKE ALL ON ${objects[d.kind]} FROM ${ident(role)}`);
+        }
+      }
+      if (!options.keepRole) stmts.push(`DROP ROLE ${ident(role)}`);
+      if (stmts.length > 0) await tx.unsafe(stmts.join(';\n'));
+      return options.keepRole ? 'revoked' : 'dropped';
     });
   } finally {
     await sql.end({ timeout: 1 }).catch(() => {});

@@ -148,7 +148,7 @@ async function runManager(config: OperatorConfig): Promise<number> {
   manager.addController(new ReleaseReconciler(client, events, environments, commitStatuses), { watches: [ReleaseReconciler.watchEnvironments()] });
 
   const connections = manager.informer<Connection & KubeObject>(Kinds.Connection);
-  manager.addController(new ConnectionReconciler(client, events, databases, config.probeIntervalSeconds * 1000), { watches: [ConnectionReconciler.watchEnvironments(connections)] });
+  manager.addController(new ConnectionReconciler(client, events, databases, config.probeIntervalSeconds * 1000, config.connectionCleanupTimeoutSeconds * 1000), { watches: [ConnectionReconciler.watchEnvironments(connections)] });
   const infraHosts = new InfraHostReconciler(client, events, {
     digitaloceanApiUrl: config.digitaloceanApiUrl,
     ssh: { port: config.sshPort, user: config.sshUser, readyTimeoutMs: config.sshReadyTimeoutSeconds * 1000 },

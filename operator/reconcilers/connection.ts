@@ -9,6 +9,7 @@ import {
   DATA_PLANE_CREDENTIAL_LABEL,
   DATA_PLANE_CREDENTIAL_TYPE,
   GRANTS_ANNOTATION,
+  ROLE_TARGET_ANNOTATION,
   dataPlaneRoleName,
   dataPlaneSecretName,
   dataPlaneUrl,
@@ -17,9 +18,10 @@ import {
   managedTablesOfReleases,
   tablesByConnection,
   newDataPlanePassword,
+  removeDataPlaneRole,
 } from '../data-plane-role.ts';
-import { ConnectionReason, describeTarget, probeDatabase, type Databases } from '../databases.ts';
-import type { ReconcileContext, ReconcileRequest, Reconciler, WatchMapping } from '../runtime/controller.ts';
+import { ConnectionReason, describeTarget, parseDatabaseUrl, probeDatabase, type Databases } from '../databases.ts';
+import type { ReconcileContext, ReconcileRequest, ReconcileResult, Reconciler, WatchMapping } from '../runtime/controller.ts';
 import type { EventRecorder } from '../runtime/events.ts';
 import { FIELD_MANAGER, reconcileWithStatus } from '../runtime/skeleton.ts';
 import { fetchRelease } from '../release-store.ts';
@@ -34,7 +36,20 @@ export const DataPlaneReason = {
   CredentialFailed: 'CredentialFailed',
   /** a Secret of the credential's name exists and is not the operator's */
   CredentialSecretConflict: 'CredentialSecretConflict',
+  /** the Connection is being deleted and its role could not be dropped yet (retried until the cleanup deadline) */
+  RoleCleanupFailed: 'RoleCleanupFailed',
+  /** Warning Event: a role (or its privileges in a database) stays behind; the message says where and how to drop it */
+  RoleLeftBehind: 'DataPlaneRoleLeftBehind',
 } as const;
+
+/**
+ * Held by every Connection the operator has reconciled: its deletion first drops the data plane's
+ * role, see `ConnectionReconciler.removeCredential`.
+ */
+export const CONNECTION_FINALIZER = 'santokit.io/data-plane-role';
+
+/** How long a deleted Connection's finalizer retries dropping its role before it gives up (`--connection-cleanup-timeout`). */
+export const DEFAULT_CLEANUP_TIMEOUT_MS = 300_000;
 
 type Conn = Connection & KubeObject;
 
@@ -66,6 +81,20 @@ interface CredentialPlan {
  * releases, its URL in the Secret `santokit-dataplane-<connection>` (`DataPlaneCredential`
  * condition). A pointer move of the environment (watched) re-grants when the tables change, and
  * every probe re-grants and revokes what is not a managed table.
+ *
+ * The role goes with its Connection. Deletion (finalizer `santokit.io/data-plane-role`) drops it
+ * (`removeDataPlaneRole`: its privileges in the connection's database, then the role); the
+ * credential Secret, owned by the Connection, then goes with it (garbage collector). A database
+ * that cannot be reached (or a URL that cannot be resolved any more) does not hold the deletion
+ * forever (a Connection that never got as far as its credential has no role and is let go after
+ * one attempt): the finalizer retries with a growing delay (1–30 s)
+ * until `cleanupTimeoutMs` after the deletion was asked for, then lets the Connection go with a
+ * Warning Event `DataPlaneRoleLeftBehind` (and a log line) naming the role, the database and the
+ * statements that drop it; Postgres' refusal to drop a role that still holds privileges in another
+ * database (2BP01) gives up at once the same way. When a Connection's URL moves to another
+ * database of the same server, the role's privileges in the previous database are revoked with
+ * the new URL (the role itself, one per server, stays in use); when it moves to another server
+ * the new credentials are never sent to the old one, and a Warning Event names the role left there.
  */
 export class ConnectionReconciler implements Reconciler {
   readonly name = 'connection';
@@ -78,6 +107,7 @@ export class ConnectionReconciler implements Reconciler {
     private readonly events: EventRecorder,
     private readonly databases: Databases,
     private readonly reprobeMs: number,
+    private readonly cleanupTimeoutMs: number = DEFAULT_CLEANUP_TIMEOUT_MS,
   ) {}
 
   /** An Environment's change (its releases) re-checks the grants of its Connections. */
@@ -100,6 +130,8 @@ export class ConnectionReconciler implements Reconciler {
       request,
       context,
       gone: () => this.databases.forget(request.key),
+      finalizer: CONNECTION_FINALIZER,
+      finalize: ({ obj, status, generation }) => this.removeCredential(obj as Conn, status, generation, context),
       work: async ({ obj, status, generation }) => {
         const conn = obj as Conn;
         const probeRequest = obj.metadata.annotations?.[Annotations.probe];
@@ -200,6 +232,8 @@ export class ConnectionReconciler implements Reconciler {
       });
     }
     const password = ours && existing!.data?.password ? Buffer.from(existing!.data.password, 'base64').toString('utf8') : newDataPlanePassword();
+    const target = describeTarget(ownerUrl);
+    const previousTarget = ours ? (existing!.metadata.annotations as Record<string, string> | undefined)?.[ROLE_TARGET_ANNOTATION] : undefined;
     try {
       await ensureDataPlaneRole(ownerUrl, role, password, tables);
     } catch (err) {
@@ -224,7 +258,7 @@ export class ConnectionReconciler implements Reconciler {
           name,
           namespace,
           labels: { [DATA_PLANE_CREDENTIAL_LABEL]: 'true', 'app.kubernetes.io/managed-by': 'santokit', 'santokit.io/connection': conn.metadata.name },
-          annotations: { [GRANTS_ANNOTATION]: fingerprint },
+          annotations: { [GRANTS_ANNOTATION]: fingerprint, [ROLE_TARGET_ANNOTATION]: target },
           ownerReferences: [{ apiVersion: conn.apiVersion ?? 'santokit.io/v1alpha1', kind: 'Connection', name: conn.metadata.name, uid: conn.metadata.uid! }],
         },
         data: { url: b64(dataPlaneUrl(ownerUrl, role, password)), password: b64(password), role: b64(role) },
@@ -232,5 +266,73 @@ export class ConnectionReconciler implements Reconciler {
       { fieldManager: FIELD_MANAGER, force: true },
     );
     context.log.info({ role, tables: tables.length }, 'data-plane credential ensured');
+    if (previousTarget !== undefined && previousTarget !== target) await this.leaveDatabase(conn, ownerUrl, role, previousTarget, context);
+  }
+
+  /**
+   * The Connection's URL moved from database `previous` (`host:port/db`) to `ownerUrl`'s: on the
+   * same server, revoke the role's privileges in the previous database with the new URL (the role
+   * stays: it serves the new database); on another server, only say what is left there (the new
+   * credentials are never sent to a server the Connection no longer names). Never fails the reconcile.
+   */
+  private async leaveDatabase(conn: Conn, ownerUrl: string, role: string, previous: string, context: ReconcileContext): Promise<void> {
+    const at = /^(.*:\d+)(\/.*)$/.exec(previous);
+    const next = parseDatabaseUrl(ownerUrl);
+    const sameServer = at !== null && at[1] === `${next.hostname}:${next.port || '5432'}`;
+    const drop = `DROP OWNED BY ${role}; DROP ROLE ${role}`;
+    if (!sameServer) {
+      context.log.warn({ role, previous }, 'the data-plane role stays on the previous server');
+      await this.events.record(Kinds.Connection, conn, 'Warning', DataPlaneReason.RoleLeftBehind, `the connection moved to another server; the data plane's role ${role} is left on ${previous}: drop it there (${drop})`);
+      return;
+    }
+    const old = new URL(next.toString());
+    old.pathname = at![2]!;
+    try {
+      await removeDataPlaneRole(old.toString(), role, { keepRole: true });
+      context.log.info({ role, previous }, 'data-plane role privileges revoked in the previous database');
+    } catch (thrown) {
+      const why = redactSecrets(asSantokitError(thrown).message);
+      context.log.warn({ role, previous, err: why }, 'the data-plane role keeps its privileges in the previous database');
+      await this.events.record(Kinds.Connection, conn, 'Warning', DataPlaneReason.RoleLeftBehind, `the data plane's role ${role} keeps its privileges in ${previous} (${why}): revoke them there (DROP OWNED BY ${role})`);
+    }
+  }
+
+  /**
+   * The finalizer: drops the Connection's data-plane role. Undefined when done (or given up, with
+   * a Warning Event); a requeue while retrying. The credential Secret is owned by the Connection:
+   * the garbage collector deletes it once the Connection is gone (the operator has no right to
+   * delete Secrets).
+   */
+  private async removeCredential(conn: Conn, status: ConnectionStatus, generation: number | undefined, context: ReconcileContext): Promise<ReconcileResult | undefined> {
+    const role = dataPlaneRoleName(conn);
+    let target = status.target ?? 'the connection\'s database';
+    try {
+      const url = await this.databases.resolveUrl(conn);
+      target = describeTarget(url);
+      const outcome = await removeDataPlaneRole(url, role);
+      context.log.info({ role, outcome }, 'data-plane role dropped');
+      return undefined;
+    } catch (thrown) {
+      const err = asSantokitError(thrown);
+      const code = (thrown as { code?: unknown }).code;
+      const why = redactSecrets(err.message) + (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? ` (SQLSTATE ${code})` : '');
+      const elapsed = Date.now() - Date.parse(conn.metadata.deletionTimestamp ?? new Date().toISOString());
+      // A Connection that never got as far as its credential (never reachable, say) has no role:
+      // one attempt is enough, and there is nothing to warn about.
+      if (!status.conditions?.some((c) => c.type === DataPlaneCredentialCondition)) {
+        context.log.info({ role, err: why }, 'no data-plane role was ever made for this connection; nothing to drop');
+        return undefined;
+      }
+      // 2BP01: the role still holds privileges in another database; retrying here cannot change that.
+      if (code === '2BP01' || elapsed >= this.cleanupTimeoutMs) {
+        context.log.warn({ role, target, err: why }, 'data-plane role left behind');
+        await this.events.record(Kinds.Connection, conn, 'Warning', DataPlaneReason.RoleLeftBehind, `the data plane's role ${role} could not be dropped from ${target} (${why}): drop it there (DROP OWNED BY ${role}; DROP ROLE ${role})`);
+        return undefined;
+      }
+      context.log.info({ role, err: why }, 'data-plane role not dropped yet');
+      const message = `the data plane's role ${role} could not be dropped yet: ${why}; retrying for ${Math.ceil((this.cleanupTimeoutMs - elapsed) / 1000)} s more, then it is left behind`;
+      status.conditions = markRetrying(status.conditions, DataPlaneReason.RoleCleanupFailed, message, generation);
+      return { requeueAfterMs: Math.min(Math.max(1_000, elapsed / 4, 0), 30_000, Math.max(1_000, this.cleanupTimeoutMs - elapsed)) };
+    }
   }
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { operatorConfigSpec } from '../../operator/config.ts';
 import { kubectl, uniqueName, expectExit, type RunResult } from '../support/cluster.ts';
-import { createNamespace, renderChart, toYamlStream, type RenderedObject } from './helm.ts';
+import { createNamespace, findObject, renderChart, toYamlStream, type RenderedObject } from './helm.ts';
 
 /**
  * Every object the chart renders is accepted by a real API server (server-side dry run, so
@@ -52,4 +53,53 @@ describe('chart dry run', () => {
       await kubectl(['delete', 'namespace', namespace, '--wait=false']);
     });
   }
+
+  // bridge.limits → the data plane's flags, and each default is the binary's own (operator/config.ts).
+  const limits = {
+    maxBodyBytes: operatorConfigSpec.bridgeMaxBodyBytes,
+    bodyTimeoutSeconds: operatorConfigSpec.bridgeBodyTimeoutSeconds,
+    maxResponseBytes: operatorConfigSpec.bridgeMaxResponseBytes,
+    maxInFlight: operatorConfigSpec.bridgeMaxInFlight,
+    keyRate: operatorConfigSpec.bridgeKeyRate,
+    keyBurst: operatorConfigSpec.bridgeKeyBurst,
+    maxQueuedVerifications: operatorConfigSpec.bridgeMaxQueuedVerifications,
+    statementTimeoutMs: operatorConfigSpec.bridgeStatementTimeoutMs,
+    apiKeyMaxStalenessSeconds: operatorConfigSpec.apiKeyMaxStalenessSeconds,
+  } as const;
+
+  async function bridgeArgs(set: string[]): Promise<string[]> {
+    const objects = await renderChart({ release: uniqueName('rel'), namespace: uniqueName('stk-limits'), set });
+    const deployment = findObject(objects, 'Deployment', '-bridge') as RenderedObject & { spec: { template: { spec: { containers: Array<{ name: string; args: string[] }> } } } };
+    return deployment.spec.template.spec.containers.find((c) => c.name === 'bridge')!.args;
+  }
+  /** The value after each occurrence of `flag`. */
+  const valuesOf = (args: string[], flag: string) => args.flatMap((a, i) => (a === `--${flag}` ? [args[i + 1]] : []));
+
+  it("renders bridge.limits as the data plane's flags, by default with the binary's own defaults", async () => {
+    const args = await bridgeArgs([]);
+    for (const [value, spec] of Object.entries(limits)) expect(valuesOf(args, spec.flag), `bridge.limits.${value}`).toEqual([String(spec.default)]);
+  });
+
+  it('renders values set under bridge.limits (zero and large numbers as digits); extraArgs still come last', async () => {
+    const set: Record<keyof typeof limits, number> = {
+      maxBodyBytes: 2097152,
+      bodyTimeoutSeconds: 20,
+      maxResponseBytes: 268435456,
+      maxInFlight: 64,
+      keyRate: 0,
+      keyBurst: 50,
+      maxQueuedVerifications: 0,
+      statementTimeoutMs: 120000,
+      apiKeyMaxStalenessSeconds: 90,
+    };
+    const args = await bridgeArgs([...Object.entries(set).map(([k, v]) => `bridge.limits.${k}=${v}`), 'bridge.extraArgs={--key-rate,5}']);
+    for (const [value, spec] of Object.entries(limits)) {
+      const expected = [String(set[value as keyof typeof limits])];
+      if (spec.flag === 'key-rate') expected.push('5');
+      expect(valuesOf(args, spec.flag), `bridge.limits.${value}`).toEqual(expected);
+    }
+    expect(args.slice(-2)).toEqual(['--key-rate', '5']);
+    // The older bridge.apiKeyMaxStalenessSeconds, when set, still wins.
+    expect(valuesOf(await bridgeArgs(['bridge.apiKeyMaxStalenessSeconds=7']), 'api-key-max-staleness')).toEqual(['7']);
+  });
 });

@@ -1,11 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import type { OperatorProcess } from '../support/cluster.ts';
-import { call, callRaw, createApiKey, createDataplaneProject, dataOf, startBridge, startDataplaneOperator, waitBridgeReady, type ApiKey, type BridgeProcess, type DataplaneProject } from './support.ts';
+import { call, callRaw, createApiKey, createDataplaneProject, dataOf, startBridge, startDataplaneOperator, waitServable, type ApiKey, type BridgeProcess, type DataplaneProject } from './support.ts';
 
 /**
  * The bad-input corpus: malformed JSON, wrong types, huge bodies, SQL-looking strings in keys,
  * paths, headers and values. Every answer is a 4xx in the error envelope, the database is
  * unchanged, and the process stays up and keeps serving.
+ *
+ * The operator and the data plane are shared by the file; each case has its own project,
+ * database, API key and seed rows, so a case runs alone (`-t`) and one cannot disturb another.
  */
 
 const schema = `version: 1
@@ -92,96 +95,130 @@ function corpus(): Array<[string, string | Uint8Array]> {
   return cases;
 }
 
-describe('bad input', () => {
-  let operator: OperatorProcess;
-  let bridge: BridgeProcess;
-  let p: DataplaneProject;
-  let admin: ApiKey;
-  const db = () => p.dbs.dev!.sql;
-  const fingerprint = async () => ({
-    rows: await db()`SELECT md5(coalesce(string_agg(u::text, '|' ORDER BY u.id), '')) AS h, count(*)::int AS n FROM users u`,
-    columns: await db()`SELECT string_agg(table_name || '.' || column_name || ':' || data_type, ',' ORDER BY table_name, column_name) AS c FROM information_schema.columns WHERE table_schema = 'public'`,
-    tables: await db()`SELECT string_agg(tablename, ',' ORDER BY tablename) AS t FROM pg_tables WHERE schemaname = 'public'`,
-  });
+let operator: OperatorProcess | undefined;
+let bridge: BridgeProcess;
 
+/** One case's own project: the users table served, an admin key, two seed rows (a@ and b@example.com). */
+interface Case {
+  readonly p: DataplaneProject;
+  readonly admin: ApiKey;
+  db(): DataplaneProject['dbs'][string]['sql'];
+  /** the table's rows, the public columns and tables, as hashes: equal means unchanged */
+  fingerprint(): Promise<unknown>;
+}
+
+async function newCase(context: TestContext): Promise<Case> {
+  const p = await createDataplaneProject('dpbad', ['dev']);
+  context.onTestFinished(() => p.drop());
+  await p.apply('dev', { 'schema/app.yaml': schema, 'config/permissions.yaml': permissions });
+  const admin = await createApiKey(p.project, 'dev', ['admin'], undefined, bridge);
+  await waitServable(bridge, admin.apiKey, 'db/users/select');
+  for (const email of ['a@example.com', 'b@example.com']) dataOf(await call(bridge, admin.apiKey, 'db/users/insert', { data: { email, name: 'seed', age: 30 } }));
+  const db = () => p.dbs.dev!.sql;
+  return {
+    p,
+    admin,
+    db,
+    fingerprint: async () => ({
+      rows: await db()`SELECT md5(coalesce(string_agg(u::text, '|' ORDER BY u.id), '')) AS h, count(*)::int AS n FROM users u`,
+      columns: await db()`SELECT string_agg(table_name || '.' || column_name || ':' || data_type, ',' ORDER BY table_name, column_name) AS c FROM information_schema.columns WHERE table_schema = 'public'`,
+      tables: await db()`SELECT string_agg(tablename, ',' ORDER BY tablename) AS t FROM pg_tables WHERE schemaname = 'public'`,
+    }),
+  };
+}
+
+/** Sends every body of the corpus with `key`; the answers that are not a 4xx in the envelope, or that echo SQL. */
+async function corpusFailures(key: string): Promise<string[]> {
+  const failures: string[] = [];
+  for (const [what, body] of corpus()) {
+    const res = await callRaw(bridge, body, { 'x-santokit-api-key': key });
+    const ok = res.status >= 400 && res.status < 500 && typeof res.body.error?.code === 'string' && typeof res.body.error?.message === 'string' && res.body.error.requestId === res.requestId;
+    if (!ok) failures.push(`${what}: ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
+    for (const s of sqlish) if (s.length > 4 && res.body.error?.message.includes(s)) failures.push(`${what}: the message echoes ${s}`);
+  }
+  return failures;
+}
+
+/** Bad credentials and routing headers with a delete body, and the status each must get. */
+function badHeaders(admin: ApiKey): Array<[Record<string, string>, number]> {
+  return [
+    [{}, 401],
+    [{ 'x-santokit-api-key': "' OR 1=1 --" }, 401],
+    [{ 'x-santokit-api-key': `stk_${admin.keyId}_${"' OR 1=1 --".padEnd(43, 'x')}` }, 401],
+    [{ 'x-santokit-api-key': 'x'.repeat(8000) }, 401],
+    [{ 'x-santokit-api-key': admin.apiKey, 'x-santokit-project': "'; DROP TABLE users; --" }, 403],
+    [{ 'x-santokit-api-key': admin.apiKey, 'x-santokit-env': '../prod' }, 403],
+  ];
+}
+const deleteA = JSON.stringify({ path: 'db/users/delete', params: { where: { email: 'a@example.com' } } });
+
+describe('bad input', () => {
   beforeAll(async () => {
     operator = await startDataplaneOperator('dp-bad');
     bridge = await startBridge();
-    p = await createDataplaneProject('dpbad', ['dev']);
-    await p.apply('dev', { 'schema/app.yaml': schema, 'config/permissions.yaml': permissions });
-    admin = await createApiKey(p.project, 'dev', ['admin'], undefined, bridge);
-    await waitBridgeReady(bridge);
-    for (const email of ['a@example.com', 'b@example.com']) dataOf(await call(bridge, admin.apiKey, 'db/users/insert', { data: { email, name: 'seed', age: 30 } }));
   });
 
   afterAll(async () => {
     await bridge?.stop('SIGKILL');
     await operator?.stop();
-    await p?.drop();
   });
 
-  it('answers every body of the corpus with a 4xx in the envelope; the database is unchanged', async () => {
-    const before = await fingerprint();
-    const cases = corpus();
-    const failures: string[] = [];
-    for (const [what, body] of cases) {
-      const res = await callRaw(bridge, body, { 'x-santokit-api-key': admin.apiKey });
-      const ok = res.status >= 400 && res.status < 500 && typeof res.body.error?.code === 'string' && typeof res.body.error?.message === 'string' && res.body.error.requestId === res.requestId;
-      if (!ok) failures.push(`${what}: ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
-      for (const s of sqlish) if (s.length > 4 && res.body.error?.message.includes(s)) failures.push(`${what}: the message echoes ${s}`);
-    }
-    expect(failures).toEqual([]);
+  it('answers every body of the corpus with a 4xx in the envelope; the database is unchanged', async (context) => {
+    const c = await newCase(context);
+    const before = await c.fingerprint();
+    expect(await corpusFailures(c.admin.apiKey)).toEqual([]);
     // the first 64 cases again, all at once
-    const results = await Promise.all(cases.slice(0, 64).map(([, body]) => callRaw(bridge, body, { 'x-santokit-api-key': admin.apiKey })));
+    const results = await Promise.all(corpus().slice(0, 64).map(([, body]) => callRaw(bridge, body, { 'x-santokit-api-key': c.admin.apiKey })));
     expect(results.filter((r) => r.status < 400 || r.status >= 500)).toEqual([]);
-    expect(await fingerprint()).toEqual(before);
+    expect(await c.fingerprint()).toEqual(before);
   });
 
-  it('refuses bad credentials and headers with 401/403, whatever the body', async () => {
-    const body = JSON.stringify({ path: 'db/users/delete', params: { where: { email: 'a@example.com' } } });
-    const headers: Array<[Record<string, string>, number]> = [
-      [{}, 401],
-      [{ 'x-santokit-api-key': "' OR 1=1 --" }, 401],
-      [{ 'x-santokit-api-key': `stk_${admin.keyId}_${"' OR 1=1 --".padEnd(43, 'x')}` }, 401],
-      [{ 'x-santokit-api-key': 'x'.repeat(8000) }, 401],
-      [{ 'x-santokit-api-key': admin.apiKey, 'x-santokit-project': "'; DROP TABLE users; --" }, 403],
-      [{ 'x-santokit-api-key': admin.apiKey, 'x-santokit-env': '../prod' }, 403],
-    ];
-    for (const [h, status] of headers) {
-      const res = await callRaw(bridge, body, h);
+  it('refuses bad credentials and headers with 401/403, whatever the body', async (context) => {
+    const c = await newCase(context);
+    for (const [h, status] of badHeaders(c.admin)) {
+      const res = await callRaw(bridge, deleteA, h);
       expect(res.status, JSON.stringify(h).slice(0, 80)).toBe(status);
       expect(res.body.error?.requestId).toBe(res.requestId);
     }
-    expect(await db()`SELECT count(*)::int AS n FROM users`).toEqual([{ n: 2 }]);
+    expect(await c.db()`SELECT email FROM users ORDER BY email`).toEqual([{ email: 'a@example.com' }, { email: 'b@example.com' }]);
   });
 
-  it('refuses huge bodies with 413 and keeps serving', async () => {
+  it('refuses huge bodies with 413 and keeps serving', async (context) => {
+    const c = await newCase(context);
     const big = JSON.stringify({ path: 'db/users/insert', params: { data: { email: 'big@example.com', name: 'x'.repeat(2 * MiB) } } });
-    const res = await callRaw(bridge, big, { 'x-santokit-api-key': admin.apiKey });
+    const res = await callRaw(bridge, big, { 'x-santokit-api-key': c.admin.apiKey });
     expect(res.status).toBe(413);
     expect(res.body.error?.code).toBe('PayloadTooLarge');
     // 40 MiB: answered at once while the rest is read and discarded, so the client still gets the 413
-    const huge = await callRaw(bridge, new Uint8Array(40 * MiB).fill(0x20), { 'x-santokit-api-key': admin.apiKey });
+    const huge = await callRaw(bridge, new Uint8Array(40 * MiB).fill(0x20), { 'x-santokit-api-key': c.admin.apiKey });
     expect(huge.status).toBe(413);
-    expect(await db()`SELECT count(*)::int AS n FROM users WHERE email = 'big@example.com'`).toEqual([{ n: 0 }]);
-    expect((await call(bridge, admin.apiKey, 'db/users/select', { limit: 1 })).status).toBe(200);
+    expect(await c.db()`SELECT count(*)::int AS n FROM users WHERE email = 'big@example.com'`).toEqual([{ n: 0 }]);
+    expect((await call(bridge, c.admin.apiKey, 'db/users/select', { limit: 1 })).status).toBe(200);
   });
 
-  it('stores SQL-looking values verbatim as bound parameters and finds them again by equality', async () => {
+  it('stores SQL-looking values verbatim as bound parameters and finds them again by equality', async (context) => {
+    const c = await newCase(context);
     for (const [i, s] of sqlish.entries()) {
-      dataOf(await call(bridge, admin.apiKey, 'db/users/insert', { data: { email: `sql${i}@example.com`, name: s, settings: { [s]: s } } }));
-      const rows = dataOf<Array<{ name: string; settings: unknown }>>(await call(bridge, admin.apiKey, 'db/users/select', { where: { name: s }, select: ['name', 'settings'] }));
+      dataOf(await call(bridge, c.admin.apiKey, 'db/users/insert', { data: { email: `sql${i}@example.com`, name: s, settings: { [s]: s } } }));
+      const rows = dataOf<Array<{ name: string; settings: unknown }>>(await call(bridge, c.admin.apiKey, 'db/users/select', { where: { name: s }, select: ['name', 'settings'] }));
       expect(rows).toEqual([{ name: s, settings: { [s]: s } }]);
     }
-    expect(await db()`SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename`).toEqual([{ tablename: 'users' }]);
-    expect(await db()`SELECT count(*)::int AS n FROM users`).toEqual([{ n: 2 + sqlish.length }]);
+    expect(await c.db()`SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename`).toEqual([{ tablename: 'users' }]);
+    expect(await c.db()`SELECT count(*)::int AS n FROM users`).toEqual([{ n: 2 + sqlish.length }]);
   });
 
-  it('is still alive and healthy after all of it, and logged no value', async () => {
+  it('is still alive and healthy after all of it, and logged no value', async (context) => {
+    const c = await newCase(context);
+    // All of it, against this case's project: the corpus, bad credentials, a huge body, SQL-looking values.
+    expect(await corpusFailures(c.admin.apiKey)).toEqual([]);
+    for (const [h, status] of badHeaders(c.admin)) expect((await callRaw(bridge, deleteA, h)).status).toBe(status);
+    expect((await callRaw(bridge, new Uint8Array(40 * MiB).fill(0x20), { 'x-santokit-api-key': c.admin.apiKey })).status).toBe(413);
+    for (const [i, s] of sqlish.entries()) dataOf(await call(bridge, c.admin.apiKey, 'db/users/insert', { data: { email: `sql${i}@example.com`, name: s } }));
+
     expect(bridge.child.exitCode).toBeNull();
     expect((await fetch(`${bridge.url}/healthz`)).status).toBe(200);
     expect((await fetch(`${bridge.probeUrl}/readyz`)).status).toBe(200);
-    expect((await call(bridge, admin.apiKey, 'db/users/select', { where: { email: 'a@example.com' }, select: ['email'] })).body.data).toEqual([{ email: 'a@example.com' }]);
+    expect((await call(bridge, c.admin.apiKey, 'db/users/select', { where: { email: 'a@example.com' }, select: ['email'] })).body.data).toEqual([{ email: 'a@example.com' }]);
     const logs = bridge.logs();
     for (const s of ['DROP TABLE', 'DELETE FROM', 'OR 1=1', 'a@example.com']) expect(logs).not.toContain(s);
   });

@@ -39,6 +39,10 @@ describe('project deletion', () => {
       expect(await columnsOf(db.sql, 'users')).toEqual(['email', 'id', 'name']);
       await db.sql`INSERT INTO users (id, email, name) VALUES ('01J0000000000000000000000A', 'ann@example.com', 'Ann')`;
       const rolesBefore = await db.sql<{ rolname: string }[]>`SELECT rolname FROM pg_roles ORDER BY rolname`;
+      // The one role the operator made for the data plane (docs/security.md) goes with the Connection.
+      const secret = await client.get<KubeObject & { data: { role: string } }>(Kinds.Secret, 'santokit-dataplane-dev-main', namespace);
+      const dataPlaneRole = Buffer.from(secret.data.role, 'base64').toString();
+      expect(rolesBefore.map((r) => r.rolname)).toContain(dataPlaneRole);
 
       const del = await kubectl(['delete', 'project', name, '--wait=true', '--timeout=60s']);
       expectExit(del);
@@ -46,10 +50,10 @@ describe('project deletion', () => {
       expect(await client.find(Kinds.Environment, 'dev', namespace)).toBeUndefined();
       expect(await client.find(Kinds.Connection, 'dev-main', namespace)).toBeUndefined();
 
-      // The database, its table, its rows and the roles are as they were.
+      // The database, its table, its rows and the other roles are as they were.
       expect(await columnsOf(db.sql, 'users')).toEqual(['email', 'id', 'name']);
       expect(await db.sql`SELECT id, email, name FROM users`).toEqual([{ id: '01J0000000000000000000000A', email: 'ann@example.com', name: 'Ann' }]);
-      expect(await db.sql<{ rolname: string }[]>`SELECT rolname FROM pg_roles ORDER BY rolname`).toEqual(rolesBefore);
+      expect(await db.sql<{ rolname: string }[]>`SELECT rolname FROM pg_roles ORDER BY rolname`).toEqual(rolesBefore.filter((r) => r.rolname !== dataPlaneRole));
     } finally {
       await db.drop();
     }
