@@ -52,7 +52,7 @@ describe('callDatabaseError maps by SQLSTATE', () => {
 
 describe('keyset statements', () => {
   const schema = declareSchema(
-    parseSchemaFiles([{ path: 'schema/app.yaml', text: 'version: 1\ntables:\n  posts:\n    id: { generate: ulid }\n    columns:\n      created_at: { type: timestamp, nullable: false }\n      owner: { type: string }\n    indexes:\n      - { columns: [created_at, id] }\n' }]),
+    parseSchemaFiles([{ path: 'schema/app.yaml', text: 'version: 1\ntables:\n  posts:\n    id: { generate: ulid }\n    columns:\n      n: { type: int, nullable: false }\n      owner: { type: string }\n    indexes:\n      - { columns: [n, id] }\n' }]),
   );
   const release = compileServedRelease('rel-k', schema, compilePermissions({ path: 'config/permissions.yaml', text: "tables:\n  posts:\n    select: { roles: [r], condition: 'resource.owner == request.auth.sub' }\n" }, schema));
   // never connects: statementOf only builds text and parameters
@@ -60,22 +60,22 @@ describe('keyset statements', () => {
   const statement = (params: unknown) => statementOf(sql, planCall(release, parseCall({ path: 'db/posts/select', params }), { sub: 'me', roles: ['r'] }));
 
   it('a row comparison after the filters, values as parameters, in the order of orderBy', () => {
-    expect(statement({ orderBy: { created_at: 'desc', id: 'desc' }, after: { id: 'x', created_at: '2026-01-01' }, limit: 10 })).toEqual({
-      text: 'SELECT "id", "created_at", "owner" FROM "public"."posts" WHERE "owner" = $1 AND ("created_at", "id") < ($2, $3) ORDER BY "created_at" DESC, "id" DESC LIMIT $4 OFFSET $5',
-      params: ['me', '2026-01-01', 'x', 10, 0],
+    expect(statement({ orderBy: { n: 'desc', id: 'desc' }, after: { id: 'x', n: 7 }, limit: 10 })).toEqual({
+      text: 'SELECT "id", "n", "owner" FROM "public"."posts" WHERE "owner" = $1 AND ("n", "id") < ($2, $3) ORDER BY "n" DESC, "id" DESC LIMIT $4 OFFSET $5',
+      params: ['me', 7, 'x', 10, 0],
     });
   });
 
   it('after alone pages by the id ascending', () => {
     expect(statement({ after: { id: "x' OR 1=1 --" } })).toEqual({
-      text: 'SELECT "id", "created_at", "owner" FROM "public"."posts" WHERE "owner" = $1 AND "id" > $2 ORDER BY "id" ASC LIMIT $3 OFFSET $4',
+      text: 'SELECT "id", "n", "owner" FROM "public"."posts" WHERE "owner" = $1 AND "id" > $2 ORDER BY "id" ASC LIMIT $3 OFFSET $4',
       params: ['me', "x' OR 1=1 --", 1000, 0],
     });
   });
 
   it('different positions are one statement shape: only the parameters differ', () => {
-    const a = statement({ orderBy: { created_at: 'asc', id: 'asc' }, after: { created_at: '2026-01-01', id: 'a' } });
-    const b = statement({ orderBy: { created_at: 'asc', id: 'asc' }, after: { created_at: '2027-02-02', id: 'b' } });
+    const a = statement({ orderBy: { n: 'asc', id: 'asc' }, after: { n: 1, id: 'a' } });
+    const b = statement({ orderBy: { n: 'asc', id: 'asc' }, after: { n: 2, id: 'b' } });
     expect(a.text).toBe(b.text);
   });
 });

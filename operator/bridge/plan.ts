@@ -3,7 +3,7 @@ import type { CompiledCondition, Operation } from '../../core/permissions/policy
 import { generateId } from './ids.ts';
 import { CallErrorCode, MAX_LIMIT, shownName, type CallRequest, type Direction } from './call.ts';
 import type { ServedRelease, ServedRule, ServedTable } from './served-release.ts';
-import { encodeValue, type SqlValue } from './values.ts';
+import { encodeValue, valueClassOf, type SqlValue } from './values.ts';
 
 /**
  * A call → a query plan: the permission decision, every column checked against the release IR and
@@ -170,8 +170,9 @@ function invalidAfter(message: string, hint: string, reason: string = PagingCode
  * ascending), each checked against the rule like `orderBy`, typed like `where` values, never
  * null. Rows strictly after the position come next: `(a, b) > ($1, $2)` ascending, `<`
  * descending, so an order mixing directions is refused (a row comparison has one direction).
- * The columns must identify a row (contain the primary key or a unique key) and be NOT NULL: a
- * tie on the page boundary, or a NULL the comparison cannot order, would otherwise skip rows.
+ * The columns must identify a row (contain the primary key or a unique key), be NOT NULL and
+ * not timestamps: a tie on the page boundary, a NULL the comparison cannot order, or a position
+ * rounded to the millisecond would otherwise skip or repeat rows.
  */
 function keysetOf(
   table: ServedTable,
@@ -208,6 +209,14 @@ function keysetOf(
     const column = table.columnsByName.get(name)!;
     if (column.nullable) {
       throw invalidAfter(`after cannot page on column ${name}, which may be null`, 'page on NOT NULL columns (declare nullable: false), e.g. the id; or page with offset');
+    }
+    if (valueClassOf(column) === 'timestamp') {
+      // Answers carry timestamps to the millisecond, the database keeps microseconds: a position
+      // copied from an answer would repeat or skip the rows of the boundary's millisecond.
+      throw invalidAfter(
+        `after cannot page on the timestamp column ${name}: answers carry milliseconds, the database microseconds, so rows at a page boundary could repeat or be skipped`,
+        'page by the id instead (ulid and uuid_v7 ids sort by creation time), or by another indexed NOT NULL column',
+      );
     }
     return { column: name, value: encodeValue(column, given.get(name), 'after') };
   });
