@@ -12,6 +12,9 @@ import { encodeValue, valueClassOf, type SqlValue } from './values.ts';
  *
  * Decision order (first failure wins): unknown table 404 → no rule for the caller's roles 403 →
  * an unenforceable rule 400 → unknown column or bad value 400 → a column the rule does not allow 403.
+ * For a select's `orderBy` and `after`, every column named passes the last two checks before the
+ * ordering rules apply: `orderBy` starts with an indexed column (400 `OrderByNotIndexed`), and
+ * `after` is a well-formed keyset position for that order (400, see `keysetOf`).
  *
  * Every column a call names is checked against the caller's rules: `select`, `orderBy` and
  * `where` (of every operation) against what its select rule lets it read (plus, in `where`, the
