@@ -24,6 +24,14 @@ describe('parseCall', () => {
     expect(parseCall({ path: 'db/users/insert', params: { data: { settings: deep } } }).params.data).toEqual([['settings', deep]]);
   });
 
+  it('parses after as ordered entries; only select takes it', () => {
+    expect(parseCall({ path: 'db/users/select', params: { orderBy: { created_at: 'desc', id: 'desc' }, after: { created_at: '2026-01-01', id: 'u9' } } }).params.after).toEqual([
+      ['created_at', '2026-01-01'],
+      ['id', 'u9'],
+    ]);
+    expect(code(() => parseCall({ path: 'db/users/update', params: { where: { id: 'u1' }, data: { name: 'x' }, after: { id: 'u1' } } }))).toBe('InvalidParams');
+  });
+
   it('takes missing params as {} for select', () => {
     expect(parseCall({ path: 'db/users/select' }).params).toEqual({});
   });
@@ -54,6 +62,10 @@ describe('parseCall', () => {
     [`an offset above ${MAX_OFFSET}`, `{"path":"db/users/select","params":{"offset":${MAX_OFFSET + 1}}}`, 'InvalidParams'],
     [`a data value nested deeper than ${MAX_VALUE_DEPTH}`, `{"path":"db/users/insert","params":{"data":{"settings":${'['.repeat(MAX_VALUE_DEPTH + 1)}${']'.repeat(MAX_VALUE_DEPTH + 1)}}}}`, 'InvalidValue'],
     ['a where value nested 100 000 deep', `{"path":"db/users/select","params":{"where":{"x":${'{"a":'.repeat(100_000)}1${'}'.repeat(100_000)}}}}`, 'InvalidValue'],
+    ['after as an array', '{"path":"db/users/select","params":{"after":["u1"]}}', 'InvalidParams'],
+    ['after as SQL text', '{"path":"db/users/select","params":{"after":"id > 0"}}', 'InvalidParams'],
+    ['an empty after', '{"path":"db/users/select","params":{"after":{}}}', 'InvalidParams'],
+    ['an after value nested 100 000 deep', `{"path":"db/users/select","params":{"after":{"id":${'['.repeat(100_000)}${']'.repeat(100_000)}}}}`, 'InvalidValue'],
     ['an empty select list', '{"path":"db/users/select","params":{"select":[]}}', 'InvalidParams'],
     ['update without where', '{"path":"db/users/update","params":{"data":{"name":"x"}}}', 'MissingWhere'],
     ['update with an empty where', '{"path":"db/users/update","params":{"where":{},"data":{"name":"x"}}}', 'MissingWhere'],

@@ -16,6 +16,8 @@ export interface CallParams {
   readonly orderBy?: ReadonlyArray<readonly [string, Direction]>;
   readonly limit?: number;
   readonly offset?: number;
+  /** keyset paging: the position (values of the orderBy columns, or of the id) to continue strictly after */
+  readonly after?: ReadonlyArray<readonly [string, unknown]>;
   readonly data?: ReadonlyArray<readonly [string, unknown]>;
 }
 
@@ -50,7 +52,7 @@ export const MAX_OFFSET = 10_000;
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
 const PATH = /^db\/([a-z_][a-z0-9_]{0,62})\/([a-z]+)$/;
 const ALLOWED_PARAMS: Readonly<Record<Operation, readonly string[]>> = {
-  select: ['where', 'select', 'orderBy', 'limit', 'offset'],
+  select: ['where', 'select', 'orderBy', 'limit', 'offset', 'after'],
   insert: ['data'],
   update: ['where', 'data'],
   delete: ['where'],
@@ -125,6 +127,7 @@ export function parseCall(body: unknown): CallRequest {
     orderBy?: Array<readonly [string, Direction]>;
     limit?: number;
     offset?: number;
+    after?: Array<readonly [string, unknown]>;
     data?: Array<readonly [string, unknown]>;
   } = {};
   if (raw.where !== undefined) {
@@ -136,6 +139,13 @@ export function parseCall(body: unknown): CallRequest {
     if (!isPlainObject(raw.data)) throw invalid(CallErrorCode.InvalidParams, 'data must be an object of column values');
     params.data = Object.entries(raw.data);
     checkDepth(params.data, 'data');
+  }
+  if (raw.after !== undefined) {
+    if (!isPlainObject(raw.after) || Object.keys(raw.after).length === 0) {
+      throw invalid(CallErrorCode.InvalidParams, 'after must be a non-empty object of the orderBy columns\' values, like {"id": "<last id>"}', 'copy the orderBy columns of the last row of the previous page');
+    }
+    params.after = Object.entries(raw.after);
+    checkDepth(params.after, 'after');
   }
   if (raw.select !== undefined) {
     if (!Array.isArray(raw.select) || raw.select.length === 0 || !raw.select.every((c) => typeof c === 'string')) throw invalid(CallErrorCode.InvalidParams, 'select must be a non-empty list of column names');
@@ -152,8 +162,8 @@ export function parseCall(body: unknown): CallRequest {
     const v = raw[key];
     if (v === undefined) continue;
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw invalid(CallErrorCode.InvalidParams, `${key} must be a non-negative integer`);
-    if (key === 'limit' && v > MAX_LIMIT) throw invalid(CallErrorCode.InvalidParams, `limit must be at most ${MAX_LIMIT}`, 'page with limit and offset');
-    if (key === 'offset' && v > MAX_OFFSET) throw invalid(CallErrorCode.InvalidParams, `offset must be at most ${MAX_OFFSET}`, 'narrow the rows with where (e.g. a date or owner column) instead of paging deeper');
+    if (key === 'limit' && v > MAX_LIMIT) throw invalid(CallErrorCode.InvalidParams, `limit must be at most ${MAX_LIMIT}`, 'page with limit and after (the last row\'s orderBy values)');
+    if (key === 'offset' && v > MAX_OFFSET) throw invalid(CallErrorCode.InvalidParams, `offset must be at most ${MAX_OFFSET}`, 'page with after (the last row\'s orderBy values) instead of offset, or narrow the rows with where');
     params[key] = v;
   }
 

@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { ConflictError, InternalError, UnavailableError, UsageError, ValidationError } from '../../core/errors.ts';
-import { callDatabaseError } from './execute.ts';
+import postgres from 'postgres';
+import { compilePermissions } from '../../core/permissions/policy.ts';
+import { declareSchema, parseSchemaFiles } from '../../core/schema/index.ts';
+import { parseCall } from './call.ts';
+import { callDatabaseError, statementOf } from './execute.ts';
+import { planCall } from './plan.ts';
+import { compileServedRelease } from './served-release.ts';
 
 function pgError(code: string, fields: Record<string, string> = {}): Error {
   // the server's message quotes a value: the mapping must never repeat it
@@ -41,5 +47,35 @@ describe('callDatabaseError maps by SQLSTATE', () => {
   it('driver-side connection failures are 503', () => {
     expect(callDatabaseError(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' }), 'users')).toMatchObject({ status: 503, reason: 'DatabaseUnavailable' });
     expect(callDatabaseError(Object.assign(new Error('x'), { code: 'CONNECTION_DESTROYED' }), 'users')).toMatchObject({ status: 503 });
+  });
+});
+
+describe('keyset statements', () => {
+  const schema = declareSchema(
+    parseSchemaFiles([{ path: 'schema/app.yaml', text: 'version: 1\ntables:\n  posts:\n    id: { generate: ulid }\n    columns:\n      n: { type: int, nullable: false }\n      owner: { type: string }\n    indexes:\n      - { columns: [n, id] }\n' }]),
+  );
+  const release = compileServedRelease('rel-k', schema, compilePermissions({ path: 'config/permissions.yaml', text: "tables:\n  posts:\n    select: { roles: [r], condition: 'resource.owner == request.auth.sub' }\n" }, schema));
+  // never connects: statementOf only builds text and parameters
+  const sql = postgres('postgres://nobody@127.0.0.1:1/none');
+  const statement = (params: unknown) => statementOf(sql, planCall(release, parseCall({ path: 'db/posts/select', params }), { sub: 'me', roles: ['r'] }));
+
+  it('a row comparison after the filters, values as parameters, in the order of orderBy', () => {
+    expect(statement({ orderBy: { n: 'desc', id: 'desc' }, after: { id: 'x', n: 7 }, limit: 10 })).toEqual({
+      text: 'SELECT "id", "n", "owner" FROM "public"."posts" WHERE "owner" = $1 AND ("n", "id") < ($2, $3) ORDER BY "n" DESC, "id" DESC LIMIT $4 OFFSET $5',
+      params: ['me', 7, 'x', 10, 0],
+    });
+  });
+
+  it('after alone pages by the id ascending', () => {
+    expect(statement({ after: { id: "x' OR 1=1 --" } })).toEqual({
+      text: 'SELECT "id", "n", "owner" FROM "public"."posts" WHERE "owner" = $1 AND "id" > $2 ORDER BY "id" ASC LIMIT $3 OFFSET $4',
+      params: ['me', "x' OR 1=1 --", 1000, 0],
+    });
+  });
+
+  it('different positions are one statement shape: only the parameters differ', () => {
+    const a = statement({ orderBy: { n: 'asc', id: 'asc' }, after: { n: 1, id: 'a' } });
+    const b = statement({ orderBy: { n: 'asc', id: 'asc' }, after: { n: 2, id: 'b' } });
+    expect(a.text).toBe(b.text);
   });
 });

@@ -9,7 +9,7 @@ import {
   type SantokitError,
 } from '../../core/errors.ts';
 import { TABLE_SCHEMA } from '../../core/schema/names.ts';
-import type { Filter, QueryPlan } from './plan.ts';
+import type { Filter, Keyset, QueryPlan } from './plan.ts';
 import type { SqlValue } from './values.ts';
 
 /**
@@ -76,6 +76,22 @@ function whereClause(sql: Sql, filters: readonly Filter[], params: unknown[]): s
   return text;
 }
 
+/**
+ * Rows strictly after a keyset position: a row comparison, `("a", "b") > ($1, $2)` (`<` when
+ * descending), which an index on (a, b) answers directly. The columns are part of the statement's
+ * shape, the values are parameters.
+ */
+function keysetPredicate(sql: Sql, keyset: Keyset, params: unknown[]): string {
+  const op = keyset.direction === 'asc' ? '>' : '<';
+  if (keyset.values.length === 1) {
+    const only = keyset.values[0]!;
+    params.push(param(sql, only.value));
+    return `${quote(only.column)} ${op} $${params.length}`;
+  }
+  const placeholders = keyset.values.map((f) => (params.push(param(sql, f.value)), `$${params.length}`));
+  return `(${keyset.values.map((f) => quote(f.column)).join(', ')}) ${op} (${placeholders.join(', ')})`;
+}
+
 /** bytea values leave as base64 strings (JSON has no bytes). */
 function jsonRow(row: Record<string, unknown>): Record<string, unknown> {
   for (const k in row) {
@@ -98,6 +114,7 @@ export function statementOf(sql: Sql, plan: QueryPlan): { text: string; params: 
       let head = selectHeads.get(plan.columns);
       if (head === undefined) selectHeads.set(plan.columns, (head = `SELECT ${plan.columns.map(quote).join(', ')} FROM ${table}`));
       let text = head + whereClause(sql, plan.filters, params);
+      if (plan.after !== null) text += (plan.filters.length > 0 ? ' AND ' : ' WHERE ') + keysetPredicate(sql, plan.after, params);
       if (plan.orderBy.length > 0) text += ` ORDER BY ${plan.orderBy.map(([c, d]) => `${quote(c)} ${d === 'asc' ? 'ASC' : 'DESC'}`).join(', ')}`;
       params.push(plan.limit, plan.offset);
       text += ` LIMIT $${params.length - 1} OFFSET $${params.length}`;
@@ -179,7 +196,10 @@ export async function executePlan(sql: Sql, plan: QueryPlan, maxResponseBytes: n
 function responseTooLarge(table: string, max: number, fitted: number): UsageError {
   return new UsageError(`the answer from table ${table} would exceed ${max} bytes (${fitted} row${fitted === 1 ? '' : 's'} fit)`, {
     reason: 'ResponseTooLarge',
-    hint: fitted > 0 ? `select fewer columns, or page: limit ${fitted} with offset 0, ${fitted}, ${2 * fitted}, …` : 'select fewer columns: one row alone is larger than the limit',
+    hint:
+      fitted > 0
+        ? `select fewer columns, or page: limit ${fitted} with orderBy on an indexed column (e.g. the id) and after set to the last row's orderBy values (or offset 0, ${fitted}, ${2 * fitted}, … up to 10000)`
+        : 'select fewer columns: one row alone is larger than the limit',
   });
 }
 

@@ -236,3 +236,158 @@ it('error classes are the shared hierarchy', () => {
   expect(() => plan(reader, 'db/users/delete', { where: { id: 'x' } })).toThrow(ForbiddenError);
   expect(() => plan(admin, 'db/users/select', { where: { nope: 1 } })).toThrow(UsageError);
 });
+
+describe('ordering and keyset paging', () => {
+  const postsYaml = `version: 1
+tables:
+  posts:
+    id: { generate: ulid }
+    columns:
+      author: { type: string, nullable: false }
+      created_at: { type: timestamp, nullable: false, default: now }
+      title: { type: string }
+      rank: { type: int }
+      secret: { type: string }
+      slug: { type: string, nullable: false, unique: true }
+      score: { type: int, nullable: false, default: 0 }
+    indexes:
+      - { columns: [created_at, id] }
+      - { columns: [secret] }
+      - { columns: [rank], unique: true }
+      - { columns: [score] }
+`;
+  const postsPermissions = `tables:
+  posts:
+    select:
+      - roles: [admin]
+      - roles: [reader]
+        columns: [id, author, created_at, title, rank, slug, score]
+        condition: 'resource.author == request.auth.sub'
+      - roles: [noid]
+        columns: [title, score]
+`;
+  const postsSchema = declareSchema(parseSchemaFiles([{ path: 'schema/posts.yaml', text: postsYaml }]));
+  const posts = compileServedRelease('rel-posts', postsSchema, compilePermissions({ path: 'config/permissions.yaml', text: postsPermissions }, postsSchema));
+  const noid: Caller = { sub: 'aknoid', roles: ['noid'] };
+  const select = (caller: Caller, params: unknown) => plan(caller, 'db/posts/select', params, posts);
+
+  it('the orderable columns are computed once per release: the primary key, unique constraints and indexes, each by its leading column', () => {
+    const table = posts.tables.get('posts')!;
+    expect([...table.orderable].sort()).toEqual(['created_at', 'id', 'rank', 'score', 'secret', 'slug']);
+    expect(table.uniqueKeys).toEqual([['id'], ['slug'], ['rank']]);
+  });
+
+  it.each([
+    ['the primary key', { id: 'asc' }],
+    ['a unique constraint', { slug: 'desc' }],
+    ['a unique index', { rank: 'asc' }],
+    ['the leading column of a declared index', { created_at: 'desc' }],
+    ['an indexed column first, then any readable column to break ties', { created_at: 'desc', title: 'asc' }],
+  ])('accepts orderBy on %s', (_what, orderBy) => {
+    expect(select(reader, { orderBy })).toMatchObject({ kind: 'select', orderBy: Object.entries(orderBy), after: null });
+  });
+
+  it('refuses orderBy on an unindexed column with OrderByNotIndexed, listing only the indexed columns the caller can read', () => {
+    const r = refusal(() => select(reader, { orderBy: { title: 'asc' } }));
+    expect(r).toMatchObject({ status: 400, code: 'OrderByNotIndexed' });
+    expect(r.message).toContain('id, created_at, rank, slug, score');
+    expect(r.message).not.toContain('secret');
+    // a column that leads an index but only as the second column does not count either
+    expect(refusal(() => select(admin, { orderBy: { author: 'asc', id: 'asc' } }))).toMatchObject({ code: 'OrderByNotIndexed' });
+    // the admin reads secret, so it is offered to the admin
+    expect(refusal(() => select(admin, { orderBy: { title: 'asc' } })).message).toContain('id, created_at, rank, secret, slug, score');
+  });
+
+  it('the hint says how to allow the order: declare an index', () => {
+    const e = (() => {
+      try {
+        select(reader, { orderBy: { title: 'asc' } });
+      } catch (err) {
+        return err as UsageError;
+      }
+      throw new Error('expected a refusal');
+    })();
+    expect(e.hint).toContain('declare an index');
+  });
+
+  it('a hidden column stays 403 before any index check, even when it is indexed', () => {
+    expect(refusal(() => select(reader, { orderBy: { secret: 'asc' } }))).toMatchObject({ status: 403, code: 'ColumnNotAllowed' });
+    expect(refusal(() => select(reader, { orderBy: { title: 'asc', secret: 'asc' } }))).toMatchObject({ status: 403, code: 'ColumnNotAllowed' });
+    expect(refusal(() => select(reader, { orderBy: { id: 'asc' }, after: { secret: 'x' } }))).toMatchObject({ status: 403, code: 'ColumnNotAllowed' });
+  });
+
+  it('a caller that can read no indexed column is told so, without a column name it cannot read', () => {
+    const r = refusal(() => select(noid, { orderBy: { title: 'asc' } }));
+    expect(r.message).toContain('score');
+    const hand = compileServedRelease('rel-h', postsSchema, { version: 1, tables: { posts: { select: [{ roles: ['t'], columns: ['title', 'author'] }] } } });
+    const m = refusal(() => plan({ sub: 't', roles: ['t'] }, 'db/posts/select', { orderBy: { title: 'asc' } }, hand)).message;
+    expect(m).toContain('no indexed column');
+    expect(m).not.toMatch(/\b(id|created_at|rank|secret|slug|score)\b/);
+  });
+
+  it('after without orderBy pages by the id ascending', () => {
+    expect(select(reader, { after: { id: '01H' }, limit: 100 })).toMatchObject({
+      orderBy: [['id', 'asc']],
+      after: { direction: 'asc', values: [{ column: 'id', value: { kind: 'plain', value: '01H' } }] },
+      limit: 100,
+    });
+  });
+
+  it('after with orderBy continues in that order, its values in the orderBy order whatever the order in after', () => {
+    expect(select(reader, { orderBy: { score: 'desc', id: 'desc' }, after: { id: 'x', score: 7 } })).toMatchObject({
+      orderBy: [
+        ['score', 'desc'],
+        ['id', 'desc'],
+      ],
+      after: {
+        direction: 'desc',
+        values: [
+          { column: 'score', value: { kind: 'plain', value: 7 } },
+          { column: 'id', value: { kind: 'plain', value: 'x' } },
+        ],
+      },
+    });
+  });
+
+  it.each([
+    ['a column missing', { orderBy: { score: 'asc', id: 'asc' }, after: { score: 1 } }, 400, 'InvalidAfter'],
+    ['an extra column', { orderBy: { id: 'asc' }, after: { id: 'x', title: 't' } }, 400, 'InvalidAfter'],
+    ['a column other than the id without orderBy', { after: { slug: 'x' } }, 400, 'InvalidAfter'],
+    ['mixed directions', { orderBy: { score: 'asc', id: 'desc' }, after: { score: 1, id: 'x' } }, 400, 'AfterMixedDirections'],
+    ['columns that do not identify a row (ties would be skipped)', { orderBy: { score: 'asc' }, after: { score: 1 } }, 400, 'InvalidAfter'],
+    ['a timestamp column (answers round it to the millisecond)', { orderBy: { created_at: 'asc', id: 'asc' }, after: { created_at: '2026-01-01T00:00:00.123Z', id: 'x' } }, 400, 'InvalidAfter'],
+    ['a nullable column', { orderBy: { rank: 'asc' }, after: { rank: 1 } }, 400, 'InvalidAfter'],
+    ['a nullable tie-breaker', { orderBy: { id: 'asc', title: 'asc' }, after: { id: 'x', title: 't' } }, 400, 'InvalidAfter'],
+    ['an unindexed first column', { orderBy: { title: 'asc', id: 'asc' }, after: { title: 't', id: 'x' } }, 400, 'OrderByNotIndexed'],
+    ['an unknown column', { after: { nope: 1 } }, 400, 'UnknownColumn'],
+    ['a wrong type', { orderBy: { score: 'asc', id: 'asc' }, after: { score: '5', id: 'x' } }, 400, 'InvalidValue'],
+    ['a fractional int', { orderBy: { score: 'asc', id: 'asc' }, after: { score: 1.5, id: 'x' } }, 400, 'InvalidValue'],
+    ['SQL in a value', { orderBy: { score: 'asc', id: 'asc' }, after: { score: "1; DROP TABLE posts; --", id: 'x' } }, 400, 'InvalidValue'],
+    ['a nested object', { after: { id: { $gt: '' } } }, 400, 'InvalidValue'],
+    ['an array', { after: { id: ['a'] } }, 400, 'InvalidValue'],
+    ['null', { after: { id: null } }, 400, 'InvalidValue'],
+    ['a number for a text id', { after: { id: 1 } }, 400, 'InvalidValue'],
+    ['an empty object', { after: {} }, 400, 'InvalidParams'],
+    ['an array instead of an object', { after: ['x'] }, 400, 'InvalidParams'],
+    ['a string', { after: 'id > 0' }, 400, 'InvalidParams'],
+    ['a hidden column', { orderBy: { id: 'asc' }, after: { id: 'x', secret: 's' } }, 403, 'ColumnNotAllowed'],
+  ] as const)('refuses an after with %s', (_what, params, status, code) => {
+    const r = refusal(() => select(reader, params));
+    expect(r).toMatchObject({ status, code });
+    expect(r.message).not.toContain('DROP');
+    // the 403 names the column the caller named; no other answer names a hidden column
+    if (status !== 403) expect(r.message).not.toContain('secret');
+  });
+
+  it('a caller that cannot read the id cannot page by it implicitly', () => {
+    expect(refusal(() => select(noid, { after: { id: 'x' } }))).toMatchObject({ status: 403, code: 'ColumnNotAllowed' });
+  });
+
+  it('a release with an index the data plane cannot describe (expression, partial) does not offer it', () => {
+    const ir = structuredClone(postsSchema) as unknown as { main: { tables: { posts: { indexes: Array<Record<string, unknown>> } } } };
+    ir.main.tables.posts.indexes = [{ name: 'posts_lower_title', columns: ['title'], unique: false, definition: 'CREATE INDEX posts_lower_title ON public.posts USING btree (lower(title))' }];
+    const rel = compileServedRelease('rel-x', ir, { version: 1, tables: { posts: { select: { roles: ['admin'] } } } });
+    expect(rel.tables.get('posts')!.orderable.has('title')).toBe(false);
+    expect(refusal(() => plan(admin, 'db/posts/select', { orderBy: { title: 'asc' } }, rel))).toMatchObject({ code: 'OrderByNotIndexed' });
+  });
+});

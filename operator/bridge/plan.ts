@@ -3,7 +3,7 @@ import type { CompiledCondition, Operation } from '../../core/permissions/policy
 import { generateId } from './ids.ts';
 import { CallErrorCode, MAX_LIMIT, shownName, type CallRequest, type Direction } from './call.ts';
 import type { ServedRelease, ServedRule, ServedTable } from './served-release.ts';
-import { encodeValue, type SqlValue } from './values.ts';
+import { encodeValue, valueClassOf, type SqlValue } from './values.ts';
 
 /**
  * A call → a query plan: the permission decision, every column checked against the release IR and
@@ -12,6 +12,9 @@ import { encodeValue, type SqlValue } from './values.ts';
  *
  * Decision order (first failure wins): unknown table 404 → no rule for the caller's roles 403 →
  * an unenforceable rule 400 → unknown column or bad value 400 → a column the rule does not allow 403.
+ * For a select's `orderBy` and `after`, every column named passes the last two checks before the
+ * ordering rules apply: `orderBy` starts with an indexed column (400 `OrderByNotIndexed`), and
+ * `after` is a well-formed keyset position for that order (400, see `keysetOf`).
  *
  * Every column a call names is checked against the caller's rules: `select`, `orderBy` and
  * `where` (of every operation) against what its select rule lets it read (plus, in `where`, the
@@ -37,12 +40,30 @@ export type QueryPlan =
       readonly columns: readonly string[];
       readonly filters: readonly Filter[];
       readonly orderBy: ReadonlyArray<readonly [string, Direction]>;
+      /** keyset paging: rows strictly after this position in `orderBy` (whose columns it names, in order) */
+      readonly after: Keyset | null;
       readonly limit: number;
       readonly offset: number;
     }
   | { readonly kind: 'insert'; readonly table: ServedTable; readonly values: ReadonlyArray<readonly [string, SqlValue]>; readonly returning: readonly string[] }
   | { readonly kind: 'update'; readonly table: ServedTable; readonly set: ReadonlyArray<readonly [string, SqlValue]>; readonly filters: readonly Filter[] }
   | { readonly kind: 'delete'; readonly table: ServedTable; readonly filters: readonly Filter[] };
+
+/** A keyset position: values of the `orderBy` columns, in their order, all sorted one way. */
+export interface Keyset {
+  readonly direction: Direction;
+  readonly values: readonly Filter[];
+}
+
+/** Codes of refusals about ordering and paging (400). */
+export const PagingCode = {
+  /** the first `orderBy` column leads no index the release declares */
+  OrderByNotIndexed: 'OrderByNotIndexed',
+  /** `after` does not name exactly the order's columns, or they do not identify a row, or may be null */
+  InvalidAfter: 'InvalidAfter',
+  /** `after` with an order that mixes ascending and descending columns */
+  MixedDirections: 'AfterMixedDirections',
+} as const;
 
 /** Codes of permission refusals. */
 export const PermissionCode = {
@@ -128,6 +149,83 @@ function filtersOf(table: ServedTable, where: ReadonlyArray<readonly [string, un
   });
 }
 
+/**
+ * A sort the caller may ask for starts with a column that leads an index (see
+ * `ServedTable.orderable`): otherwise every call could be a sort of the whole table. The answer
+ * lists the columns this caller may order by, only ones its rule lets it read.
+ */
+function orderByNotIndexed(table: ServedTable, rule: ServedRule, column: string): UsageError {
+  const may = table.columns.map((c) => c.name).filter((c) => table.orderable.has(c) && allows(rule, c));
+  const choices = may.length > 0 ? `this key may order table ${table.name} by ${may.join(', ')}` : `this key may read no indexed column of table ${table.name} to order by`;
+  return new UsageError(`orderBy must start with an indexed column and ${column} leads no index: ${choices} (later orderBy columns may be any readable column)`, {
+    reason: PagingCode.OrderByNotIndexed,
+    hint: `to order by ${column}, declare an index that starts with it in the table's schema (indexes: [{ columns: [${column}] }]) and apply a new release`,
+  });
+}
+
+function invalidAfter(message: string, hint: string, reason: string = PagingCode.InvalidAfter): UsageError {
+  return new UsageError(message, { reason, hint });
+}
+
+/**
+ * `after` → the keyset position and the order it continues. Its columns are exactly the
+ * `orderBy` columns (or the id when there is no `orderBy`, which then orders by the id
+ * ascending), each checked against the rule like `orderBy`, typed like `where` values, never
+ * null. Rows strictly after the position come next: `(a, b) > ($1, $2)` ascending, `<`
+ * descending, so an order mixing directions is refused (a row comparison has one direction).
+ * The columns must identify a row (contain the primary key or a unique key), be NOT NULL and
+ * not timestamps: a tie on the page boundary, a NULL the comparison cannot order, or a position
+ * rounded to the millisecond would otherwise skip or repeat rows.
+ */
+function keysetOf(
+  table: ServedTable,
+  rule: ServedRule,
+  requested: ReadonlyArray<readonly [string, Direction]>,
+  raw: ReadonlyArray<readonly [string, unknown]>,
+): { orderBy: ReadonlyArray<readonly [string, Direction]>; after: Keyset } {
+  // Permission first, for every column named: an unknown column 400, a hidden one 403.
+  const given = new Map<string, unknown>();
+  for (const [name, value] of raw) {
+    const column = columnOf(table, name, 'after');
+    if (!allows(rule, column.name)) throw notAllowed(table, column.name, 'read');
+    given.set(column.name, value);
+  }
+  const orderBy: ReadonlyArray<readonly [string, Direction]> = requested.length > 0 ? requested : [[table.id.column, 'asc']];
+  if (requested.length === 0 && !allows(rule, table.id.column)) throw notAllowed(table, table.id.column, 'read');
+  if (!table.orderable.has(orderBy[0]![0])) throw orderByNotIndexed(table, rule, orderBy[0]![0]);
+  const names = orderBy.map(([c]) => c);
+  if (given.size !== names.length || names.some((c) => !given.has(c))) {
+    throw invalidAfter(
+      requested.length > 0 ? `after must name exactly the orderBy columns (${names.join(', ')})` : `without orderBy, after names the id column only (${table.id.column}): pages go by id ascending`,
+      'copy these columns from the last row of the previous page',
+    );
+  }
+  const direction = orderBy[0]![1];
+  if (orderBy.some(([, d]) => d !== direction)) {
+    throw invalidAfter('after needs an orderBy whose columns are all "asc" or all "desc"', 'sort every orderBy column the same way, or page with offset', PagingCode.MixedDirections);
+  }
+  if (!table.uniqueKeys.some((key) => key.every((c) => given.has(c)))) {
+    const id = allows(rule, table.id.column) ? `, e.g. add ${table.id.column} as the last orderBy column` : '';
+    throw invalidAfter(`the orderBy columns of a page with after must identify a row (include the primary key or a unique key)${id}`, 'rows that tie on every orderBy column would otherwise be skipped between pages');
+  }
+  const values = orderBy.map(([name]) => {
+    const column = table.columnsByName.get(name)!;
+    if (column.nullable) {
+      throw invalidAfter(`after cannot page on column ${name}, which may be null`, 'page on NOT NULL columns (declare nullable: false), e.g. the id; or page with offset');
+    }
+    if (valueClassOf(column) === 'timestamp') {
+      // Answers carry timestamps to the millisecond, the database keeps microseconds: a position
+      // copied from an answer would repeat or skip the rows of the boundary's millisecond.
+      throw invalidAfter(
+        `after cannot page on the timestamp column ${name}: answers carry milliseconds, the database microseconds, so rows at a page boundary could repeat or be skipped`,
+        'page by the id instead (ulid and uuid_v7 ids sort by creation time), or by another indexed NOT NULL column',
+      );
+    }
+    return { column: name, value: encodeValue(column, given.get(name), 'after') };
+  });
+  return { orderBy, after: { direction, values } };
+}
+
 /** Plans one call for a caller against a served release. */
 export function planCall(release: ServedRelease, call: CallRequest, caller: Caller): QueryPlan {
   const table = release.tables.get(call.table);
@@ -149,12 +247,18 @@ export function planCall(release: ServedRelease, call: CallRequest, caller: Call
             });
       if (columns.length === 0) throw new ForbiddenError(`the rule for these roles lets them read no column of table ${table.name}`, { reason: PermissionCode.ColumnNotAllowed });
       const filters = filtersOf(table, p.where ?? [], rule, rule);
-      const orderBy = (p.orderBy ?? []).map(([name, dir]) => {
+      let orderBy: ReadonlyArray<readonly [string, Direction]> = (p.orderBy ?? []).map(([name, dir]) => {
         const column = columnOf(table, name, 'orderBy');
         if (!allows(rule, column.name)) throw notAllowed(table, column.name, 'read');
         return [column.name, dir] as const;
       });
-      return { kind: 'select', table, columns, filters: condition ? [...filters, condition] : filters, orderBy, limit: p.limit ?? MAX_LIMIT, offset: p.offset ?? 0 };
+      let after: Keyset | null = null;
+      if (p.after !== undefined) {
+        ({ orderBy, after } = keysetOf(table, rule, orderBy, p.after));
+      } else if (orderBy.length > 0 && !table.orderable.has(orderBy[0]![0])) {
+        throw orderByNotIndexed(table, rule, orderBy[0]![0]);
+      }
+      return { kind: 'select', table, columns, filters: condition ? [...filters, condition] : filters, orderBy, after, limit: p.limit ?? MAX_LIMIT, offset: p.offset ?? 0 };
     }
 
     case 'insert': {

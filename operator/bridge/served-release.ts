@@ -21,6 +21,18 @@ export interface ServedTable {
   readonly columns: readonly ColumnIR[];
   readonly columnsByName: ReadonlyMap<string, ColumnIR>;
   readonly id: { readonly column: string; readonly generate: IdGenerate };
+  /**
+   * Columns a select may order by first: the leading column of the primary key, of a unique
+   * constraint, or of an index the release declares (a plain btree one). Computed once per
+   * release, so the check per call is a lookup. Later `orderBy` columns only break ties.
+   */
+  readonly orderable: ReadonlySet<string>;
+  /**
+   * Column sets that identify a row: the primary key's and each unique constraint's or unique
+   * index's. Keyset paging (`after`) needs its columns to contain one of them, or rows that tie
+   * on the page boundary would be skipped.
+   */
+  readonly uniqueKeys: ReadonlyArray<readonly string[]>;
 }
 
 export interface ServedRule {
@@ -91,7 +103,32 @@ function servedTable(table: TableIR, connection: string): ServedTable {
     const identity = columnsByName.get(pk)?.identity;
     id = { column: pk, generate: identity ? 'auto_increment' : 'client' };
   }
-  return { name: table.name, connection, columns, columnsByName, id };
+  const { orderable, uniqueKeys } = keysOf(table, columnsByName);
+  return { name: table.name, connection, columns, columnsByName, id, orderable, uniqueKeys };
+}
+
+/**
+ * The orderable columns and unique keys of a table (a declared table's primary key is its id
+ * column, so the id is always orderable). Only keys and indexes over columns the table has
+ * count; an index with a `definition` (expression, partial, non-btree: introspected, never
+ * declared) or marked invalid does not, since its leading column may not be usable for a sort.
+ */
+function keysOf(table: TableIR, columnsByName: ReadonlyMap<string, ColumnIR>): Pick<ServedTable, 'orderable' | 'uniqueKeys'> {
+  const orderable = new Set<string>();
+  const uniqueKeys: string[][] = [];
+  const usable = (columns: unknown): columns is string[] =>
+    Array.isArray(columns) && columns.length > 0 && columns.every((c) => typeof c === 'string' && columnsByName.has(c));
+  const add = (columns: unknown, unique: boolean) => {
+    if (!usable(columns)) return;
+    orderable.add(columns[0]!);
+    if (unique) uniqueKeys.push([...columns]);
+  };
+  if (isRecord(table.primaryKey)) add(table.primaryKey.columns, true);
+  for (const u of Array.isArray(table.uniques) ? table.uniques : []) if (isRecord(u)) add(u.columns, true);
+  for (const ix of Array.isArray(table.indexes) ? table.indexes : []) {
+    if (isRecord(ix) && (ix.definition === null || ix.definition === undefined) && ix.valid !== false) add(ix.columns, ix.unique === true);
+  }
+  return { orderable, uniqueKeys };
 }
 
 function servedRule(raw: unknown, table: ServedTable): ServedRule {

@@ -57,7 +57,7 @@ const expected: Readonly<Record<ValueClass, string>> = {
   other: 'a string',
 };
 
-function wrongType(column: ColumnIR, cls: ValueClass, where: 'where' | 'data'): UsageError {
+function wrongType(column: ColumnIR, cls: ValueClass, where: ValueUse): UsageError {
   return new UsageError(`${where}.${column.name} must be ${expected[cls]} (column type ${column.type})`, { reason: CallErrorCode.InvalidValue });
 }
 
@@ -113,15 +113,19 @@ function itemOk(items: string | undefined, value: unknown): boolean {
   }
 }
 
-/** Checks and converts one value for `column`; `where` values are equalities, `data` values are written. */
-export function encodeValue(column: ColumnIR, value: unknown, where: 'where' | 'data'): SqlValue {
+/** Where a value is used: `where` values are equalities, `after` values a keyset position, `data` values are written. */
+export type ValueUse = 'where' | 'after' | 'data';
+
+/** Checks and converts one value for `column` (`after` values are typed like `where` values, and never null). */
+export function encodeValue(column: ColumnIR, value: unknown, where: ValueUse): SqlValue {
   const cls = valueClassOf(column);
   if (value === null) {
     if (where === 'data' && !column.nullable) throw new UsageError(`data.${column.name} cannot be null (the column is NOT NULL)`, { reason: CallErrorCode.InvalidValue });
+    if (where === 'after') throw new UsageError(`after.${column.name} cannot be null: a keyset position is the last row's values`, { reason: CallErrorCode.InvalidValue });
     return { kind: 'null' };
   }
-  if (where === 'where' && (cls === 'json' || cls === 'array')) {
-    throw new UsageError(`where cannot compare the JSON column ${column.name}`, { reason: CallErrorCode.InvalidValue });
+  if (where !== 'data' && (cls === 'json' || cls === 'array')) {
+    throw new UsageError(`${where} cannot compare the JSON column ${column.name}`, { reason: CallErrorCode.InvalidValue });
   }
   if (cls === 'array') {
     if (!Array.isArray(value) || !value.every((v) => itemOk(column.items, v))) {

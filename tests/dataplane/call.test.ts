@@ -114,7 +114,7 @@ describe('POST /call', () => {
     ] as const) {
       dataOf(await call(bridge, admin.apiKey, 'db/users/insert', { data: { email, name, age } }));
     }
-    const page = dataOf(await call(bridge, admin.apiKey, 'db/users/select', { where: { name: 'Cat' }, select: ['email', 'age'], orderBy: { age: 'desc' }, limit: 2, offset: 1 }));
+    const page = dataOf(await call(bridge, admin.apiKey, 'db/users/select', { where: { name: 'Cat' }, select: ['email', 'age'], orderBy: { email: 'desc' }, limit: 2, offset: 1 }));
     expect(page).toEqual([
       { email: 'c2@example.com', age: 31 },
       { email: 'c1@example.com', age: 30 },
