@@ -306,8 +306,10 @@ export class ConnectionReconciler implements Reconciler {
   private async removeCredential(conn: Conn, status: ConnectionStatus, generation: number | undefined, context: ReconcileContext): Promise<ReconcileResult | undefined> {
     const role = dataPlaneRoleName(conn);
     let target = status.target ?? 'the connection\'s database';
+    let resolved = false;
     try {
       const url = await this.databases.resolveUrl(conn);
+      resolved = true;
       target = describeTarget(url);
       const outcome = await removeDataPlaneRole(url, role);
       context.log.info({ role, outcome }, 'data-plane role dropped');
@@ -324,7 +326,10 @@ export class ConnectionReconciler implements Reconciler {
         return undefined;
       }
       // 2BP01: the role still holds privileges in another database; retrying here cannot change that.
-      if (code === '2BP01' || elapsed >= this.cleanupTimeoutMs) {
+      // Nor can it bring back a database URL that is gone: a secretRef's Secret deleted (or no
+      // longer readable) with the project's namespace, which goes down around its Connections.
+      const urlGone = !resolved && !err.retryable;
+      if (code === '2BP01' || urlGone || elapsed >= this.cleanupTimeoutMs) {
         context.log.warn({ role, target, err: why }, 'data-plane role left behind');
         await this.events.record(Kinds.Connection, conn, 'Warning', DataPlaneReason.RoleLeftBehind, `the data plane's role ${role} could not be dropped from ${target} (${why}): drop it there (DROP OWNED BY ${role}; DROP ROLE ${role})`);
         return undefined;

@@ -159,6 +159,13 @@ export class EnvironmentReconciler implements Reconciler {
       status.lastRequest = { ...outcome, outcome: 'Failed', reason: err.reason, message, retryable: err.retryable, ...(err instanceof PipelineError ? err.details : {}), ...(connection ? { connection } : {}) };
       // The condition's reason names the connection whose step failed: `SchemaApplyFailed:main`.
       const reason = connection ? `${err.reason}:${connection.replace(/[^A-Za-z0-9_]/g, '_')}` : err.reason;
+      if (err.reason === PipelineReason.ReleaseNotFound && request.id.startsWith(SPEC_REQUEST)) {
+        // A GitOps tool may apply the Environment a moment before the Release it names. That is a
+        // wait, not a refusal: Reconciling (never Stalled, which a health check reads as failed)
+        // until the Release exists; its watch runs the request again then.
+        status.conditions = markRetrying(status.conditions, reason, `${message}: waiting for it to be applied`, generation);
+        return;
+      }
       if (err.retryable) {
         // Back off and retry when the spec asks for it; a request from stk is answered once.
         status.conditions = markRetrying(status.conditions, reason, message, generation);

@@ -6,7 +6,7 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Kinds, type Environment, type KindInfo, type Release } from '../../core/api/resources.ts';
 import type { KubeObject } from '../../core/kube/client.ts';
-import { adminClient, eventually, freePort, kubectl, repoRoot, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess, expectExit } from '../support/cluster.ts';
+import { adminClient, deleteProjects, eventually, freePort, kubectl, repoRoot, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess, expectExit } from '../support/cluster.ts';
 import { createTestRepo, type TestRepo } from '../support/git-repo.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import { createNamespace, findObject, renderChart, serviceAccountKubeconfig, toYamlStream, type RenderedObject } from './helm.ts';
@@ -134,9 +134,10 @@ describe('chart RBAC', () => {
 
   afterAll(async () => {
     bridge?.child.kill('SIGKILL');
+    // While the operator runs: its finalizer drops each Connection's data-plane role.
+    await deleteProjects(projects);
     await operator?.stop();
     for (const db of dbs) await db.drop();
-    for (const p of projects) await kubectl(['delete', 'project', p, '--wait=false']);
     await kubectl(['delete', 'namespace', namespace, '--wait=false']);
     await kubectl(['delete', 'clusterrolebinding,clusterrole', '-l', `app.kubernetes.io/instance=${release}`, '--wait=false']);
     fs.rmSync(tmp, { recursive: true, force: true });
@@ -301,6 +302,7 @@ describe('chart RBAC', () => {
     expect(await can(bridgeAccount, 'get', 'secret/santokit-sealing-key', '--namespace', namespace)).toBe('no');
     expect(await can(bridgeAccount, 'get', 'secrets', '--namespace', projectNs)).toBe('no');
     expect(await can(bridgeAccount, 'watch', 'releases.santokit.io', '--all-namespaces')).toBe('yes');
+    expect(await can(bridgeAccount, 'get', 'releases.santokit.io', '--all-namespaces')).toBe('yes');
     for (const verb of ['create', 'patch', 'delete']) expect(await can(bridgeAccount, verb, 'environments.santokit.io', '--all-namespaces'), verb).toBe('no');
     expect(await can(bridgeAccount, 'delete', 'secrets', '--namespace', projectNs)).toBe('no');
   });

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Kinds, type Connection, type KindInfo } from '../../core/api/resources.ts';
 import type { KubeObject } from '../../core/kube/client.ts';
-import { adminClient, eventually, kubectl, restrictedKubeconfig, startOperator, stk, uniqueName, waitForOperatorReady, expectExit, type OperatorProcess } from '../support/cluster.ts';
+import { adminClient, deleteProjects, eventually, kubectl, restrictedKubeconfig, startOperator, stk, uniqueName, waitForOperatorReady, expectExit, type OperatorProcess } from '../support/cluster.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 
 /**
@@ -26,9 +26,10 @@ describe('Connection secretRef: only opted-in Secrets, never echoed', () => {
   });
 
   afterAll(async () => {
+    // While the operator runs: its finalizer drops each Connection's data-plane role.
+    await deleteProjects(projects);
     await operator?.stop();
     for (const db of dbs) await db.drop();
-    for (const p of projects) await kubectl(['delete', 'project', p, '--wait=false']);
   });
 
   /** A project with env dev, the restricted user bound as deployer, and Secrets created by the admin. */

@@ -43,6 +43,9 @@ describe('GitOps apply order', () => {
         { what: 'the environment to find the release missing', timeoutMs: 45_000 },
       );
       expect(refused.status?.currentRelease).toBeUndefined();
+      // a wait, not a refusal: a GitOps health check must not read it as failed
+      expect(findCondition(refused.status, 'Stalled')?.status ?? 'False').toBe('False');
+      expect(findCondition(refused.status, 'Reconciling')).toMatchObject({ status: 'True', reason: 'ReleaseNotFound' });
 
       // When the Release arrives
       await client.create(Kinds.Release, releaseManifest(built, namespace).release);

@@ -243,8 +243,8 @@ describe.concurrent('GitOps with Flux', () => {
     const { sha } = await g.push('release: drop users.name');
 
     // Flux may apply the Environment a moment before the Release it names: until the Release
-    // arrives the Environment (and so the Release) is Stalled with ReleaseNotFound, then the
-    // request runs again and is refused for what it is.
+    // arrives the Environment waits (Reconciling, ReleaseNotFound), then the request runs again
+    // and is refused for what it is.
     const stalled = await eventually(
       async () => {
         const r = await g.release(drop);

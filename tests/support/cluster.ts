@@ -2,7 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import path from 'node:path';
-import { KubeClient } from '../../core/kube/client.ts';
+import { Kinds, projectNamespace, type Project } from '../../core/api/resources.ts';
+import { KubeClient, type KubeObject } from '../../core/kube/client.ts';
 import { redactSecrets } from '../../core/redact.ts';
 
 /** Coordinates of the local control plane started by global-setup, and helpers to drive it as a user would. */
@@ -174,4 +175,28 @@ export async function waitForOperatorReady(op: OperatorProcess, timeoutMs = 60_0
     },
     { timeoutMs, what: `operator ${op.identity} to be ready` },
   );
+}
+
+/**
+ * Deletes projects while an operator still runs, and waits until their Connections are gone: the
+ * operator's finalizer drops each Connection's data-plane role first (or, when the database URL
+ * went with the namespace, names the role left behind in a Warning). Call it before stopping the
+ * operator and before dropping the databases, so no namespace is left Terminating.
+ */
+export async function deleteProjects(projects: readonly string[], timeoutMs = 90_000): Promise<void> {
+  const client = await adminClient();
+  const namespaces: string[] = [];
+  for (const name of projects) {
+    const project = await client.find<Project & KubeObject>(Kinds.Project, name);
+    if (!project) continue;
+    namespaces.push(projectNamespace(project));
+    await client.delete(Kinds.Project, name);
+  }
+  for (const namespace of namespaces) {
+    await eventually(async () => ((await client.list(Kinds.Connection, { namespace })).items.length === 0 ? true : undefined), {
+      timeoutMs,
+      intervalMs: 500,
+      what: `the Connections of namespace ${namespace} to be finalized`,
+    });
+  }
 }
