@@ -227,7 +227,7 @@ export async function readReleaseChunks(client: KubeClient, release: Rel): Promi
   if (missing.length > 0) {
     throw new UnavailableError(`release ${id} names ${content.chunks.length} chunk ConfigMap(s); ${missing.length} do not exist (yet) in namespace ${namespace}: ${missing.join(', ')}`, {
       reason: ContentReason.ChunkMissing,
-      hint: `apply them (written next to the Release: <project>/releases/${id}/); the operator waits for them`,
+      hint: `apply them (written next to the Release: <project>/releases/${id}-<n>.yaml); the operator waits for them`,
     });
   }
   return content.chunks.map((ref, n) => {
@@ -279,24 +279,28 @@ export function decodeReleaseChunks(release: Rel, chunks: readonly VerifiedChunk
  * and verifying its ConfigMaps (see readReleaseChunks for the errors).
  */
 export async function readReleaseContent(client: KubeClient, release: Rel): Promise<ReleaseBody> {
-  const inline = inlineReleaseContent(release);
-  if (inline) return inline;
-  // Readers of one process that ask at the same time (the Release, Environment and Connection
-  // reconcilers when a release arrives) share one read: a decoded 10,000-table release is about
-  // 200 MB of objects, and three at once is what pushes a process past its memory limit.
+  return inlineReleaseContent(release) ?? (await readChunkedRelease(client, release)).body;
+}
+
+/**
+ * A chunked Release's verified chunks and decoded content, read once however many readers of
+ * one process ask at the same time (the Release, Environment and Connection reconcilers when a
+ * release arrives): a decoded 10,000-table release is about 200 MB of objects.
+ */
+export function readChunkedRelease(client: KubeClient, release: Rel): Promise<{ chunks: VerifiedChunk[]; body: ReleaseBody }> {
   const key = `${release.metadata.namespace}/${release.metadata.name}/${release.metadata.uid ?? ''}`;
   let reading = inflight.get(key);
   if (!reading) {
     reading = readReleaseChunks(client, release)
-      .then((chunks) => decodeReleaseChunks(release, chunks))
+      .then((chunks) => ({ chunks, body: decodeReleaseChunks(release, chunks) }))
       .finally(() => inflight.delete(key));
     inflight.set(key, reading);
   }
   return reading;
 }
 
-/** reads of chunked releases in progress, by namespace/name/uid (see readReleaseContent); callers must not change what they get */
-const inflight = new Map<string, Promise<ReleaseBody>>();
+/** reads of chunked releases in progress, by namespace/name/uid (see readChunkedRelease); callers must not change what they get */
+const inflight = new Map<string, Promise<{ chunks: VerifiedChunk[]; body: ReleaseBody }>>();
 
 /**
  * Makes the Release an owner of each chunk that does not name it yet, so deleting the Release

@@ -10,7 +10,7 @@ import {
 } from '../../core/api/resources.ts';
 import { asSantokitError } from '../../core/errors.ts';
 import type { KubeClient, KubeObject } from '../../core/kube/client.ts';
-import { adoptReleaseChunks, readReleaseChunks, readReleaseContent } from '../../core/release/content.ts';
+import { adoptReleaseChunks, readChunkedRelease } from '../../core/release/content.ts';
 import type { Informer } from '../../core/kube/informer.ts';
 import { classifyGitHubFailure, commitStatusContext, commitStatusDescription, GITHUB_CONDITION, GitHubReason, GitHubReportError, supersededReports, type CommitStatusReporter } from '../github/commit-status.ts';
 import type { ReconcileContext, ReconcileRequest, ReconcileResult, Reconciler, WatchMapping } from '../runtime/controller.ts';
@@ -205,8 +205,8 @@ export class ReleaseReconciler implements Reconciler {
     if (this.contentChecked.get(key) === obj.metadata.uid) return undefined;
     try {
       // Verified as every reader does (digests, then the content hash; shared with a read in flight), then owned.
-      await readReleaseContent(this.client, obj);
-      await adoptReleaseChunks(this.client, obj, await readReleaseChunks(this.client, obj));
+      const { chunks } = await readChunkedRelease(this.client, obj);
+      await adoptReleaseChunks(this.client, obj, chunks);
     } catch (thrown) {
       const err = asSantokitError(thrown);
       if (err.retryable) {
