@@ -358,12 +358,14 @@ describe.concurrent('GitOps with Flux', () => {
       timeoutMs: 60_000,
       what: `unreferenced Release ${unused} to be deleted`,
     });
+    // Flux's prune sets the deletion timestamp; the operator then says why the Release stays (its
+    // reconcile follows the delete, so the condition is awaited, not read at the same instant).
     const kept = await eventually(
       async () => {
         const r = await g.release(v1);
-        return r.metadata.deletionTimestamp ? r : undefined;
+        return r.metadata.deletionTimestamp && conditionOf(r, 'Reconciling')?.reason === 'InUse' ? r : undefined;
       },
-      { timeoutMs: 60_000, what: `Release ${v1} to be marked for deletion by Flux's prune` },
+      { timeoutMs: 60_000, what: `Release ${v1} marked for deletion by Flux's prune and kept InUse` },
     );
     expect(kept.metadata.finalizers).toContain(RELEASE_IN_USE_FINALIZER);
     expect(conditionOf(kept, 'Reconciling')).toMatchObject({ status: 'True', reason: 'InUse' });
