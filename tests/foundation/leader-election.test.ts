@@ -15,6 +15,9 @@ describe('leader election', () => {
   });
 
   const reconciledBy = (op: OperatorProcess, project: string) => op.records().some((r) => r.controller === 'project' && r.key === project);
+  /** The replica's log shows it reconciled the project (the line is read from its stdout, which can trail the status `stk` waited for). */
+  const awaitReconciledBy = (op: OperatorProcess, project: string) =>
+    eventually(async () => (reconciledBy(op, project) ? true : undefined), { timeoutMs: 10_000, intervalMs: 50, what: `${op.identity} to log a reconcile of project ${project}` });
 
   it('lets exactly one replica reconcile and fails over within 20 s when it is killed', async () => {
     const leaseName = uniqueName('lease');
@@ -30,7 +33,7 @@ describe('leader election', () => {
 
     const first = uniqueName('first');
     expectExit(await stk(['project', 'create', first]));
-    expect(reconciledBy(a, first)).toBe(true);
+    await awaitReconciledBy(a, first);
     expect(reconciledBy(b, first)).toBe(false);
 
     a.child.kill('SIGKILL');
@@ -44,6 +47,6 @@ describe('leader election', () => {
     const second = uniqueName('second');
     const res = await stk(['project', 'create', second]);
     expectExit(res);
-    expect(reconciledBy(b, second)).toBe(true);
+    await awaitReconciledBy(b, second);
   });
 });
