@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Kinds, type Connection } from '../../core/api/resources.ts';
 import type { KubeObject } from '../../core/kube/client.ts';
 import { adminClient, eventually, stk, expectExit, type OperatorProcess } from '../support/cluster.ts';
-import { call, createApiKey, createDataplaneProject, dataOf, startBridge, startDataplaneOperator, waitBridgeReady, type BridgeProcess, type DataplaneProject, notesApp } from './support.ts';
+import { call, createApiKey, createDataplaneProject, dataOf, startBridge, startDataplaneOperator, waitBridgeReady, waitServable, type BridgeProcess, type DataplaneProject, notesApp } from './support.ts';
 
 /**
  * The data plane's database role (the second wall behind the permission model): the operator
@@ -94,6 +94,7 @@ describe("the data plane's database role", () => {
   it('the data plane connects as that role, never as the owner', async () => {
     const { role } = await dataPlaneSql();
     const key = await createApiKey(p.project, 'dev', ['admin'], undefined, bridge);
+    await waitServable(bridge, key.apiKey, 'db/notes/select');
     dataOf(await call(bridge, key.apiKey, 'db/notes/insert', { data: { body: 'through the bridge' } }));
     const sessions = await p.dbs.dev!.sql`SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = ${p.dbs.dev!.name} AND application_name = 'santokit-bridge'`;
     expect(sessions).toEqual([{ usename: role }]);

@@ -35,7 +35,9 @@ export async function startBridge(options: { args?: string[]; env?: NodeJS.Proce
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  // 'close', not 'exit': 'exit' may come before the last lines written to stdout/stderr were
+  // read, and a test that reads the logs after the exit must see all of them.
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   const url = `http://127.0.0.1:${port}`;
   const bridge: BridgeProcess = {
     child,
