@@ -96,15 +96,21 @@ export function grantsFingerprint(role: string, tables: readonly string[]): stri
  * SELECT on the sequences those tables own, default privileges for tables and sequences the owner
  * creates later in those schemas; and revokes every table and schema privilege it holds beyond
  * that. One transaction under the owner URL.
+ *
+ * `managedTables` is read once the schema lock is held: a migration that held it may have created the
+ * tables of a release the environment asked for meanwhile, and a list read before the wait would
+ * revoke them. Resolves with the tables the grants were made for.
  */
-export async function ensureDataPlaneRole(ownerUrl: string, role: string, password: string, tables: readonly string[]): Promise<void> {
+export async function ensureDataPlaneRole(ownerUrl: string, role: string, password: string, managedTables: () => Promise<readonly string[]>): Promise<readonly string[]> {
   const sql = openDatabase(ownerUrl, { max: 1, connectTimeoutSeconds: 5 });
+  let grantedFor: readonly string[] = [];
   try {
     await sql.begin(async (tx) => {
       // The release pipeline's schema lock: grants never interleave with a transaction of DDL on
       // the same tables (no lock waits, no deadlock), and two operators granting serialise too.
       await tx`SELECT pg_catalog.set_config('lock_timeout', '10s', true)`;
       await tx`SELECT pg_catalog.pg_advisory_xact_lock(${SCHEMA_LOCK_KEY}::int8)`;
+      const tables = (grantedFor = await managedTables());
       const verifier = scramVerifier(password);
       const [current] = (await tx`SELECT rolsuper, rolreplication, rolbypassrls FROM pg_catalog.pg_roles WHERE rolname = ${role}`) as unknown as Array<{ rolsuper: boolean; rolreplication: boolean; rolbypassrls: boolean }>;
       // Naming SUPERUSER, REPLICATION or BYPASSRLS in ALTER ROLE, even to say NO, takes a superuser
@@ -164,6 +170,7 @@ export async function ensureDataPlaneRole(ownerUrl: string, role: string, passwo
   } finally {
     await sql.end({ timeout: 1 }).catch(() => {});
   }
+  return grantedFor;
 }
 
 /**

@@ -113,15 +113,22 @@ describe('the public surface', () => {
 
   it('past the in-flight bound a call is 503 Overloaded with Retry-After, at once', async () => {
     const url = await serve(bridge({ maxInFlight: 3 }, [], true).handler);
-    const held = Array.from({ length: 3 }, () => fetch(`${url}/call`, { method: 'POST', headers: { 'x-santokit-api-key': 'good' }, body: '{"path":"db/items/select"}', signal: AbortSignal.timeout(2_000) }).catch(() => undefined));
-    let res: Response | undefined;
-    for (let i = 0; i < 100 && res?.status !== 503; i++) {
-      res = await fetch(`${url}/call`, { method: 'POST', headers: { 'x-santokit-api-key': 'good' }, body: '{}' });
+    // Three calls that never finish, held until the test lets them go (no deadline a slow machine could pass).
+    const holding = new AbortController();
+    const held = Array.from({ length: 3 }, () => fetch(`${url}/call`, { method: 'POST', headers: { 'x-santokit-api-key': 'good' }, body: '{"path":"db/items/select"}', signal: holding.signal }).catch(() => undefined));
+    try {
+      // Once the three are in flight, the next call is refused at once.
+      let res: Response | undefined;
+      for (const deadline = Date.now() + 30_000; res?.status !== 503 && Date.now() < deadline; ) {
+        res = await fetch(`${url}/call`, { method: 'POST', headers: { 'x-santokit-api-key': 'good' }, body: '{}' });
+      }
+      if (res?.status !== 503) throw new Error(`a call past the in-flight bound was answered ${res?.status}, not 503`);
+      expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('Overloaded');
+    } finally {
+      holding.abort();
+      await Promise.all(held);
     }
-    expect(res?.status).toBe(503);
-    expect(Number(res?.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
-    expect(((await res!.json()) as { error: { code: string } }).error.code).toBe('Overloaded');
-    await Promise.all(held);
   });
 
   it('answers /readyz and /metrics with 404 (they are on the probe port), /healthz with 200', async () => {

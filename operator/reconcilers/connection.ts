@@ -1,6 +1,6 @@
 import { markReady, markRetrying, setCondition } from '../../core/api/conditions.ts';
 import { Annotations, Kinds, type Connection, type ConnectionStatus, type Environment, type Release } from '../../core/api/resources.ts';
-import { asSantokitError, UnavailableError } from '../../core/errors.ts';
+import { asSantokitError, isSantokitError, UnavailableError } from '../../core/errors.ts';
 import type { KubeClient, KubeObject } from '../../core/kube/client.ts';
 import type { Informer } from '../../core/kube/informer.ts';
 import { redactSecrets } from '../../core/redact.ts';
@@ -204,14 +204,20 @@ export class ConnectionReconciler implements Reconciler {
     return tables;
   }
 
+  /** The managed tables of the Connection now: those of its environment's current and desired releases. */
+  private async managedTables(conn: Conn): Promise<string[]> {
+    const namespace = conn.metadata.namespace!;
+    const env = await this.client.find<Environment & KubeObject>(Kinds.Environment, conn.spec.environment, namespace);
+    const ids = [...new Set([env?.status?.currentRelease, env?.spec.release].filter((r): r is string => Boolean(r)))];
+    const releases = await Promise.all(ids.map((id) => fetchRelease(this.client, namespace, id)));
+    return managedTablesOfReleases(await Promise.all(releases.map((r) => (r ? this.tablesOf(r) : undefined))), conn.spec.name);
+  }
+
   /** What the grants should be now (the tables of the environment's releases) and whether the Secret says they were made. */
   private async credentialPlan(conn: Conn): Promise<CredentialPlan> {
     const namespace = conn.metadata.namespace!;
     const secretName = dataPlaneSecretName(conn.metadata.name);
-    const env = await this.client.find<Environment & KubeObject>(Kinds.Environment, conn.spec.environment, namespace);
-    const ids = [...new Set([env?.status?.currentRelease, env?.spec.release].filter((r): r is string => Boolean(r)))];
-    const releases = await Promise.all(ids.map((id) => fetchRelease(this.client, namespace, id)));
-    const tables = managedTablesOfReleases(await Promise.all(releases.map((r) => (r ? this.tablesOf(r) : undefined))), conn.spec.name);
+    const tables = await this.managedTables(conn);
     const role = dataPlaneRoleName(conn);
     const fingerprint = grantsFingerprint(role, tables);
     const existing = await this.client.find<SecretObject>(Kinds.Secret, secretName, namespace);
@@ -220,10 +226,14 @@ export class ConnectionReconciler implements Reconciler {
     return { secretName, role, tables, fingerprint, existing, ours, upToDate };
   }
 
-  /** Makes the role's grants what `plan` says and writes its URL into the Secret. */
+  /**
+   * Makes the role's grants those of the managed tables and writes its URL into the Secret. The
+   * tables are read again once the schema lock is held (see ensureDataPlaneRole): a migration the
+   * grants waited for may have created tables of a release asked for since `plan` was made.
+   */
   private async ensureCredential(conn: Conn, ownerUrl: string, plan: CredentialPlan, context: ReconcileContext): Promise<void> {
     const namespace = conn.metadata.namespace!;
-    const { secretName: name, role, tables, fingerprint, existing, ours } = plan;
+    const { secretName: name, role, existing, ours } = plan;
     if (existing && !ours) {
       throw new UnavailableError(`secret ${name} exists and was not written by the operator for this connection`, {
         reason: DataPlaneReason.CredentialSecretConflict,
@@ -234,9 +244,12 @@ export class ConnectionReconciler implements Reconciler {
     const password = ours && existing!.data?.password ? Buffer.from(existing!.data.password, 'base64').toString('utf8') : newDataPlanePassword();
     const target = describeTarget(ownerUrl);
     const previousTarget = ours ? (existing!.metadata.annotations as Record<string, string> | undefined)?.[ROLE_TARGET_ANNOTATION] : undefined;
+    let tables: readonly string[];
     try {
-      await ensureDataPlaneRole(ownerUrl, role, password, tables);
+      tables = await ensureDataPlaneRole(ownerUrl, role, password, () => this.managedTables(conn));
     } catch (err) {
+      // Reading the environment or its releases failed (under the lock): that error, as it is.
+      if (isSantokitError(err)) throw err;
       const code = (err as { code?: string }).code;
       if (code === '42501') {
         throw new UnavailableError('the connection\'s database user may not create the data plane\'s role or grant on the managed tables', {
@@ -258,7 +271,7 @@ export class ConnectionReconciler implements Reconciler {
           name,
           namespace,
           labels: { [DATA_PLANE_CREDENTIAL_LABEL]: 'true', 'app.kubernetes.io/managed-by': 'santokit', 'santokit.io/connection': conn.metadata.name },
-          annotations: { [GRANTS_ANNOTATION]: fingerprint, [ROLE_TARGET_ANNOTATION]: target },
+          annotations: { [GRANTS_ANNOTATION]: grantsFingerprint(role, tables), [ROLE_TARGET_ANNOTATION]: target },
           ownerReferences: [{ apiVersion: conn.apiVersion ?? 'santokit.io/v1alpha1', kind: 'Connection', name: conn.metadata.name, uid: conn.metadata.uid! }],
         },
         data: { url: b64(dataPlaneUrl(ownerUrl, role, password)), password: b64(password), role: b64(role) },

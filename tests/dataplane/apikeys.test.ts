@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Kinds } from '../../core/api/resources.ts';
 import type { KubeObject } from '../../core/kube/client.ts';
 import { adminClient, eventually, kubectl, stk, type OperatorProcess, expectExit } from '../support/cluster.ts';
-import { call, createApiKey, createDataplaneProject, dataOf, expectError, startBridge, startDataplaneOperator, waitBridgeReady, type BridgeProcess, type DataplaneProject, notesApp } from './support.ts';
+import { call, createApiKey, createDataplaneProject, dataOf, expectError, startBridge, startDataplaneOperator, waitBridgeReady, waitServable, type BridgeProcess, type DataplaneProject, notesApp } from './support.ts';
 
 /** Flow 02: API keys created, listed, used, rotated and revoked as a user would, enforced by the data plane. */
 
@@ -37,6 +37,11 @@ describe('stk apikey and the data plane', () => {
     p = await createDataplaneProject('dpkeys', ['dev', 'prod']);
     await p.apply('dev', files);
     await waitBridgeReady(bridge);
+    // Ready says nothing of this project's namespace (created after the bridge started): wait until
+    // dev is served (release loaded, the data-plane credential delivered), as every test assumes.
+    const probe = await createApiKey(p.project, 'dev', ['reader'], 'probe', bridge);
+    outputs.push(probe.apiKey);
+    await waitServable(bridge, probe.apiKey, 'db/notes/select');
   });
 
   afterAll(async () => {
@@ -68,7 +73,12 @@ describe('stk apikey and the data plane', () => {
 
     // Using it: 200, and list shows it active with a lastUsedAt.
     expect((await list()).find((k) => k.keyId === keyId)).toMatchObject({ status: 'active', lastUsedAt: null, roles: ['reader', 'admin'], env: 'dev', name: 'web' });
-    expect(dataOf(await call(bridge, apiKey, 'db/notes/select'))).toEqual([]);
+    // The key reaches the data plane through its Secret watch: until then it is unknown there (401).
+    const first = await eventually(async () => {
+      const r = await call(bridge, apiKey, 'db/notes/select');
+      return r.status === 401 ? undefined : r;
+    }, { what: `the bridge to know key ${keyId}`, timeoutMs: 10_000 });
+    expect(dataOf(first)).toEqual([]);
     const used = await eventually(async () => (await list()).find((k) => k.keyId === keyId && k.lastUsedAt !== null), { what: 'lastUsedAt to be recorded', timeoutMs: 10_000 });
     expect(Date.parse(used.lastUsedAt!)).toBeGreaterThan(Date.now() - 60_000);
     const table = await stk(['apikey', 'list', '--project', p.project]);

@@ -6,7 +6,7 @@ import { apiKeySecret } from '../../core/apikeys.ts';
 import { Kinds } from '../../core/api/resources.ts';
 import type { KubeObject } from '../../core/kube/client.ts';
 import { adminClient, eventually, type OperatorProcess } from '../support/cluster.ts';
-import { call, callRaw, createApiKey, createDataplaneProject, dataOf, expectError, startBridge, startDataplaneOperator, waitBridgeReady, type ApiKey, type BridgeProcess, type CallResponse, type DataplaneProject } from './support.ts';
+import { call, callRaw, createApiKey, createDataplaneProject, dataOf, expectError, startBridge, startDataplaneOperator, waitBridgeReady, waitServable, type ApiKey, type BridgeProcess, type CallResponse, type DataplaneProject } from './support.ts';
 
 /**
  * Hostile requests against the real bridge (docs/security.md): injection in every field, oracles
@@ -117,6 +117,8 @@ describe('hostile requests', () => {
     const roleOf = (name: string) => (name === 'admin' || name === 'writer' ? name : 'reader');
     await Promise.all(names.map(async (name) => (k[name] = await createApiKey(p.project, 'dev', [roleOf(name)], name, bridge))));
     await waitBridgeReady(bridge);
+    // Ready says nothing of a namespace created after the bridge started: wait until dev is served.
+    await waitServable(bridge, k.admin.apiKey, 'db/notes/select');
     dataOf(await call(bridge, k.admin.apiKey, 'db/authors/insert', { data: { id: 'hidden-author', name: 'x' } }));
     for (const [owner, secret, handle] of [
       [k.reader.keyId, HIDDEN[0], 'reader-handle'],

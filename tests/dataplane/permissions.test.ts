@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_VERSION, Kinds, type Environment, type Release } from '../../core/api/resources.ts';
 import type { KubeObject } from '../../core/kube/client.ts';
 import { adminClient, eventually, stk, type OperatorProcess, expectExit } from '../support/cluster.ts';
-import { call, createApiKey, createDataplaneProject, dataOf, expectError, startBridge, startDataplaneOperator, waitBridgeReady, type ApiKey, type BridgeProcess, type CallResponse, type DataplaneProject } from './support.ts';
+import { call, createApiKey, createDataplaneProject, dataOf, expectError, startBridge, startDataplaneOperator, waitBridgeReady, waitServable, type ApiKey, type BridgeProcess, type CallResponse, type DataplaneProject } from './support.ts';
 
 /**
  * Permissions from `config/permissions.yaml` enforced by the data plane: a table of cases, each a
@@ -82,6 +82,8 @@ describe('permissions', () => {
     };
     for (const [name, r] of Object.entries(roles)) k[name as keyof typeof k] = await createApiKey(p.project, 'dev', r, name, bridge);
     await waitBridgeReady(bridge);
+    // Ready says nothing of a namespace created after the bridge started: wait until dev is served.
+    await waitServable(bridge, k.admin.apiKey, 'db/notes/select');
     const seed: Row[] = [
       { title: 'writer-gold', secret: 's1', owner_id: k.writer.keyId, tier: 'gold' },
       { title: 'reader-basic', secret: 's2', owner_id: k.reader.keyId, tier: 'basic' },
@@ -153,8 +155,12 @@ describe('permissions', () => {
       expect(dataOf(await as('writer', 'db/notes/update', { where: { title: 'other-gold' }, data: { title: 'hijacked' } }))).toEqual({ affected: 0 });
       expect(dataOf(await as('writer', 'db/notes/update', { where: { owner_id: 'someone-else' }, data: { title: 'hijacked' } }))).toEqual({ affected: 0 });
       expect(await db()`SELECT title FROM notes WHERE owner_id = 'someone-else'`).toEqual([{ title: 'other-gold' }]);
+      // The writer's rows (the seed, and whatever an earlier case inserted): exactly one is renamed.
+      const mine = async () => (await db()<Array<{ title: string }>>`SELECT title FROM notes WHERE owner_id = ${k.writer.keyId}`).map((r) => r.title).sort();
+      const before = await mine();
+      expect(before).toContain('writer-gold');
       expect(dataOf(await as('writer', 'db/notes/update', { where: { title: 'writer-gold' }, data: { title: 'writer-gold-2' } }))).toEqual({ affected: 1 });
-      expect(await db()`SELECT title FROM notes WHERE owner_id = ${k.writer.keyId} ORDER BY title`).toEqual([{ title: 'mine' }, { title: 'writer-gold-2' }]);
+      expect(await mine()).toEqual(before.map((t) => (t === 'writer-gold' ? 'writer-gold-2' : t)).sort());
     });
 
     it.each([

@@ -5,7 +5,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminKubeconfig, eventually, freePort, stk, expectExit, type OperatorProcess } from '../support/cluster.ts';
-import { call, createApiKey, createDataplaneProject, expectError, startBridge, startDataplaneOperator, waitBridgeReady, type BridgeProcess, type DataplaneProject, notesApp } from './support.ts';
+import { call, createApiKey, createDataplaneProject, expectError, startBridge, startDataplaneOperator, waitBridgeReady, waitServable, type BridgeProcess, type DataplaneProject, notesApp } from './support.ts';
 
 /**
  * Revocation fails closed: the data plane reaches the API server through a TCP proxy the test can
@@ -82,6 +82,8 @@ describe('revocation fails closed while the key watch is broken', () => {
   it('refuses every key with 503 beyond the bound; a key revoked during the outage stays refused afterwards', async () => {
     const revokedLater = await createApiKey(p.project, 'dev', ['reader'], undefined, bridge);
     const kept = await createApiKey(p.project, 'dev', ['reader'], undefined, bridge);
+    // Ready says nothing of a namespace created after the bridge started: wait until dev is served.
+    await waitServable(bridge, kept.apiKey, 'db/notes/select');
     expect((await call(bridge, revokedLater.apiKey, 'db/notes/select')).status).toBe(200);
     expect((await call(bridge, kept.apiKey, 'db/notes/select')).status).toBe(200);
 

@@ -2,8 +2,11 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Kinds, type Connection } from '../../core/api/resources.ts';
 import type { KubeObject } from '../../core/kube/client.ts';
+import { buildRelease } from '../../core/release/build.ts';
+import { SCHEMA_LOCK_KEY } from '../../core/schema/bookkeeping.ts';
+import { releaseManifest } from '../../cli/manifests.ts';
 import { adminClient, eventually, stk, expectExit, type OperatorProcess } from '../support/cluster.ts';
-import { call, createApiKey, createDataplaneProject, dataOf, startBridge, startDataplaneOperator, waitBridgeReady, type BridgeProcess, type DataplaneProject, notesApp } from './support.ts';
+import { call, createApiKey, createDataplaneProject, dataOf, startBridge, startDataplaneOperator, waitBridgeReady, waitServable, type BridgeProcess, type DataplaneProject, notesApp } from './support.ts';
 
 /**
  * The data plane's database role (the second wall behind the permission model): the operator
@@ -94,6 +97,7 @@ describe("the data plane's database role", () => {
   it('the data plane connects as that role, never as the owner', async () => {
     const { role } = await dataPlaneSql();
     const key = await createApiKey(p.project, 'dev', ['admin'], undefined, bridge);
+    await waitServable(bridge, key.apiKey, 'db/notes/select');
     dataOf(await call(bridge, key.apiKey, 'db/notes/insert', { data: { body: 'through the bridge' } }));
     const sessions = await p.dbs.dev!.sql`SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = ${p.dbs.dev!.name} AND application_name = 'santokit-bridge'`;
     expect(sessions).toEqual([{ usename: role }]);
@@ -116,5 +120,48 @@ describe("the data plane's database role", () => {
 `,
     });
     expect(await outcome(sql`SELECT * FROM tags`)).toBe('ok');
+  });
+
+  it('grants that waited for a migration follow the releases of that moment: the table it created keeps its grant', async () => {
+    // A project of its own: its environment is moved by hand below.
+    const q = await createDataplaneProject('dpprace', ['dev']);
+    const holder = await q.dbs.dev!.sql.reserve();
+    try {
+      await q.apply('dev', files);
+      const admin = q.dbs.dev!.sql;
+      // Every REVOKE run in this database is written down (an event trigger; the test's user is a superuser).
+      await admin.unsafe(`CREATE SCHEMA audit; CREATE TABLE audit.revokes (query text);
+        CREATE FUNCTION audit.log_revoke() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO audit.revokes VALUES (current_query()); END $$;
+        CREATE EVENT TRIGGER log_revoke ON ddl_command_end WHEN TAG IN ('REVOKE') EXECUTE FUNCTION audit.log_revoke()`);
+      const withTags = `${files['schema/app.yaml']}  tags:\n    id: { generate: ulid }\n    columns:\n      label: { type: string }\n`;
+      const built = buildRelease({ commit: 'a'.repeat(40), schemaFiles: [{ path: 'schema/app.yaml', text: withTags }], permissions: { path: 'config/permissions.yaml', text: files['config/permissions.yaml']! } }, { project: q.project });
+      await client.create(Kinds.Release, releaseManifest(built, q.namespace).release);
+
+      // A migration in progress: it holds the schema lock and has created the new release's table.
+      await holder`BEGIN`;
+      await holder`SELECT pg_catalog.pg_advisory_xact_lock(${SCHEMA_LOCK_KEY}::int8)`;
+      await holder`CREATE TABLE tags (id text PRIMARY KEY, label text)`;
+      // A probe asks for the grants (planned from the environment as it is now) and waits for the lock.
+      const probing = stk(['connections', 'test', '--project', q.project, '--env', 'dev']);
+      await eventually(
+        async () => ((await admin`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'`)[0]!.n > 0 ? true : undefined),
+        { timeoutMs: 20_000, what: 'the grants to wait for the schema lock' },
+      );
+      // Meanwhile the environment asks for the release with that table (as stk apply or GitOps do before the migration).
+      await client.patch(Kinds.Environment, 'dev', q.namespace, { spec: { release: built.id } });
+      await holder`COMMIT`;
+      expectExit(await probing);
+
+      // The grants made once the lock was free are those of the releases then asked for: tags was never revoked.
+      const conn = await client.get<Connection & KubeObject>(Kinds.Connection, 'dev-main', q.namespace);
+      expect(conn.status?.conditions?.find((c) => c.type === 'DataPlaneCredential')).toMatchObject({ status: 'True' });
+      // (only the REVOKE statements of each logged batch: the batch also sets the role's password verifier)
+      const revokes = (await admin<Array<{ query: string }>>`SELECT query FROM audit.revokes`).flatMap((r) => r.query.split(';').map((t) => t.trim()).filter((t) => t.startsWith('REVOKE')));
+      expect(revokes.filter((text) => text.includes('"public"."tags"'))).toEqual([]);
+    } finally {
+      await holder`ROLLBACK`.catch(() => undefined);
+      holder.release();
+      await q.drop();
+    }
   });
 });

@@ -22,6 +22,11 @@ function sample(page: string, name: string, labels = ''): number | undefined {
   return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
 }
 
+/** How many Releases the cluster holds now. */
+async function releasesInCluster(): Promise<number> {
+  return (await client.listMetadata(Kinds.Release)).items.length;
+}
+
 async function metrics(url: string): Promise<string> {
   return (await fetch(`${url}/metrics`)).text();
 }
@@ -62,10 +67,13 @@ describe('Releases are cached as metadata; only releases in use are compiled', (
     try {
       await waitForOperatorReady(operator);
       const url = `http://127.0.0.1:${operator.healthPort}`;
-      const inCluster = (await client.listMetadata(Kinds.Release)).items.length;
+      // Releases of earlier files' namespaces may still be going (namespace deletion is
+      // asynchronous): the cluster's count is read afresh around each scrape, and must not move.
       const page = await eventually(async () => {
+        const before = await releasesInCluster();
         const p = await metrics(url);
-        return (sample(p, 'santokit_informer_cached_objects', 'kind="Release",content="metadata"') ?? 0) >= inCluster ? p : undefined;
+        const after = await releasesInCluster();
+        return before === after && sample(p, 'santokit_informer_cached_objects', 'kind="Release",content="metadata"') === after ? p : undefined;
       }, { timeoutMs: 20_000, what: 'the operator to cache every Release' });
       expect(sample(page, 'santokit_informer_cached_objects', 'kind="Release",content="full"')).toBeUndefined();
       // Environments are still cached whole (the controllers read their spec and status).
@@ -86,18 +94,22 @@ describe('Releases are cached as metadata; only releases in use are compiled', (
     await client.patch(Kinds.Environment, env, namespace, { status: { currentRelease: ids[0] } }, { subresource: 'status' });
     const bridge: BridgeProcess = await startBridge({ args: ['--release-cache-entries', '1'] });
     const serving = (id: string) => bridge.records().some((r) => r.msg === 'serving release' && r.environment === `${namespace}/${env}` && r.release === id);
-    // Other namespaces' Environments count too (the data plane serves the whole cluster): compared afresh each time.
+    // Other namespaces' Environments and Releases count too (the data plane serves the whole
+    // cluster, and earlier files' namespaces may still be going): they are read afresh around each
+    // scrape, and a scrape counts only when they did not move meanwhile.
     const settled = async (what: string) =>
       eventually(async () => {
-        const expected = await releasesInUse();
+        const [expected, inCluster] = [await releasesInUse(), await releasesInCluster()];
         const p = await metrics(bridge.probeUrl);
-        return sample(p, 'santokit_release_cache_entries') === expected && sample(p, 'santokit_release_cache_in_use') === expected ? p : undefined;
+        if ((await releasesInUse()) !== expected || (await releasesInCluster()) !== inCluster) return undefined;
+        const held = sample(p, 'santokit_informer_cached_objects', 'kind="Release",content="metadata"');
+        return sample(p, 'santokit_release_cache_entries') === expected && sample(p, 'santokit_release_cache_in_use') === expected && held === inCluster ? { page: p, inCluster } : undefined;
       }, { timeoutMs: 10_000, what });
     try {
       await eventually(async () => (serving(ids[0]!) ? true : undefined), { timeoutMs: 20_000, what: `the data plane to serve ${ids[0]}` });
-      let page = await settled('the cache to hold exactly the releases in use');
-      const inCluster = (await client.listMetadata(Kinds.Release)).items.length;
-      expect(sample(page, 'santokit_informer_cached_objects', 'kind="Release",content="metadata"')).toBe(inCluster);
+      const first = await settled('the cache to hold exactly the releases in use, and the informer every Release as metadata');
+      let page = first.page;
+      const inCluster = first.inCluster;
       expect(sample(page, 'santokit_informer_cached_objects', 'kind="Release",content="full"')).toBeUndefined();
       expect(sample(page, 'santokit_release_cache_bytes')).toBeGreaterThan(0);
       // prom-client's process and runtime figures, under their standard names.
@@ -112,7 +124,7 @@ describe('Releases are cached as metadata; only releases in use are compiled', (
       await client.patch(Kinds.Environment, env, namespace, { spec: { release: ids[1] } });
       await client.patch(Kinds.Environment, env, namespace, { status: { currentRelease: ids[1] } }, { subresource: 'status' });
       await eventually(async () => (serving(ids[1]!) ? true : undefined), { timeoutMs: 10_000, what: `the data plane to serve ${ids[1]}` });
-      page = await settled('the first release to be evicted');
+      page = (await settled('the first release to be evicted')).page;
       expect(sample(page, 'santokit_release_cache_evictions_total')).toBeGreaterThanOrEqual(1);
       expect(sample(page, 'santokit_release_fetches_total')).toBe(fetched + 1);
 
@@ -123,7 +135,7 @@ describe('Releases are cached as metadata; only releases in use are compiled', (
         timeoutMs: 10_000,
         what: `the data plane to serve ${ids[0]} again`,
       });
-      page = await settled('the second release to be evicted');
+      page = (await settled('the second release to be evicted')).page;
       expect(sample(page, 'santokit_release_fetches_total')).toBe(fetched + 2);
       const moves = bridge.records().filter((r) => r.msg === 'serving release' && r.environment === `${namespace}/${env}`).map((r) => r.release);
       expect(moves).toEqual([ids[0], ids[1], ids[0]]);

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Kinds, type Environment } from '../../core/api/resources.ts';
 import type { KubeObject } from '../../core/kube/client.ts';
 import { adminClient, eventually, stk, type OperatorProcess, expectExit } from '../support/cluster.ts';
-import { call, createApiKey, createDataplaneProject, dataOf, expectError, startBridge, startDataplaneOperator, waitBridgeReady, type ApiKey, type BridgeProcess, type DataplaneProject } from './support.ts';
+import { call, createApiKey, createDataplaneProject, dataOf, expectError, startBridge, startDataplaneOperator, waitBridgeReady, waitServable, type ApiKey, type BridgeProcess, type DataplaneProject } from './support.ts';
 import { schemaV1, schemaV2 } from '../support/fixtures.ts';
 
 /**
@@ -73,6 +73,8 @@ describe('the data plane follows release pointer moves', () => {
       keys[`${env}-auditor`] = await createApiKey(p.project, env, ['auditor'], undefined, bridge);
     }
     await waitBridgeReady(bridge);
+    // Ready says nothing of a namespace created after the bridge started: wait until each env is served.
+    for (const env of ['qa', 'staging', 'dev', 'prod']) await waitServable(bridge, keys[`${env}-admin`]!.apiKey, 'db/users/select');
     for (const env of ['staging', 'prod']) dataOf(await call(bridge, keys[`${env}-admin`]!.apiKey, 'db/users/insert', { data: { email: 'p@example.com', name: 'Prod' } }));
   });
 

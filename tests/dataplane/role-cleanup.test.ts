@@ -232,7 +232,11 @@ describe("the data plane's role goes with its Connection", () => {
       expect(warnings[0]!.message).toContain(`127.0.0.1:${proxy.port}/${db.name}`);
       expect(warnings[0]!.message).toContain(`DROP ROLE ${role}`);
       expect(warnings[0]!.message).not.toContain(new URL(adminUrl()).password || 'no password');
-      expect(await client.find(Kinds.Secret, 'santokit-dataplane-dev-main', namespace)).toBeUndefined();
+      // The credential Secret is owned by the Connection: the garbage collector deletes it after the Connection.
+      await eventually(async () => ((await client.find(Kinds.Secret, 'santokit-dataplane-dev-main', namespace)) === undefined ? true : undefined), {
+        timeoutMs: 30_000,
+        what: 'the Secret santokit-dataplane-dev-main to be deleted',
+      });
       // Left behind, as the Warning says.
       expect(await roleExists(role)).toBe(true);
     } finally {

@@ -35,7 +35,9 @@ export async function startBridge(options: { args?: string[]; env?: NodeJS.Proce
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  // 'close', not 'exit': 'exit' may come before the last lines written to stdout/stderr were
+  // read, and a test that reads the logs after the exit must see all of them.
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   const url = `http://127.0.0.1:${port}`;
   const bridge: BridgeProcess = {
     child,
@@ -50,7 +52,7 @@ export async function startBridge(options: { args?: string[]; env?: NodeJS.Proce
         .filter((l) => l.startsWith('{'))
         .map((l) => JSON.parse(l) as Record<string, unknown>),
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
-      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+      if (child.exitCode !== null || child.signalCode !== null) return exited;
       child.kill(signal);
       return exited;
     },
@@ -75,7 +77,7 @@ export async function waitBridgeReady(bridge: BridgeProcess, timeoutMs = 30_000)
       last = await res.text();
       return res.status === 200 ? true : undefined;
     },
-    { timeoutMs, what: `the bridge to be ready (last answer: ${last})` },
+    { timeoutMs, get what() { return `the bridge to be ready (last answer: ${last})`; } },
   );
 }
 
@@ -153,10 +155,20 @@ export interface DataplaneProject {
 /**
  * Waits until `path` answers something other than 503 for `apiKey`: the data plane serves an
  * environment once its release is loaded and the operator's data-plane credential for each
- * connection has reached it (until then a call is 503 ConnectionUnavailable, by design).
+ * connection has reached it (until then a call is 503 ConnectionUnavailable, by design). A 404
+ * saying the environment or its release is not known yet (the watch has not brought it) waits too.
  */
 export async function waitServable(bridge: BridgeProcess, apiKey: string, path: string, timeoutMs = 60_000): Promise<void> {
-  await eventually(async () => ((await call(bridge, apiKey, path, { limit: 1 })).status === 503 ? undefined : true), { timeoutMs, what: `the bridge to serve ${path}` });
+  let last = '';
+  const notYet = new Set(['EnvironmentNotFound', 'NoCurrentRelease']);
+  await eventually(
+    async () => {
+      const res = await call(bridge, apiKey, path, { limit: 1 });
+      last = `${res.status} ${res.body.error?.code ?? ''}`;
+      return res.status === 503 || (res.status === 404 && notYet.has(res.body.error?.code ?? '')) ? undefined : true;
+    },
+    { timeoutMs, get what() { return `the bridge to serve ${path} (last answer: ${last})`; } },
+  );
 }
 
 /** The repository files of a one-table app (`notes`, with a text `body`) whose table has these rules, e.g. `{ select: ['admin'] }`. */
