@@ -115,8 +115,9 @@ export interface OperatorProcess {
   readonly logs: () => string;
   /** lines of JSON logs parsed */
   readonly records: () => Array<Record<string, unknown>>;
-  /** SIGTERM (graceful) or SIGKILL; resolves with the exit code */
+  /** SIGTERM (graceful) or SIGKILL; resolves with the exit code once all its output is read */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** the exit code, once the process exited and its output was read to the end (`logs()` is complete) */
   readonly exited: Promise<number | null>;
 }
 
@@ -145,21 +146,23 @@ export async function startOperator(options: { leaseName: string; identity?: str
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  // 'close', not 'exit': 'exit' may come before the last lines written to the pipes are read.
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   return {
     child,
     identity,
     healthPort,
     exited,
     logs: () => output,
+    // Complete lines only: a read may end in the middle of a line the operator is still writing.
     records: () =>
       output
+        .slice(0, output.lastIndexOf('\n') + 1)
         .split('\n')
         .filter((l) => l.startsWith('{'))
         .map((l) => JSON.parse(l) as Record<string, unknown>),
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
-      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-      child.kill(signal);
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       return exited;
     },
   };
