@@ -6,7 +6,7 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Kinds, type Environment, type KindInfo, type Release } from '../../core/api/resources.ts';
 import type { KubeObject } from '../../core/kube/client.ts';
-import { adminClient, deleteProjects, eventually, freePort, kubectl, repoRoot, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess, expectExit } from '../support/cluster.ts';
+import { adminClient, deleteProjects, eventually, freePort, kubectl, repoRoot, startOperator, stk, uniqueName, waitForAccess, waitForOperatorReady, type OperatorProcess, expectExit } from '../support/cluster.ts';
 import { createTestRepo, type TestRepo } from '../support/git-repo.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import { createNamespace, findObject, renderChart, serviceAccountKubeconfig, toYamlStream, type RenderedObject } from './helm.ts';
@@ -109,6 +109,13 @@ describe('chart RBAC', () => {
     const bridgeDeployment = findObject(objects, 'Deployment', '-bridge') as Deployment;
     operatorAccount = operatorDeployment.spec.template.spec.serviceAccountName;
     bridgeAccount = bridgeDeployment.spec.template.spec.serviceAccountName;
+    // The bindings just written reach the API server's authorizer a moment later: wait until it
+    // grants what each one gives (cluster-wide and in the release namespace), so that a refusal
+    // in the logs below is the chart's, not the authorizer's cache catching up.
+    const as = (account: string) => ['--as', `system:serviceaccount:${namespace}:${account}`];
+    await waitForAccess(['list', 'projects.santokit.io', ...as(operatorAccount)]);
+    await waitForAccess(['create', 'leases', '--namespace', namespace, ...as(operatorAccount)]);
+    await waitForAccess(['list', 'environments.santokit.io', '--all-namespaces', ...as(bridgeAccount)]);
 
     // startOperator picks the address, port, identity and log level; everything else is the chart's.
     const operatorArgs = argsWithout(operatorDeployment, ['--bind-address', '--health-port', '--lease-name', '--identity', '--log-level']);
@@ -258,6 +265,9 @@ describe('chart RBAC', () => {
     await eventually(async () => ((await client.find(Kinds.RoleBinding, 'santokit-data-plane', projectNs)) && (await client.find(Kinds.RoleBinding, 'santokit-operator', projectNs)) ? true : undefined), {
       what: `the operator to bind the service accounts in ${projectNs}`,
     });
+    // Written is not yet seen: the authorizer answers from its cache, which follows a moment later.
+    await waitForAccess(['create', 'secrets', '--namespace', projectNs, ...as(operatorAccount)]);
+    await waitForAccess(['list', 'secrets', '--namespace', projectNs, ...as(bridgeAccount)]);
 
     // The operator: Secrets by name and create/patch in project namespaces, never cluster-wide, never list.
     const opProject = await list(operatorAccount, projectNs);

@@ -80,6 +80,18 @@ export function kubectl(args: string[], options: { kubeconfig?: string; input?: 
   return runCommand(env('SANTOKIT_KUBECTL'), ['--kubeconfig', options.kubeconfig ?? adminKubeconfig(), ...args], options.input ? { input: options.input } : {});
 }
 
+/**
+ * Resolves once the API server's authorizer answers yes to `kubectl auth can-i <args>` (with the
+ * given kubeconfig, or the admin's with `--as`). A RoleBinding just written reaches the authorizer
+ * through its cache a moment later: wait for it before acting as that user.
+ */
+export async function waitForAccess(args: string[], options: { kubeconfig?: string; timeoutMs?: number } = {}): Promise<void> {
+  await eventually(
+    async () => ((await kubectl(['auth', 'can-i', ...args], options.kubeconfig ? { kubeconfig: options.kubeconfig } : {})).stdout.trim() === 'yes' ? true : undefined),
+    { timeoutMs: options.timeoutMs ?? 30_000, intervalMs: 100, what: `kubectl auth can-i ${args.join(' ')} to answer yes` },
+  );
+}
+
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
