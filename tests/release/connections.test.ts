@@ -37,7 +37,7 @@ describe('stk connections', { timeout: 180_000 }, () => {
 
   it('seals the URL: the resource, the CLI output and the operator logs never carry it', async () => {
     // An environment of its own: the list below shows exactly this case's connection, whatever ran before.
-    const env = uniqueName('sealed');
+    const env = uniqueName('sealed').replace(/-/g, '');
     expectExit(await stk(['env', 'create', '--project', project, env]));
     const own = ['--project', project, '--env', env];
     const set = await stk(['connections', 'set', ...own, '--name', 'main', '--engine', 'postgres', '--db-url', appUrl]);
