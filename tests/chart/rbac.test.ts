@@ -85,8 +85,10 @@ describe('chart RBAC', () => {
   /**
    * Log lines with a refusal, except those about namespaces of other test files' projects: those
    * exist before this release's operator has bound its ServiceAccounts there, so a first read in
-   * them may be refused for a moment (the same happens once on an upgrade). Nothing of this
-   * test's own namespaces, and nothing cluster-wide, may be refused.
+   * them may be refused for a moment (the same happens once on an upgrade). The namespace is the
+   * one the refusal names, else that of the reconciled object's key (`<namespace>/<name>`: a
+   * probe failure logs only its reason). Nothing of this test's own namespaces, and nothing
+   * cluster-wide, may be refused.
    */
   function forbiddenOfOurs(logs: string): string[] {
     const ours = new Set([namespace, ...projects.map((p) => `stk-${p}`)]);
@@ -94,7 +96,7 @@ describe('chart RBAC', () => {
       .split('\n')
       .filter((l) => /forbidden/i.test(l))
       .filter((l) => {
-        const where = /in the namespace \\"([^\\"]+)\\"/.exec(l)?.[1];
+        const where = /in the namespace \\"([^\\"]+)\\"/.exec(l)?.[1] ?? /"key":"([^"/]+)\//.exec(l)?.[1];
         return where === undefined || ours.has(where);
       });
   }
