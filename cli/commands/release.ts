@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { findCondition } from '../../core/api/conditions.ts';
-import { Kinds, type ApplyMode, type Connection, type ConnectionReleaseState, type Environment, type PipelineStep, type Release, type ReleaseRequest, type RequestOutcome } from '../../core/api/resources.ts';
+import { Kinds, RELEASE_IN_USE_FINALIZER, type ApplyMode, type Connection, type ConnectionReleaseState, type Environment, type PipelineStep, type Release, type ReleaseRequest, type RequestOutcome } from '../../core/api/resources.ts';
 import { ConflictError, ForbiddenError, NotFoundError, UnavailableError, UsageError, ValidationError } from '../../core/errors.ts';
 import { isAlreadyExists, KubeClient, type KubeObject } from '../../core/kube/client.ts';
 import { adoptReleaseChunks, CHUNK_DATA_KEY, readReleaseContent, type ChunkConfigMap } from '../../core/release/content.ts';
@@ -77,7 +77,9 @@ async function ensureRelease(client: KubeClient, namespace: string, built: Built
   const { release, chunks } = releaseManifest(built, namespace, github);
   const written: ChunkConfigMap[] = [];
   for (const chunk of chunks) written.push(await writeChunk(client, chunk));
-  const created = await client.create<Rel>(Kinds.Release, release);
+  // Created with the operator's in-use finalizer: the environment is asked to use it at once, and a
+  // delete before the operator first saw it must not take it from under that request.
+  const created = await client.create<Rel>(Kinds.Release, { ...release, metadata: { ...release.metadata, finalizers: [RELEASE_IN_USE_FINALIZER] } });
   // The operator adds the owner too (for chunks written by GitOps); a user without patch on ConfigMaps leaves it to it.
   await adoptReleaseChunks(client, created, written.map((object) => ({ object }))).catch((err: unknown) => {
     if (!(err instanceof ForbiddenError)) throw err;

@@ -6,7 +6,7 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Kinds, type Environment, type KindInfo, type Release } from '../../core/api/resources.ts';
 import type { KubeObject } from '../../core/kube/client.ts';
-import { adminClient, deleteProjects, eventually, freePort, kubectl, repoRoot, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess, expectExit } from '../support/cluster.ts';
+import { adminClient, deleteProjects, eventually, freePort, kubectl, repoRoot, startOperator, stk, uniqueName, waitForAccess, waitForOperatorReady, type OperatorProcess, expectExit } from '../support/cluster.ts';
 import { createTestRepo, type TestRepo } from '../support/git-repo.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import { createNamespace, findObject, renderChart, serviceAccountKubeconfig, toYamlStream, type RenderedObject } from './helm.ts';
@@ -85,8 +85,10 @@ describe('chart RBAC', () => {
   /**
    * Log lines with a refusal, except those about namespaces of other test files' projects: those
    * exist before this release's operator has bound its ServiceAccounts there, so a first read in
-   * them may be refused for a moment (the same happens once on an upgrade). Nothing of this
-   * test's own namespaces, and nothing cluster-wide, may be refused.
+   * them may be refused for a moment (the same happens once on an upgrade). The namespace is the
+   * one the refusal names, else that of the reconciled object's key (`<namespace>/<name>`: a
+   * probe failure logs only its reason). Nothing of this test's own namespaces, and nothing
+   * cluster-wide, may be refused.
    */
   function forbiddenOfOurs(logs: string): string[] {
     const ours = new Set([namespace, ...projects.map((p) => `stk-${p}`)]);
@@ -94,7 +96,7 @@ describe('chart RBAC', () => {
       .split('\n')
       .filter((l) => /forbidden/i.test(l))
       .filter((l) => {
-        const where = /in the namespace \\"([^\\"]+)\\"/.exec(l)?.[1];
+        const where = /in the namespace \\"([^\\"]+)\\"/.exec(l)?.[1] ?? /"key":"([^"/]+)\//.exec(l)?.[1];
         return where === undefined || ours.has(where);
       });
   }
@@ -109,6 +111,13 @@ describe('chart RBAC', () => {
     const bridgeDeployment = findObject(objects, 'Deployment', '-bridge') as Deployment;
     operatorAccount = operatorDeployment.spec.template.spec.serviceAccountName;
     bridgeAccount = bridgeDeployment.spec.template.spec.serviceAccountName;
+    // The bindings just written reach the API server's authorizer a moment later: wait until it
+    // grants what each one gives (cluster-wide and in the release namespace), so that a refusal
+    // in the logs below is the chart's, not the authorizer's cache catching up.
+    const as = (account: string) => ['--as', `system:serviceaccount:${namespace}:${account}`];
+    await waitForAccess(['list', 'projects.santokit.io', ...as(operatorAccount)]);
+    await waitForAccess(['create', 'leases', '--namespace', namespace, ...as(operatorAccount)]);
+    await waitForAccess(['list', 'environments.santokit.io', '--all-namespaces', ...as(bridgeAccount)]);
 
     // startOperator picks the address, port, identity and log level; everything else is the chart's.
     const operatorArgs = argsWithout(operatorDeployment, ['--bind-address', '--health-port', '--lease-name', '--identity', '--log-level']);
@@ -258,6 +267,9 @@ describe('chart RBAC', () => {
     await eventually(async () => ((await client.find(Kinds.RoleBinding, 'santokit-data-plane', projectNs)) && (await client.find(Kinds.RoleBinding, 'santokit-operator', projectNs)) ? true : undefined), {
       what: `the operator to bind the service accounts in ${projectNs}`,
     });
+    // Written is not yet seen: the authorizer answers from its cache, which follows a moment later.
+    await waitForAccess(['create', 'secrets', '--namespace', projectNs, ...as(operatorAccount)]);
+    await waitForAccess(['list', 'secrets', '--namespace', projectNs, ...as(bridgeAccount)]);
 
     // The operator: Secrets by name and create/patch in project namespaces, never cluster-wide, never list.
     const opProject = await list(operatorAccount, projectNs);

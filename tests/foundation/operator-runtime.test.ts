@@ -28,8 +28,14 @@ describe('operator runtime', () => {
     expect((await fetch(`http://127.0.0.1:${op.healthPort}/healthz`)).status).toBe(200);
     const name = uniqueName('metrics');
     expectExit(await stk(['project', 'create', name]));
-    const metrics = await (await fetch(`http://127.0.0.1:${op.healthPort}/metrics`)).text();
-    expect(metrics).toMatch(/santokit_reconcile_total\{controller="project",result="success"\} [1-9]/);
+    // The counter goes up once the reconcile has returned, after the status write stk waited for.
+    const metrics = await eventually(
+      async () => {
+        const text = await (await fetch(`http://127.0.0.1:${op.healthPort}/metrics`)).text();
+        return /santokit_reconcile_total\{controller="project",result="success"\} [1-9]/.test(text) ? text : undefined;
+      },
+      { timeoutMs: 10_000, what: 'the project reconcile to be counted in /metrics' },
+    );
     expect(metrics).toContain('santokit_reconcile_duration_seconds_bucket');
     expect(metrics).toContain('santokit_workqueue_depth');
     expect(metrics).toMatch(/^santokit_leader 1$/m);
@@ -96,6 +102,8 @@ describe('operator runtime', () => {
     let code: number | null;
     try {
       code = await eventually(async () => (op.child.exitCode === null ? undefined : op.child.exitCode), { timeoutMs: 60_000, what: 'the operator to exit after losing its lease' });
+      // Its last lines may still be in the pipe when it has exited: read them to the end.
+      await op.exited;
     } finally {
       expectExit(await cluster('start', 'apiserver'));
     }

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Kinds, type Environment, type Project } from '../../core/api/resources.ts';
 import type { KubeObject } from '../../core/kube/client.ts';
-import { adminClient, kubectl, restrictedKubeconfig, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess, expectExit } from '../support/cluster.ts';
+import { adminClient, kubectl, restrictedKubeconfig, startOperator, stk, uniqueName, waitForAccess, waitForOperatorReady, type OperatorProcess, expectExit } from '../support/cluster.ts';
 
 const client = await adminClient();
 
@@ -68,6 +68,7 @@ describe('stk project and env', () => {
 
     const bind = await kubectl(['create', 'rolebinding', 'restricted-admin', '-n', `stk-${name}`, '--clusterrole', 'santokit-project-admin', '--user', 'restricted']);
     expectExit(bind);
+    await waitForAccess(['create', 'environments.santokit.io', '-n', `stk-${name}`], { kubeconfig: restrictedKubeconfig() });
     const allowed = await stk(['env', 'create', '--project', name, 'dev'], { kubeconfig: restrictedKubeconfig() });
     expectExit(allowed);
     expect((await client.get<Environment & KubeObject>(Kinds.Environment, 'dev', `stk-${name}`)).spec.project).toBe(name);

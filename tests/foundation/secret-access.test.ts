@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Kinds, type Connection, type KindInfo } from '../../core/api/resources.ts';
 import type { KubeObject } from '../../core/kube/client.ts';
-import { adminClient, deleteProjects, eventually, kubectl, restrictedKubeconfig, startOperator, stk, uniqueName, waitForOperatorReady, expectExit, type OperatorProcess } from '../support/cluster.ts';
+import { adminClient, deleteProjects, eventually, kubectl, restrictedKubeconfig, startOperator, stk, uniqueName, waitForAccess, waitForOperatorReady, expectExit, type OperatorProcess } from '../support/cluster.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 
 /**
@@ -40,6 +40,7 @@ describe('Connection secretRef: only opted-in Secrets, never echoed', () => {
     expectExit(await stk(['project', 'create', project]));
     expectExit(await stk(['env', 'create', '--project', project, 'dev']));
     expectExit(await kubectl(['create', 'rolebinding', 'restricted-deployer', '-n', namespace, '--clusterrole', 'santokit-project-deployer', '--user', 'restricted']));
+    await waitForAccess(['create', 'connections.santokit.io', '-n', namespace], { kubeconfig: restrictedKubeconfig() });
     for (const [name, s] of Object.entries(secrets)) {
       await client.create(Kinds.Secret, {
         apiVersion: 'v1',

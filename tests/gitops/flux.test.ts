@@ -203,18 +203,18 @@ describe.concurrent('GitOps with Flux', () => {
     expect(written.sort()).toEqual([`${g.project}/connections/dev-main.yaml`, `${g.project}/environments/dev.yaml`, `${g.project}/releases/${v1}.yaml`, `projects/${g.project}.yaml`].sort());
     const { sha, pushedAt } = await g.push('project, dev, release v1');
 
-    // Sample both until the Release is Ready: the Kustomization must never be Ready at this
-    // revision before the Release is.
+    // Sample both until the Release is Ready as served by dev (Succeeded; a Release the operator
+    // looked at before it saw the Environment is Ready as merely Available for a moment): the
+    // Kustomization must never be Ready at this revision before the Release is.
     let early: string | undefined;
     const readyRelease = await eventually(
       async () => {
         const ks = await g.kustomization();
         const r = await client.find<Rel>(Kinds.Release, v1, g.namespace);
-        const releaseReady = isReady(r);
-        if (!releaseReady && isReady(ks) && revisionSha(ks.status?.lastAppliedRevision) === sha) early = JSON.stringify(r?.status);
-        return releaseReady ? r : undefined;
+        if (!isReady(r) && isReady(ks) && revisionSha(ks.status?.lastAppliedRevision) === sha) early = JSON.stringify(r?.status);
+        return isReady(r) && conditionOf(r, 'Ready')?.reason === 'Succeeded' ? r : undefined;
       },
-      { timeoutMs: 120_000, intervalMs: 100, what: `Release ${v1} Ready${g.diagnostics()}` },
+      { timeoutMs: 120_000, intervalMs: 100, what: `Release ${v1} Ready, served by dev${g.diagnostics()}` },
     );
     console.log(`push→Release Ready: ${Date.now() - pushedAt} ms`);
     expect(early, 'Kustomization was Ready before its Release').toBeUndefined();
@@ -276,7 +276,15 @@ describe.concurrent('GitOps with Flux', () => {
     const fix = await g.applyRef('dev', fixRef);
     const fixed = await g.push('release: keep users.name');
     await g.kustomizationReadyAt(fixed.sha);
-    const served = await g.release(fix);
+    expect(isReady(await g.release(fix))).toBe(true);
+    // servedBy follows the Environment's status in the Release's own next reconcile: awaited.
+    const served = await eventually(
+      async () => {
+        const r = await g.release(fix);
+        return conditionOf(r, 'Ready')?.reason === 'Succeeded' ? r : undefined;
+      },
+      { timeoutMs: 30_000, what: `Release ${fix} served by dev` },
+    );
     expect(isReady(served)).toBe(true);
     expect(served.status?.servedBy).toEqual(['dev']);
     // No environment wants the refused release any more: it is merely available.

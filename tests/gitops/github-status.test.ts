@@ -99,11 +99,15 @@ describe('GitHub commit statuses', () => {
     const secret = await tokenSecret(goodToken);
     const rel = await createRelease(schemaV1, 'v1', secret);
     // Hold the schema lock of the environment's database so the apply waits until pending was seen.
+    // The apply waits for it up to its lock_timeout (DEFAULT_LOCK_TIMEOUT_MS, 5 s) after reaching
+    // it, then fails and is retried: from then on the verdict is "retrying" (an `error` status),
+    // never "applying" again. So pending comes within those seconds or not at all; the wait may be
+    // longer than that without ever letting a pending posted out of order pass.
     const lock: postgres.ReservedSql = await databases.get(env)!.sql.reserve();
     await lock`SELECT pg_catalog.pg_advisory_lock(${SCHEMA_LOCK_KEY}::int8)`;
     try {
       await setDesired(env, { release: rel.metadata.name });
-      const pending = await stateOnGitHub(rel.spec.ref, env, 'pending', 4_000);
+      const pending = await stateOnGitHub(rel.spec.ref, env, 'pending', 10_000);
       expect(pending.description).toBe(`${env} is applying release ${rel.metadata.name}`);
     } finally {
       await lock`SELECT pg_catalog.pg_advisory_unlock(${SCHEMA_LOCK_KEY}::int8)`;

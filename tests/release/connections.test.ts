@@ -36,15 +36,19 @@ describe('stk connections', { timeout: 180_000 }, () => {
   const target = () => ['--project', project, '--env', 'dev'];
 
   it('seals the URL: the resource, the CLI output and the operator logs never carry it', async () => {
-    const set = await stk(['connections', 'set', ...target(), '--name', 'main', '--engine', 'postgres', '--db-url', appUrl]);
+    // An environment of its own: the list below shows exactly this case's connection, whatever ran before.
+    const env = uniqueName('sealed').replace(/-/g, '');
+    expectExit(await stk(['env', 'create', '--project', project, env]));
+    const own = ['--project', project, '--env', env];
+    const set = await stk(['connections', 'set', ...own, '--name', 'main', '--engine', 'postgres', '--db-url', appUrl]);
     expectExit(set);
-    const obj = await client.get<Connection & KubeObject>(Kinds.Connection, 'dev-main', `stk-${project}`);
+    const obj = await client.get<Connection & KubeObject>(Kinds.Connection, `${env}-main`, `stk-${project}`);
     expect(obj.spec.sealedUrl?.ciphertext).toBeTruthy();
-    const yaml = await kubectl(['get', 'connection', 'dev-main', '-n', `stk-${project}`, '-o', 'yaml']);
-    const test = await stk(['connections', 'test', ...target(), '--name', 'main']);
+    const yaml = await kubectl(['get', 'connection', `${env}-main`, '-n', `stk-${project}`, '-o', 'yaml']);
+    const test = await stk(['connections', 'test', ...own, '--name', 'main']);
     expectExit(test);
     expect(test.stdout).toMatch(/connection main is reachable: connected and authenticated to 127\.0\.0\.1:\d+\/postgres/);
-    const list = await stk(['connections', 'list', ...target()]);
+    const list = await stk(['connections', 'list', ...own]);
     expect(list.stdout).toMatch(/^NAME\s+ENGINE\s+TARGET\s+REACHABLE\s+REASON\nmain\s+postgres\s+127\.0\.0\.1:\d+\/postgres\s+True\s+Reachable\n$/);
     for (const text of [set.stdout, set.stderr, yaml.stdout, test.stdout, list.stdout, operator.logs()]) expect(text).not.toContain(password);
   });

@@ -15,6 +15,7 @@ import {
   type SchemaIR,
 } from '../../core/schema/index.ts';
 import { isSantokitError } from '../../core/errors.ts';
+import { eventually } from '../support/cluster.ts';
 import { createTestDatabase } from '../support/postgres.ts';
 import { startDefaultPostgres } from './default-postgres.ts';
 
@@ -63,9 +64,12 @@ async function watchWriterDuring(url: string, apply: () => Promise<unknown>) {
   const sampler = (async () => {
     let before: number | undefined;
     while (!done) {
+      // Building: the index statement runs, not waiting for a lock itself (a plain CREATE INDEX may
+      // wait a moment for the writer's insert in flight, which then completes: that is no progress
+      // during the build).
       const rows = await watcher<{ writer_waits: boolean; building: boolean }[]>`
         SELECT bool_or(pid = ${pid} AND wait_event_type = 'Lock') AS writer_waits,
-               bool_or(pid <> ${pid} AND state = 'active' AND query ILIKE 'CREATE INDEX%') AS building
+               bool_or(pid <> ${pid} AND state = 'active' AND query ILIKE 'CREATE INDEX%' AND wait_event_type IS DISTINCT FROM 'Lock') AS building
           FROM pg_stat_activity WHERE datname = current_database()`;
       const now = written;
       if (rows[0]!.writer_waits) waitedForLock++;
@@ -220,38 +224,44 @@ tables:
 
   it('a lock timeout is retried with backoff, then reported by name', async () => {
     const db = await itemsTable(10);
-    const holder = postgres(db.url, { max: 1, onnotice: () => {} });
+    const holder = await db.sql.reserve();
     try {
       const withAge = declare(`${itemsV1}      age: { type: int }\n`);
       const plan = await planLiveSchemaChanges(db.sql, { declared: withAge, previous: declare(itemsV1), connection: 'main' });
-      // A transaction holds a lock that ALTER TABLE must wait for, longer than all attempts: reported by name.
-      const hold = (seconds: number) =>
-        holder.begin(async (tx) => {
-          await tx`SELECT count(*) FROM items`;
-          await tx`SELECT pg_sleep(${seconds})`;
-        });
-      const waitForHolder = async () => {
-        for (;;) {
-          const [row] = await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%pg_sleep%' AND state = 'active' AND pid <> pg_backend_pid()`;
-          if (row!.n > 0) return;
-          await new Promise((r) => setTimeout(r, 20));
-        }
+      // A transaction holds a lock that ALTER TABLE must wait for, for as long as the test says:
+      // released on what the test sees, never after a time that a slow machine could outlast.
+      const hold = async () => {
+        await holder`BEGIN`;
+        await holder`SELECT count(*) FROM items`;
       };
-      const longHold = hold(2);
-      await waitForHolder();
+      /** The start time of the ALTER TABLE that waits for the holder's lock now, if one does. */
+      const waitingAlter = async () =>
+        (await db.sql<{ started: string }[]>`SELECT query_start::text AS started FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE 'ALTER TABLE%'`)[0]?.started;
+
+      // Held longer than all attempts: reported by name, nothing applied.
+      await hold();
       const err = await applyPlanOnline(db.sql, plan, { releaseId: 'rel-00000000000000b1', lockTimeoutMs: 100, lockRetries: 3, retryBackoffMs: 50 }).catch((e: unknown) => e);
       expect(isSantokitError(err) && err.reason).toBe('LockTimeout');
       expect(await readReleaseAt(db.sql, 'main')).toMatchObject({ releaseId: 'rel-0000000000000001' });
-      await longHold;
-      // A shorter hold: an attempt times out, a later one (after backoff) gets the lock.
-      const shortHold = hold(0.4);
-      await waitForHolder();
-      const result = await applyPlanOnline(db.sql, plan, { releaseId: 'rel-00000000000000b1', lockTimeoutMs: 100, lockRetries: 8, retryBackoffMs: 100 });
-      await shortHold;
+      await holder`COMMIT`;
+
+      // Held until an attempt has timed out and the next one waits: that one (or a later one) gets the lock.
+      await hold();
+      const applying = applyPlanOnline(db.sql, plan, { releaseId: 'rel-00000000000000b1', lockTimeoutMs: 100, lockRetries: 8, retryBackoffMs: 100 });
+      // (awaited below; a failure while the test still waits must not go unhandled meanwhile)
+      applying.catch(() => undefined);
+      const first = await eventually(waitingAlter, { timeoutMs: 30_000, intervalMs: 10, what: 'the first attempt to wait for the lock' });
+      await eventually(async () => {
+        const now = await waitingAlter();
+        return now !== undefined && now !== first ? true : undefined;
+      }, { timeoutMs: 30_000, intervalMs: 10, what: 'a later attempt to wait for the lock' });
+      await holder`COMMIT`;
+      const result = await applying;
       expect(result.retried).toBeGreaterThan(0);
       expect((await checkDrift(db.sql, withAge)).differences).toEqual([]);
     } finally {
-      await holder.end();
+      await holder`ROLLBACK`.catch(() => {});
+      holder.release();
       await db.drop();
     }
   });

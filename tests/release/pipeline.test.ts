@@ -1,7 +1,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Kinds, type Environment, type Release } from '../../core/api/resources.ts';
 import type { KubeObject } from '../../core/kube/client.ts';
-import { adminClient, kubectl, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess, expectExit } from '../support/cluster.ts';
+import { Informer } from '../../core/kube/informer.ts';
+import { createLogger } from '../../core/log.ts';
+import { adminClient, eventually, kubectl, startOperator, stk, uniqueName, waitForOperatorReady, type OperatorProcess, expectExit } from '../support/cluster.ts';
 import { createTestRepo, type TestRepo } from '../support/git-repo.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import { schemaV1, schemaV2, schemaDropName, permissions, columnsOf } from '../support/fixtures.ts';
@@ -126,8 +128,11 @@ describe('release pipeline', { timeout: 240_000 }, () => {
     expect(res.stdout).toMatch(/ADD COLUMN "age" integer/i);
     expect(await columnsOf(db.dev!.sql, 'users')).toEqual(['email', 'id', 'name']);
     expect((await env('dev')).status?.currentRelease).toBe(before);
-    const releases = await client.list<Release & KubeObject>(Kinds.Release, { namespace });
-    expect(releases.items.filter((r) => r.spec.ref === ref)).toEqual([]);
+    // stk deleted the Release it planned with before it exited; the operator's in-use finalizer
+    // lets it go a moment later (no environment names it), so it is at most on its way out.
+    const ofRef = async () => (await client.list<Release & KubeObject>(Kinds.Release, { namespace })).items.filter((r) => r.spec.ref === ref);
+    expect((await ofRef()).filter((r) => !r.metadata.deletionTimestamp)).toEqual([]);
+    await eventually(async () => ((await ofRef()).length === 0 ? true : undefined), { timeoutMs: 30_000, what: `the dry run's release of ${ref} to be gone` });
   });
 
   it('refuses a destructive change without --force, changing nothing; applies it with --force', async () => {
@@ -242,9 +247,24 @@ describe('release pipeline', { timeout: 240_000 }, () => {
     expect((await client.list(Kinds.Release, { namespace })).items.length).toBe(count);
   });
 
-  it('a release named by an environment waits for deletion; an unreferenced one goes at once', async () => {
+  it('a release named by an environment waits for deletion, from its creation on; an unreferenced one goes at once', async () => {
     const { inProject, repo, env, namespace, apply } = await fresh();
-    const current = (await apply('dev', schemaV1, 'v1')).id;
+    // Every version of each Release as the API server hands them out, the first (as created) included.
+    const versions = new Map<string, KubeObject[]>();
+    const watch = new Informer<KubeObject>(client, Kinds.Release, createLogger('test', 'silent'), { namespace, metadataOnly: true });
+    watch.on('upsert', (o: KubeObject) => versions.set(o.metadata.name, [...(versions.get(o.metadata.name) ?? []), o]));
+    watch.start();
+    let current: string;
+    try {
+      await watch.waitForSync();
+      current = (await apply('dev', schemaV1, 'v1')).id;
+      // stk creates it protected: a delete before the operator has first seen it cannot take it
+      // from under the environment that was just asked to serve it.
+      const first = await eventually(async () => versions.get(current)?.[0], { timeoutMs: 10_000, what: `the watch to see release ${current}` });
+      expect(first.metadata.finalizers).toEqual(['santokit.io/release-in-use']);
+    } finally {
+      watch.stop();
+    }
     const del = await kubectl(['delete', 'release', current, '-n', namespace, '--wait=false']);
     expectExit(del);
     const stillThere = await client.get<Release & KubeObject>(Kinds.Release, current, namespace);

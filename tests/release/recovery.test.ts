@@ -211,9 +211,16 @@ describe('release pipeline: never stuck after a partial failure', { timeout: 300
       // Hold main's schema lock: the apply commits analytics (sorted first), then waits on main.
       await holder`SELECT pg_advisory_lock(${SCHEMA_LOCK_KEY}::int8)`;
       const pending = stk(['apply', ...s.target, '--ref', s.v2, '--repo', s.repo.dir, '--timeout', '120']);
+      // The state the kill must fall into: analytics committed at v2, and a session waiting for
+      // main's schema lock. (The waiter alone is no proof: the operator's grants for the data
+      // plane take the same lock, so a probe of the Connection can be that waiter too.)
       await eventually(
-        async () => ((await s.main.sql`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'`).length > 0 ? true : undefined),
-        { timeoutMs: 60_000, intervalMs: 50, what: 'the apply to wait for main\'s schema lock' },
+        async () =>
+          (await s.main.sql`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'`).length > 0 &&
+          (await hasColumn(s.analytics.sql, 'events', 'at'))
+            ? true
+            : undefined,
+        { timeoutMs: 60_000, intervalMs: 50, what: 'analytics to commit and the apply to wait for main\'s schema lock' },
       );
       await s.operator.stop('SIGKILL');
       expect(await hasColumn(s.analytics.sql, 'events', 'at')).toBe(true);

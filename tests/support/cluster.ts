@@ -80,6 +80,18 @@ export function kubectl(args: string[], options: { kubeconfig?: string; input?: 
   return runCommand(env('SANTOKIT_KUBECTL'), ['--kubeconfig', options.kubeconfig ?? adminKubeconfig(), ...args], options.input ? { input: options.input } : {});
 }
 
+/**
+ * Resolves once the API server's authorizer answers yes to `kubectl auth can-i <args>` (with the
+ * given kubeconfig, or the admin's with `--as`). A RoleBinding just written reaches the authorizer
+ * through its cache a moment later: wait for it before acting as that user.
+ */
+export async function waitForAccess(args: string[], options: { kubeconfig?: string; timeoutMs?: number } = {}): Promise<void> {
+  await eventually(
+    async () => ((await kubectl(['auth', 'can-i', ...args], options.kubeconfig ? { kubeconfig: options.kubeconfig } : {})).stdout.trim() === 'yes' ? true : undefined),
+    { timeoutMs: options.timeoutMs ?? 30_000, intervalMs: 100, what: `kubectl auth can-i ${args.join(' ')} to answer yes` },
+  );
+}
+
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
@@ -115,8 +127,9 @@ export interface OperatorProcess {
   readonly logs: () => string;
   /** lines of JSON logs parsed */
   readonly records: () => Array<Record<string, unknown>>;
-  /** SIGTERM (graceful) or SIGKILL; resolves with the exit code */
+  /** SIGTERM (graceful) or SIGKILL; resolves with the exit code once all its output is read */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** the exit code, once the process exited and its output was read to the end (`logs()` is complete) */
   readonly exited: Promise<number | null>;
 }
 
@@ -145,7 +158,7 @@ export async function startOperator(options: { leaseName: string; identity?: str
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  // 'close', not 'exit': 'exit' may come before the last lines the process wrote were read.
+  // 'close', not 'exit': 'exit' may come before the last lines written to the pipes are read.
   const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   return {
     child,
@@ -153,14 +166,15 @@ export async function startOperator(options: { leaseName: string; identity?: str
     healthPort,
     exited,
     logs: () => output,
+    // Complete lines only: a read may end in the middle of a line the operator is still writing.
     records: () =>
       output
+        .slice(0, output.lastIndexOf('\n') + 1)
         .split('\n')
         .filter((l) => l.startsWith('{'))
         .map((l) => JSON.parse(l) as Record<string, unknown>),
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
-      if (child.exitCode !== null || child.signalCode !== null) return exited;
-      child.kill(signal);
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       return exited;
     },
   };

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stk, expectExit } from '../support/cluster.ts';
+import { Kinds } from '../../core/api/resources.ts';
+import type { KubeObject } from '../../core/kube/client.ts';
+import { adminClient, eventually, stk, expectExit, type RunResult } from '../support/cluster.ts';
 import { createMasker, createUiWorld, permissions, schemaDropName, schemaV1, schemaV2, type UiWorld } from './world.ts';
 
 /**
@@ -9,36 +11,44 @@ import { createMasker, createUiWorld, permissions, schemaDropName, schemaV1, sch
 describe('plain output off a terminal', () => {
   let w: UiWorld;
   let mask: (text: string) => string;
-  // Release list sorts by creation time (whole seconds): releases made in one second would tie.
-  const nextSecond = () => new Promise((r) => setTimeout(r, 1100));
+  /** What the v1 apply and the refused one printed, masked in that order (so the placeholders are the same whichever case runs). */
+  let applied: RunResult;
+  let refused: RunResult;
+  const masked = new Map<RunResult, { stdout: string; stderr: string }>();
   const apply = (ref: string, ...more: string[]) => stk(['apply', ...w.inProject, '--env', 'dev', '--ref', ref, '--repo', w.repo.dir, ...more]);
 
+  // The releases the cases read are made here, once, in one order: v1, v2 (served), then a
+  // destructive one refused. Each case only reads, so any one runs alone.
   beforeAll(async () => {
     w = await createUiWorld('uiplain');
     mask = createMasker(w.project);
+    const seen = (res: RunResult) => {
+      masked.set(res, { stdout: mask(res.stdout), stderr: mask(res.stderr) });
+      return res;
+    };
+    applied = seen(await apply(await w.repo.commit({ 'schema/app.yaml': schemaV1, 'config/permissions.yaml': permissions }, 'v1')));
+    expectExit(applied);
+    await nextSecond(w);
+    // (not masked: the goldens name v2's release by where it first shows, in the refusal and the list)
+    const v2 = await apply(await w.repo.commit({ 'schema/app.yaml': schemaV2, 'config/permissions.yaml': permissions }, 'v2'));
+    expectExit(v2);
+    await nextSecond(w);
+    refused = seen(await apply(await w.repo.commit({ 'schema/app.yaml': schemaDropName, 'config/permissions.yaml': permissions }, 'drop name and age')));
   });
   afterAll(async () => {
     await w?.stop();
   });
 
-  it('apply: the plan per connection, one line per pipeline step, then releaseId=', async () => {
-    const ref = await w.repo.commit({ 'schema/app.yaml': schemaV1, 'config/permissions.yaml': permissions }, 'v1');
-    const res = await apply(ref);
-    expectExit(res);
-    expect(res.stdout).not.toMatch(/\u001B\[/);
-    expect.soft(mask(res.stdout)).toBe(GOLDEN_APPLY);
+  it('apply: the plan per connection, one line per pipeline step, then releaseId=', () => {
+    expectExit(applied);
+    expect(applied.stdout).not.toMatch(/\u001B\[/);
+    expect.soft(masked.get(applied)!.stdout).toBe(GOLDEN_APPLY);
   });
 
-  it('apply of a destructive plan without --force: refused, exit 2, the error names --force', async () => {
-    const v2 = await w.repo.commit({ 'schema/app.yaml': schemaV2, 'config/permissions.yaml': permissions }, 'v2');
-    await nextSecond();
-    expectExit(await apply(v2));
-    await nextSecond();
-    const ref = await w.repo.commit({ 'schema/app.yaml': schemaDropName, 'config/permissions.yaml': permissions }, 'drop name and age');
-    const res = await apply(ref);
-    expectExit(res, 2);
-    expect.soft(mask(res.stdout)).toBe(GOLDEN_REFUSED_STDOUT);
-    expect.soft(mask(res.stderr)).toBe(GOLDEN_REFUSED_STDERR);
+  it('apply of a destructive plan without --force: refused, exit 2, the error names --force', () => {
+    expectExit(refused, 2);
+    expect.soft(masked.get(refused)!.stdout).toBe(GOLDEN_REFUSED_STDOUT);
+    expect.soft(masked.get(refused)!.stderr).toBe(GOLDEN_REFUSED_STDERR);
   });
 
   it('release list: releases newest first with the envs serving each; an env history marks the current one', async () => {
@@ -50,6 +60,16 @@ describe('plain output off a terminal', () => {
     expect.soft(mask(history.stdout)).toBe(GOLDEN_HISTORY);
   });
 });
+
+/**
+ * Release list sorts by creation time (whole seconds): the next release must be made in a later
+ * second than the newest one, which is waited for on the clock rather than slept.
+ */
+async function nextSecond(w: UiWorld): Promise<void> {
+  const { items } = await (await adminClient()).list<KubeObject>(Kinds.Release, { namespace: w.namespace });
+  const newest = Math.max(...items.map((r) => Date.parse(String(r.metadata.creationTimestamp))));
+  await eventually(async () => (Math.floor(Date.now() / 1000) * 1000 > newest ? true : undefined), { timeoutMs: 5_000, intervalMs: 50, what: 'a new second on the clock' });
+}
 
 const GOLDEN_APPLY = `release <rel1> (ref <ref1>) for <project>/dev
 plan main: 1 step(s)
