@@ -51,7 +51,14 @@ export function writeContext(context: StkContext, cwd?: string): string {
   const file = contextPath(cwd);
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const ordered = Object.fromEntries(keys.filter((k) => context[k] !== undefined).map((k) => [k, context[k]]));
-  fs.writeFileSync(file, `${JSON.stringify(ordered, null, 2)}\n`);
+  // Written beside it and renamed over it: a concurrent `stk` reads the old context or the new one, never half of one.
+  const temp = `${file}.${process.pid}.tmp`;
+  try {
+    fs.writeFileSync(temp, `${JSON.stringify(ordered, null, 2)}\n`);
+    fs.renameSync(temp, file);
+  } finally {
+    fs.rmSync(temp, { force: true });
+  }
   return file;
 }
 
