@@ -183,6 +183,38 @@ describe('chart defaults', () => {
     expect((findObject(single, 'Role', '-operator') as RenderedObject & { rules: Rule[] }).rules.some((r) => r.resources.includes('leases'))).toBe(false);
   });
 
+  it('renders every label and annotation a user sets as a string, also where --set reads a number or a boolean', async () => {
+    // `--set x=140221` gives Helm an integer; the API server refuses a label or annotation that is not a string.
+    const set = [
+      'commonLabels.team=42',
+      'operator.podLabels.tier=1',
+      'operator.podAnnotations.rollout=140221',
+      'bridge.podLabels.canary=true',
+      'bridge.podAnnotations.rollout=1e3',
+      'operator.serviceAccount.annotations.weight=7',
+      'bridge.serviceAccount.annotations.flag=false',
+      'operator.service.annotations.port=9090',
+      'bridge.service.annotations.ratio=1.5',
+      'metrics.serviceMonitor.enabled=true',
+      'metrics.serviceMonitor.labels.release=0',
+    ];
+    const objects = await renderChart({ release: 'santokit', namespace, set });
+    type Meta = { labels?: Record<string, unknown>; annotations?: Record<string, unknown> };
+    const maps = objects.flatMap((o) => {
+      const template = (o as { spec?: { template?: { metadata?: Meta } } }).spec?.template?.metadata;
+      return [o.metadata as Meta, ...(template ? [template] : [])].flatMap((m) => [m.labels ?? {}, m.annotations ?? {}]);
+    });
+    const values = maps.flatMap((m) => Object.entries(m));
+    expect(values.filter(([, v]) => typeof v !== 'string')).toEqual([]);
+    const operator = findObject(objects, 'Deployment', '-operator') as Deployment & { spec: { template: { metadata: Meta } } };
+    expect(operator.spec.template.metadata.annotations).toMatchObject({ rollout: '140221' });
+    expect(operator.spec.template.metadata.labels).toMatchObject({ tier: '1', team: '42' });
+    const bridge = findObject(objects, 'Deployment', '-bridge') as Deployment & { spec: { template: { metadata: Meta } } };
+    expect(bridge.spec.template.metadata.labels).toMatchObject({ canary: 'true' });
+    expect(findObject(objects, 'ServiceAccount', '-bridge').metadata).toMatchObject({ annotations: { flag: 'false' } });
+    expect(objects.filter((o) => o.kind === 'ServiceMonitor').map((o) => o.metadata.labels?.release)).toEqual(['0', '0']);
+  });
+
   it('renders one ServiceMonitor per component when enabled', async () => {
     const withMonitor = await renderChart({ release: 'santokit', namespace, set: ['metrics.serviceMonitor.enabled=true', 'metrics.serviceMonitor.labels.release=prom'] });
     const monitors = withMonitor.filter((o) => o.kind === 'ServiceMonitor') as Array<RenderedObject & { spec: { endpoints: Array<{ port: string; path: string }> } }>;

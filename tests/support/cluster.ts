@@ -44,7 +44,12 @@ export interface RunResult {
  */
 export function expectExit(res: RunResult, code = 0): void {
   if (res.code === code) return;
-  throw new Error(redactSecrets(`${res.command}: exited ${res.code}, expected ${code}\n--- stderr ---\n${res.stderr.slice(-8000)}\n--- stdout ---\n${res.stdout.slice(-8000)}`));
+  throw new Error(redactSecrets(`${res.command}: exited ${res.code}, expected ${code}\n--- stderr ---\n${headAndTail(res.stderr)}\n--- stdout ---\n${headAndTail(res.stdout)}`));
+}
+
+/** A long output as its start (where an error usually says what failed) and its end. */
+function headAndTail(text: string, head = 2_000, tail = 6_000): string {
+  return text.length <= head + tail ? text : `${text.slice(0, head)}\n[… ${text.length - head - tail} characters …]\n${text.slice(-tail)}`;
 }
 
 /** Runs a command to completion (no shell), with a deadline. */

@@ -41,7 +41,7 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: santokit
 {{- with .Values.commonLabels }}
-{{ toYaml . }}
+{{ include "santokit.stringMap" . | trim }}
 {{- end }}
 {{- end }}
 
@@ -108,4 +108,14 @@ namespace. The operator binds them there with each Project (RoleBindings named b
 {{- define "santokit.projectBindings" -}}
 - santokit-data-plane
 - santokit-operator
+{{- end }}
+
+{{/*
+A map of labels or annotations, every key and value a quoted string: `--set
+bridge.podAnnotations.rollout=140221` gives a number, which the API server refuses there.
+*/}}
+{{- define "santokit.stringMap" -}}
+{{- range $key, $value := . }}
+{{ $key | quote }}: {{ $value | toString | quote }}
+{{- end }}
 {{- end }}
