@@ -18,6 +18,8 @@ set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 readonly SCRIPT_DIR
+# shellcheck source=lib/build-lock.sh
+source "${SCRIPT_DIR}/lib/build-lock.sh"
 readonly MODULES_DIR="${SCRIPT_DIR}/flux"
 readonly CACHE_ROOT="${SANTOKIT_CACHE_DIR:-${HOME:?set HOME or SANTOKIT_CACHE_DIR}/.cache/santokit}/flux"
 
@@ -117,14 +119,7 @@ main() {
   fi
 
   mkdir -p "${dir}"
-  # Several test runs may call this at once; only one should build.
-  if command -v flock >/dev/null 2>&1; then
-    exec 9>"${dir}/.lock"
-    if ! flock -n 9; then
-      log "another build of ${key} is running; waiting for it"
-      flock 9
-    fi
-  fi
+  take_build_lock "${dir}/.lock" "${key}"
 
   if ! all_present "${dir}"; then
     command -v go >/dev/null 2>&1 ||

@@ -29,6 +29,9 @@ readonly LDFLAGS="-s -w \
 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=${KUBE_MINOR}"
 readonly CACHE_ROOT="${SANTOKIT_CACHE_DIR:-${HOME:?set HOME or SANTOKIT_CACHE_DIR}/.cache/santokit}/helm"
 
+# shellcheck source=lib/build-lock.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/build-lock.sh"
+
 log() { printf '[build-helm] %s\n' "$*" >&2; }
 die() { printf '[build-helm] error: %s\n' "$*" >&2; exit 1; }
 
@@ -61,14 +64,7 @@ main() {
   fi
 
   mkdir -p "${dir}"
-  # Several test runs may call this at once: one builds, the others wait for it.
-  if command -v flock >/dev/null 2>&1; then
-    exec 9>"${dir}/.lock"
-    if ! flock -n 9; then
-      log "another build of helm ${HELM_VERSION} is running; waiting for it"
-      flock 9
-    fi
-  fi
+  take_build_lock "${dir}/.lock" "helm ${HELM_VERSION}"
 
   if [[ ! -x "${bin}" ]]; then
     local go tmp_dir start=${SECONDS}

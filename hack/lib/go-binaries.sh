@@ -11,6 +11,9 @@
 #   GO_BUILD_WHAT  what a cold build makes, for the log line
 #   GO_BUILD_NICE  nice level of `go build` (0: none)
 
+# shellcheck source=build-lock.sh
+source "$(dirname "${BASH_SOURCE[0]}")/build-lock.sh"
+
 readonly KUBE_VERSION="v1.34.1"
 readonly KUBE_MAJOR="1"
 readonly KUBE_MINOR="34"
@@ -96,15 +99,7 @@ build_go_binaries() {
   fi
 
   mkdir -p "${bin_dir}"
-  # Several test runs may call this at once; only one builds, the others wait and then find the
-  # binaries in place. (flock is util-linux; without it we simply do not serialise.)
-  if command -v flock >/dev/null 2>&1; then
-    exec 9>"${CACHE_ROOT}/${key}/.lock"
-    if ! flock -n 9; then
-      log "another build of ${key} is running; waiting for it"
-      flock 9
-    fi
-  fi
+  take_build_lock "${CACHE_ROOT}/${key}/.lock" "${key}"
 
   if ! all_present "${bin_dir}"; then
     # Only needed when something must be built: cached binaries run without Go.
