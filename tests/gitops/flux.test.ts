@@ -161,16 +161,22 @@ async function gitOps(context: TestContext, prefix: string): Promise<GitOps> {
 }
 
 /**
- * The common start of a case: the project, environment dev on its own database (connection main)
- * and release v1 (schemaV1) applied there, pushed and Ready. Returns v1's id, ref and database.
+ * The project, environment dev on its own database (connection main) and release v1 (schemaV1)
+ * applied there, written by `stk --emit` into the working clone and not pushed yet.
  */
-async function devServingV1(g: GitOps): Promise<{ v1: string; v1Ref: string; devDb: TestDatabase }> {
+async function devWithV1(g: GitOps): Promise<{ v1: string; v1Ref: string; devDb: TestDatabase }> {
   const devDb = await g.database('flux_dev');
   await g.emit(['project', 'create', g.project]);
   await g.emit(['env', 'create', '--project', g.project, 'dev']);
   await g.emit(['connections', 'set', '--project', g.project, '--env', 'dev', '--name', 'main', '--db-url', '-'], devDb.url);
   const v1Ref = await g.source.commit({ 'schema/app.yaml': schemaV1, 'config/permissions.yaml': permissions }, 'v1');
   const v1 = await g.applyRef('dev', v1Ref);
+  return { v1, v1Ref, devDb };
+}
+
+/** The common start of a case: devWithV1, pushed and Ready. Returns v1's id, ref and database. */
+async function devServingV1(g: GitOps): Promise<{ v1: string; v1Ref: string; devDb: TestDatabase }> {
+  const { v1, v1Ref, devDb } = await devWithV1(g);
   await g.kustomizationReadyAt((await g.push('project, dev, release v1')).sha);
   expect((await g.env('dev')).status?.currentRelease).toBe(v1);
   return { v1, v1Ref, devDb };
@@ -193,12 +199,7 @@ describe.concurrent('GitOps with Flux', () => {
   it('a pushed release is applied by Flux; the Kustomization is Ready only once the Release is', async (context) => {
     const { expect } = context;
     const g = await gitOps(context, 'flux-apply');
-    const devDb = await g.database('flux_dev');
-    await g.emit(['project', 'create', g.project]);
-    await g.emit(['env', 'create', '--project', g.project, 'dev']);
-    await g.emit(['connections', 'set', '--project', g.project, '--env', 'dev', '--name', 'main', '--db-url', '-'], devDb.url);
-    const ref = await g.source.commit({ 'schema/app.yaml': schemaV1, 'config/permissions.yaml': permissions }, 'v1');
-    const v1 = await g.applyRef('dev', ref);
+    const { v1, v1Ref: ref, devDb } = await devWithV1(g);
     const written = (await g.work.git.raw(['ls-files', '--others', '--exclude-standard'])).trim().split('\n');
     expect(written.sort()).toEqual([`${g.project}/connections/dev-main.yaml`, `${g.project}/environments/dev.yaml`, `${g.project}/releases/${v1}.yaml`, `projects/${g.project}.yaml`].sort());
     const { sha, pushedAt } = await g.push('project, dev, release v1');
